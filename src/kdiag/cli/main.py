@@ -1,0 +1,131 @@
+"""Entry point: global options, lazy command registration, and the one error boundary.
+
+Exit codes (DESIGN.md): 0 ok, 1 a check or drill failed, 2 usage, 3 access denied,
+4 backend, 5 bad dump; 130 on Ctrl-C, 141 when stdout is a closed pipe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+try:  # Typer >= 0.25 vendors its own copy of click; its exceptions are the ones raised.
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older Typer on the real click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from kdiag._version import __version__
+from kdiag.errors import KdiagError
+
+__all__ = ("COMMANDS", "build_app", "main")
+
+#: command or group name -> module exposing ``register(app: typer.Typer) -> None``.
+#: Add one line per group; the module is imported only when its command runs (or for --help).
+COMMANDS: dict[str, str] = {}
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+class _State:
+    traceback = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kdiag {__version__}")
+        raise typer.Exit
+
+
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    traceback: bool = typer.Option(
+        False, "--traceback", help="Show the Python stack when a command fails."
+    ),
+) -> None:
+    """kdiag: send a diagnostic NMI, make sure kdump catches it, and read the crash dump."""
+    _State.traceback = traceback
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every group registered, or just ``only`` when it is known."""
+    app = typer.Typer(
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    names = [only] if only in COMMANDS else sorted(COMMANDS)
+    for name in names:
+        module = importlib.import_module(COMMANDS[name])
+        module.register(app)
+    return app
+
+
+def _command_name(args: Sequence[str]) -> str | None:
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _fail(message: str, code: str, exit_code: int) -> int:
+    sys.stderr.write(f"error: {message} ({code})\n")
+    sys.stderr.flush()
+    return exit_code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit code instead of exiting."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _State.traceback = "--traceback" in args
+    command = typer.main.get_command(build_app(_command_name(args)))
+    stdout = sys.stdout
+    try:
+        result = command.main(args=args, prog_name="kdiag", standalone_mode=False)
+    except SystemExit as exc:
+        if sys.stdout is not stdout:
+            # Typer met EPIPE on stdout, wrapped the streams to silence them and exited 1;
+            # report the broken pipe as such.
+            sys.stdout = stdout
+            raise BrokenPipeError from exc
+        raise
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        return _fail("interrupted", "Interrupted", EXIT_INTERRUPTED)
+    except click_exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except KdiagError as exc:
+        if _State.traceback:
+            raise
+        return _fail(str(exc), exc.code, exc.exit_code)
+    except KeyboardInterrupt:
+        if _State.traceback:
+            raise
+        return _fail("interrupted", "Interrupted", EXIT_INTERRUPTED)
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        code = run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``kdiag analyze --log DUMP | head``): stop quietly, and keep
+        # Python's shutdown flush from printing a second error on the dead pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)
