@@ -15,11 +15,15 @@ The tree::
     ├── BackendError                        exit 4: the hypervisor, BMC or cloud side
     │   ├── BackendUnavailable              unreachable, or its SDK extra is not installed
     │   ├── TargetNotFound(LookupError)     the backend does not know the target
+    │   │   └── InvalidInstanceIDNotFound   a well-formed instance id kdiag does not manage
     │   ├── NMINotSupported                 the backend or architecture cannot take an NMI
     │   ├── IncorrectState                  the target is not running
     │   └── BackendTimeout(TimeoutError)    no answer in time
     ├── ReadinessError                      exit 1: a readiness check or a drill failed
     └── ConfigError                         exit 2: bad input from the user (policy, option, file)
+        ├── InvalidInstanceIDMalformed      not ``i-`` followed by 8 or 17 hex digits
+        ├── EntityAlreadyExists             a user, access key or instance that already exists
+        └── NoSuchEntity                    an unknown user, account or access key
 
 Every class carries ``code``, a short stable identifier printed by the CLI and mapped onto
 EC2 error codes by the service, and ``exit_code`` for the CLI.  Messages never contain
@@ -36,9 +40,13 @@ __all__ = (
     "ConfigError",
     "CorruptPage",
     "DumpFormatError",
+    "EntityAlreadyExists",
     "IncorrectState",
+    "InvalidInstanceIDMalformed",
+    "InvalidInstanceIDNotFound",
     "KdiagError",
     "NMINotSupported",
+    "NoSuchEntity",
     "NotACrashDump",
     "PageNotPresent",
     "ReadinessError",
@@ -182,6 +190,12 @@ class IncorrectState(BackendError):
     code = "IncorrectInstanceState"
 
 
+class InvalidInstanceIDNotFound(TargetNotFound):
+    """A well-formed instance id that is not in the caller's account and region."""
+
+    code = "InvalidInstanceID.NotFound"
+
+
 class BackendTimeout(BackendError, TimeoutError):
     """The backend did not answer in time; delivery is unconfirmed."""
 
@@ -203,3 +217,21 @@ class ConfigError(KdiagError):
 
     code = "ConfigError"
     exit_code = 2
+
+
+class InvalidInstanceIDMalformed(ConfigError):
+    """An instance id that is not ``i-`` followed by 8 or 17 lowercase hex digits."""
+
+    code = "InvalidInstanceID.Malformed"
+
+
+class EntityAlreadyExists(ConfigError):
+    """A user, policy name, access key or instance id that is already taken."""
+
+    code = "EntityAlreadyExists"
+
+
+class NoSuchEntity(ConfigError, LookupError):
+    """An unknown user, account or access key."""
+
+    code = "NoSuchEntity"
