@@ -11,6 +11,9 @@ The tree::
     │   └── PageNotPresent(LookupError)     an excluded or missing page: never silent zeros
     ├── AuthError                           exit 3
     │   ├── AuthFailure                     the caller could not be authenticated
+    │   │   ├── IncompleteSignature         the SigV4 signature is malformed or incomplete
+    │   │   ├── MissingAuthenticationToken  the request carries no signature at all
+    │   │   └── RequestExpired              the signed date is outside the allowed window
     │   └── AccessDenied(PermissionError)   authenticated, but no policy allows it
     ├── BackendError                        exit 4: the hypervisor, BMC or cloud side
     │   ├── BackendUnavailable              unreachable, or its SDK extra is not installed
@@ -41,15 +44,18 @@ __all__ = (
     "CorruptPage",
     "DumpFormatError",
     "EntityAlreadyExists",
+    "IncompleteSignature",
     "IncorrectState",
     "InvalidInstanceIDMalformed",
     "InvalidInstanceIDNotFound",
     "KdiagError",
+    "MissingAuthenticationToken",
     "NMINotSupported",
     "NoSuchEntity",
     "NotACrashDump",
     "PageNotPresent",
     "ReadinessError",
+    "RequestExpired",
     "TargetNotFound",
     "TruncatedDump",
     "UnsupportedDump",
@@ -144,6 +150,24 @@ class AuthFailure(AuthError):
     """The request could not be authenticated (bad signature, unknown key, stale date)."""
 
     code = "AuthFailure"
+
+
+class IncompleteSignature(AuthFailure):
+    """The SigV4 Authorization header or query parameters are malformed or incomplete."""
+
+    code = "IncompleteSignature"
+
+
+class MissingAuthenticationToken(AuthFailure):
+    """The request carries neither an Authorization header nor a presigned signature."""
+
+    code = "MissingAuthenticationToken"
+
+
+class RequestExpired(AuthFailure):
+    """The signed date is more than the allowed skew away from now, or a presigned URL expired."""
+
+    code = "RequestExpired"
 
 
 class AccessDenied(AuthError, PermissionError):
