@@ -26,7 +26,8 @@ The tree::
     └── ConfigError                         exit 2: bad input from the user (policy, option, file)
         ├── InvalidInstanceIDMalformed      not ``i-`` followed by 8 or 17 hex digits
         ├── EntityAlreadyExists             a user, access key or instance that already exists
-        └── NoSuchEntity                    an unknown user, account or access key
+        ├── NoSuchEntity                    an unknown user, account or access key
+        └── PolicyError                     a malformed IAM policy document (statement and field)
 
 Every class carries ``code``, a short stable identifier printed by the CLI and mapped onto
 EC2 error codes by the service, and ``exit_code`` for the CLI.  Messages never contain
@@ -54,6 +55,7 @@ __all__ = (
     "NoSuchEntity",
     "NotACrashDump",
     "PageNotPresent",
+    "PolicyError",
     "ReadinessError",
     "RequestExpired",
     "TargetNotFound",
@@ -259,3 +261,21 @@ class NoSuchEntity(ConfigError, LookupError):
     """An unknown user, account or access key."""
 
     code = "NoSuchEntity"
+
+
+class PolicyError(ConfigError):
+    """A malformed IAM policy document; ``path`` names the statement and field at fault.
+
+    The message reads like IAM's own ``MalformedPolicyDocument`` errors but points at the
+    place: ``Statement[1].Condition.StringEquals: value must be a string or list of strings``.
+    """
+
+    code = "MalformedPolicyDocument"
+
+    def __init__(self, message: str = "", *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        base = self.message or self.code
+        return f"{self.path}: {base}" if self.path else base
