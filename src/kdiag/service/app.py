@@ -1,0 +1,83 @@
+"""The ASGI application: ``/`` speaks EC2 Query, ``/v1/...`` speaks JSON.
+
+:func:`create_app` builds a Starlette app around a :class:`ServiceContext`.  Each request
+gets a request id, its body is read with a size cap, and the synchronous work (SigV4, the
+store, the backend) runs in the thread pool so that one slow hypervisor never blocks the
+event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kdiag.service.context import ServiceContext
+from kdiag.service.ec2 import Ec2Query
+from kdiag.service.errors import ApiError, error_json, error_xml
+from kdiag.service.rest import rest_routes
+from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
+
+__all__ = ("create_app",)
+
+_XML = "text/xml;charset=UTF-8"
+
+
+def create_app(ctx: ServiceContext) -> Starlette:
+    """The kdiag service as an ASGI app; ``ctx`` is shared by every request."""
+    query = Ec2Query(ctx)
+
+    async def ec2_endpoint(request: Request) -> Response:
+        audit = new_audit(request)
+        try:
+            body = await read_body(request)
+        except ApiError as exc:
+            await run_in_threadpool(ctx.run, _raiser(exc), audit)
+            return Response(
+                error_xml(exc, audit.request_id),
+                exc.status,
+                response_headers(audit.request_id),
+                _XML,
+            )
+        incoming = incoming_request(request, body)
+        payload, error = await run_in_threadpool(
+            ctx.run, lambda: query.handle(incoming, audit), audit
+        )
+        if error is not None:
+            return Response(
+                error_xml(error, audit.request_id),
+                error.status,
+                response_headers(audit.request_id),
+                _XML,
+            )
+        return Response(payload, 200, response_headers(audit.request_id), _XML)
+
+    routes = [Route("/", ec2_endpoint, methods=["GET", "POST"]), *rest_routes(ctx)]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        error = ApiError("NotFound", f"no such endpoint: {request.method} {request.url.path}")
+        if request.url.path.startswith("/v1/"):
+            return JSONResponse(error_json(error, ""), error.status)
+        return Response(error_xml(error, ""), error.status, media_type=_XML)
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        error = ApiError("MethodNotAllowed", f"{request.method} is not allowed here")
+        if request.url.path.startswith("/v1/"):
+            return JSONResponse(error_json(error, ""), error.status)
+        return Response(error_xml(error, ""), error.status, media_type=_XML)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    app.state.ctx = ctx
+    return app
+
+
+def _raiser(exc: Exception) -> Callable[[], Any]:
+    def handler() -> Any:
+        raise exc
+
+    return handler

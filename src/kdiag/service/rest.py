@@ -1,0 +1,164 @@
+"""The JSON API beside the EC2 endpoint: ``/v1/...``, same SigV4 auth (service ``ec2``).
+
+* ``GET /v1/instances[?id=i-...][&filter=tag:K=V1,V2]``: the caller's instances
+  (``ec2:DescribeInstances``);
+* ``POST /v1/instances/{id}/diagnostic-interrupt``: send the NMI; body ``{"DryRun": true}``
+  (``ec2:SendDiagnosticInterrupt``);
+* ``GET /v1/audit[?since=ISO8601][&limit=N]``: the audit log (``cloudtrail:LookupEvents``);
+* ``GET /v1/openapi.json``: the OpenAPI 3.1 document (no signature needed).
+
+Errors use the same codes and HTTP statuses as the EC2 endpoint, as
+``{"Error": {"Code": ..., "Message": ...}, "RequestId": ...}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kdiag.service.context import Principal, RequestAudit, ServiceContext
+from kdiag.service.ec2 import Filter
+from kdiag.service.errors import ApiError, error_json
+from kdiag.service.openapi import openapi_document
+from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
+from kdiag.store.records import Instance
+
+__all__ = ("instance_json", "rest_routes")
+
+MAX_AUDIT_ROWS = 1000
+
+
+def instance_json(instance: Instance) -> dict[str, Any]:
+    """An instance as API clients see it (the backend's target settings stay private)."""
+    return {
+        "InstanceId": instance.id,
+        "Region": instance.region,
+        "AvailabilityZone": instance.availability_zone,
+        "Architecture": instance.arch,
+        "State": instance.state,
+        "Backend": instance.backend,
+        "Tags": dict(instance.tags),
+    }
+
+
+def _filters(request: Request) -> list[Filter]:
+    filters = []
+    for raw in request.query_params.getlist("filter"):
+        name, sep, values = raw.partition("=")
+        if not sep or not name or not values:
+            raise ApiError("InvalidParameterValue", "filter must have the form name=value[,value]")
+        filters.append(Filter(name, tuple(values.split(","))))
+    return filters
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise ApiError("InvalidParameterValue", "the body is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise ApiError("InvalidParameterValue", "the body must be a JSON object")
+    return parsed
+
+
+def _dry_run(request: Request, body: dict[str, Any]) -> bool:
+    value = body.get("DryRun", request.query_params.get("dry_run", False))
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ApiError("InvalidParameterValue", "DryRun must be true or false")
+    return value
+
+
+def rest_routes(ctx: ServiceContext) -> list[Route]:
+    """The ``/v1`` routes, bound to ``ctx``."""
+
+    def endpoint(
+        action: str, work: Callable[[Request, dict[str, Any], Principal, RequestAudit], Any]
+    ) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            audit = new_audit(request)
+            audit.action = action
+            headers = response_headers(audit.request_id)
+            early: ApiError | None = None
+            try:
+                raw = await read_body(request)
+            except ApiError as exc:
+                raw, early = b"", exc
+            incoming = incoming_request(request, raw)
+
+            def run() -> Any:
+                if early is not None:
+                    raise early
+                principal = ctx.authenticate(incoming, audit)
+                return work(request, _json_body(raw), principal, audit)
+
+            value, error = await run_in_threadpool(ctx.run, run, audit)
+            if error is not None or value is None:
+                error = error or ApiError("InternalError", "no result")
+                return JSONResponse(error_json(error, audit.request_id), error.status, headers)
+            return JSONResponse({**value, "RequestId": audit.request_id}, 200, headers)
+
+        return handle
+
+    def list_instances(
+        request: Request, body: dict[str, Any], principal: Principal, audit: RequestAudit
+    ) -> dict[str, Any]:
+        ids = request.query_params.getlist("id")
+        if len(ids) == 1:
+            audit.instance_id = ids[0]
+        found = ctx.describe_instances(principal, ids, _filters(request), audit=audit)
+        return {"Instances": [instance_json(i) for i in found]}
+
+    def interrupt(
+        request: Request, body: dict[str, Any], principal: Principal, audit: RequestAudit
+    ) -> dict[str, Any]:
+        instance_id = request.path_params["instance_id"]
+        audit.instance_id = instance_id
+        audit.dry_run = _dry_run(request, body)
+        outcome = ctx.send_interrupt(principal, instance_id, dry_run=audit.dry_run, audit=audit)
+        return {"InstanceId": instance_id, "Outcome": outcome, "Return": True}
+
+    def audit_log(
+        request: Request, body: dict[str, Any], principal: Principal, audit: RequestAudit
+    ) -> dict[str, Any]:
+        since_raw = request.query_params.get("since")
+        limit_raw = request.query_params.get("limit", "100")
+        try:
+            since = (
+                dt.datetime.fromisoformat(since_raw.replace("Z", "+00:00")) if since_raw else None
+            )
+            limit = int(limit_raw)
+        except ValueError:
+            raise ApiError(
+                "InvalidParameterValue", "since must be ISO 8601, limit a number"
+            ) from None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        if not 1 <= limit <= MAX_AUDIT_ROWS:
+            raise ApiError("InvalidParameterValue", f"limit must be 1..{MAX_AUDIT_ROWS}")
+        rows = ctx.audit_log(principal, since=since, limit=limit, audit=audit)
+        return {"Events": [r.to_json() for r in rows]}
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    return [
+        Route("/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/instances", endpoint("DescribeInstances", list_instances), methods=["GET"]),
+        Route(
+            "/v1/instances/{instance_id}/diagnostic-interrupt",
+            endpoint("SendDiagnosticInterrupt", interrupt),
+            methods=["POST"],
+        ),
+        Route("/v1/audit", endpoint("LookupEvents", audit_log), methods=["GET"]),
+    ]

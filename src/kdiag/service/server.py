@@ -1,0 +1,98 @@
+"""Running the app under uvicorn: in the foreground (``kdiag serve``) or in a thread (tests,
+benchmarks).
+
+:class:`ServerThread` binds its own socket first (port 0 → a free port, no race), then runs
+uvicorn on it in a daemon thread; ``with ServerThread(app) as server: server.url``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+from typing import Any, Self
+
+import uvicorn
+
+__all__ = ("ServerThread", "bind_socket", "is_loopback", "uvicorn_config")
+
+log = logging.getLogger("kdiag.service")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (port 0: the kernel picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_config(app: Any, *, access_log: bool = False, log_level: str = "warning") -> Any:
+    """The uvicorn settings kdiag runs with (HTTP/1.1 keep-alive, no websockets, no lifespan)."""
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        ws="none",
+        access_log=access_log,
+        log_level=log_level,
+        server_header=False,
+        date_header=True,
+        timeout_keep_alive=30,
+    )
+
+
+class ServerThread:
+    """Serve ``app`` on 127.0.0.1:<free port> in a background thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = bind_socket(host, port)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._server = uvicorn.Server(uvicorn_config(app))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Self:
+        self._thread.start()
+        started = threading.Event()
+
+        def wait() -> None:
+            while not self._server.started and self._thread.is_alive():
+                started.wait(0.01)
+            started.set()
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        if not started.wait(timeout) or not self._server.started:
+            raise RuntimeError("the in-process server did not start")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

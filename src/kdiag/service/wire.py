@@ -1,0 +1,56 @@
+"""The wire: a Starlette request turned into exactly what arrived, and its audit draft."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+from starlette.requests import Request
+
+from kdiag.service.context import RequestAudit
+from kdiag.service.errors import ApiError
+from kdiag.service.sigv4 import IncomingRequest
+
+__all__ = ("MAX_BODY", "incoming_request", "new_audit", "read_body", "response_headers")
+
+#: The largest request body accepted (EC2 Query requests are a few hundred bytes).
+MAX_BODY = 64 * 1024
+
+
+def incoming_request(request: Request, body: bytes) -> IncomingRequest:
+    """The request exactly as received: raw path, raw query, raw headers, raw body."""
+    scope = request.scope
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    return IncomingRequest(
+        method=scope["method"],
+        scheme=scope.get("scheme", "http"),
+        raw_path=path.split("?", 1)[0],
+        raw_query=scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+        body=body,
+    )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refusing more than ``limit`` bytes (RequestEntityTooLarge)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError("RequestEntityTooLarge", f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("RequestEntityTooLarge", f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def new_audit(request: Request) -> RequestAudit:
+    client = request.client
+    return RequestAudit(request_id=str(uuid.uuid4()), source_ip=client.host if client else None)
+
+
+def response_headers(request_id: str) -> dict[str, str]:
+    return {"x-amzn-RequestId": request_id, "Cache-Control": "no-store"}
