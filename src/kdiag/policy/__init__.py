@@ -1,0 +1,30 @@
+"""IAM JSON policies: validate, compile once, evaluate — pure, no I/O.
+
+>>> from kdiag.policy import evaluate
+>>> doc = '''{"Version": "2012-10-17", "Statement": {"Effect": "Allow",
+...   "Action": "ec2:SendDiagnosticInterrupt",
+...   "Resource": "arn:aws:ec2:us-east-1:111122223333:instance/*",
+...   "Condition": {"StringEquals": {"aws:ResourceTag/Owner": "${aws:username}"}}}}'''
+>>> arn = "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0"
+>>> evaluate([doc], "ec2:SendDiagnosticInterrupt", arn,
+...          {"aws:username": "alice", "aws:ResourceTag/Owner": "alice"}).reason
+'policy[0] statement[0] explicit allow'
+
+Semantics follow the IAM User Guide; docs/policy.md lists what is supported and where
+kdiag deliberately differs from moto and from principalmapper.
+"""
+
+from kdiag.policy._context import instance_arn, request_context
+from kdiag.policy._document import Condition, Policy, Statement, validate
+from kdiag.policy._evaluate import Decision, evaluate
+
+__all__ = (
+    "Condition",
+    "Decision",
+    "Policy",
+    "Statement",
+    "evaluate",
+    "instance_arn",
+    "request_context",
+    "validate",
+)

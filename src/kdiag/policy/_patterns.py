@@ -1,0 +1,268 @@
+"""Policy strings: wildcards, policy variables and their escapes, compiled once.
+
+A policy string is parsed into a tuple of parts: literal text, the ``*`` and ``?`` wildcards,
+and (in ``2012-10-17`` policies only) policy variables ``${key}`` / ``${key, 'default'}``.
+The escapes ``${*}``, ``${?}`` and ``${$}`` become the literal characters ``*``, ``?``, ``$``.
+
+Three kinds of matcher are built from the parts:
+
+* :class:`TextTemplate` (``StringEquals`` and friends): wildcards are literal characters;
+  ``resolve(ctx)`` gives the final string, or ``None`` when a variable cannot be resolved.
+* :class:`GlobMatcher` in ``"text"`` mode (``StringLike``, actions): ``*`` is any run of
+  characters, ``?`` exactly one.
+* :class:`GlobMatcher` in ``"arn"`` mode (``Resource``, ``Arn*`` operators): the same, but
+  inside the first five colon-separated ARN segments a wildcard stays inside its segment,
+  except a ``*`` that ends a segment, which may run across colons (IAM User Guide, "Using
+  wildcards in resource ARNs").
+
+Regular expressions are built from :func:`re.escape`'d literal text, never by string
+replacement, so ``.``, ``[`` or ``+`` in a pattern are plain characters.  Text substituted for a
+variable is literal too: a tag value containing ``*`` is not a wildcard.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+__all__ = (
+    "QMARK",
+    "STAR",
+    "Context",
+    "ContextValue",
+    "GlobMatcher",
+    "Part",
+    "TextTemplate",
+    "Variable",
+    "parse",
+)
+
+ContextValue: TypeAlias = "str | tuple[str, ...]"
+Context: TypeAlias = "Mapping[str, ContextValue]"
+"""A request context with lower-cased keys, as :func:`kdiag.policy.evaluate` prepares it."""
+
+
+class _Wildcard:
+    __slots__ = ("char",)
+
+    def __init__(self, char: str) -> None:
+        self.char = char
+
+    def __repr__(self) -> str:
+        return self.char
+
+
+STAR = _Wildcard("*")
+QMARK = _Wildcard("?")
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """``${name}`` or ``${name, 'default'}``; ``name`` is lower-cased (keys ignore case)."""
+
+    name: str
+    default: str | None
+    text: str
+
+    def resolve(self, ctx: Context) -> str | None:
+        value = ctx.get(self.name)
+        if isinstance(value, str):
+            return value
+        # Missing, or multivalued: a multivalued key cannot be used as a variable.
+        return self.default
+
+
+Part: TypeAlias = "str | _Wildcard | Variable"
+
+_ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
+_NAME = re.compile(r"[^\s${}',]+")
+
+
+def parse(text: str, *, variables: bool) -> tuple[Part, ...]:
+    """Split ``text`` into literal runs, wildcards and (when ``variables``) policy variables.
+
+    Raises :class:`ValueError` with a short description for a malformed ``${...}``.
+    """
+    parts: list[Part] = []
+    literal: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if variables and text.startswith("${", i):
+            escape = _ESCAPES.get(text[i : i + 4])
+            if escape is not None:
+                literal.append(escape)
+                i += 4
+                continue
+            variable, i = _parse_variable(text, i)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(variable)
+            continue
+        if ch in {"*", "?"}:
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(STAR if ch == "*" else QMARK)
+        else:
+            literal.append(ch)
+        i += 1
+    if literal:
+        parts.append("".join(literal))
+    return tuple(parts)
+
+
+def _parse_variable(text: str, start: int) -> tuple[Variable, int]:
+    """Parse ``${name}`` or ``${name, 'default'}`` at ``start``; return it and the next index."""
+    i = start + 2
+    n = len(text)
+    while i < n and text[i] == " ":
+        i += 1
+    match = _NAME.match(text, i)
+    if match is None:
+        raise ValueError(f"malformed policy variable at {text[start : start + 20]!r}")
+    name = match.group()
+    i = match.end()
+    while i < n and text[i] == " ":
+        i += 1
+    default: str | None = None
+    if i < n and text[i] == ",":
+        i += 1
+        while i < n and text[i] == " ":
+            i += 1
+        if i >= n or text[i] != "'":
+            raise ValueError(
+                f"policy variable ${{{name}, ...}}: the default value must be in single quotes"
+            )
+        i += 1
+        chars: list[str] = []
+        while True:
+            if i >= n:
+                raise ValueError(f"policy variable ${{{name}, ...}}: unterminated default value")
+            if text[i] == "'":
+                if text.startswith("''", i):
+                    chars.append("'")
+                    i += 2
+                    continue
+                i += 1
+                break
+            chars.append(text[i])
+            i += 1
+        default = "".join(chars)
+        while i < n and text[i] == " ":
+            i += 1
+    if i >= n or text[i] != "}":
+        raise ValueError(f"unterminated policy variable at {text[start : start + 20]!r}")
+    i += 1
+    return Variable(name.lower(), default, text[start:i]), i
+
+
+def _has_variables(parts: tuple[Part, ...]) -> bool:
+    return any(isinstance(p, Variable) for p in parts)
+
+
+def _substitute(parts: tuple[Part, ...], ctx: Context) -> tuple[str | _Wildcard, ...] | None:
+    out: list[str | _Wildcard] = []
+    for part in parts:
+        if isinstance(part, Variable):
+            value = part.resolve(ctx)
+            if value is None:
+                return None
+            out.append(value)
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+class TextTemplate:
+    """A value compared literally (wildcard characters are plain text)."""
+
+    __slots__ = ("_parts", "literal", "text")
+
+    def __init__(self, parts: tuple[Part, ...], text: str) -> None:
+        self.text = text
+        self._parts = parts
+        self.literal: str | None = (
+            None if _has_variables(parts) else "".join(_as_text(p) for p in parts)
+        )
+
+    def resolve(self, ctx: Context) -> str | None:
+        """The string after variable substitution, or ``None`` when a variable has no value."""
+        if self.literal is not None:
+            return self.literal
+        resolved = _substitute(self._parts, ctx)
+        if resolved is None:
+            return None
+        return "".join(p if isinstance(p, str) else p.char for p in resolved)
+
+
+def _as_text(part: Part) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Variable):  # pragma: no cover - callers check _has_variables first
+        return part.text
+    return part.char
+
+
+GlobMode = Literal["text", "arn"]
+
+
+class GlobMatcher:
+    """A wildcard pattern, compiled once when it has no variables."""
+
+    __slots__ = ("_any", "_exact", "_mode", "_parts", "_regex", "text")
+
+    def __init__(self, parts: tuple[Part, ...], text: str, mode: GlobMode) -> None:
+        self.text = text
+        self._mode: GlobMode = mode
+        self._parts = parts
+        self._regex: re.Pattern[str] | None = None
+        self._exact: str | None = None
+        self._any = parts == (STAR,)
+        if not _has_variables(parts):
+            if not any(isinstance(p, _Wildcard) for p in parts):
+                self._exact = "".join(p for p in parts if isinstance(p, str))
+            else:
+                self._regex = re.compile(_regex_source(parts, mode), re.DOTALL)
+
+    def matches(self, value: str, ctx: Context) -> bool:
+        if self._any:
+            return True
+        if self._exact is not None:
+            return value == self._exact
+        if self._regex is not None:
+            return self._regex.fullmatch(value) is not None
+        resolved = _substitute(self._parts, ctx)
+        if resolved is None:
+            return False
+        # re keeps its own cache of compiled patterns, so a repeated substitution is cheap.
+        return re.fullmatch(_regex_source(resolved, self._mode), value, re.DOTALL) is not None
+
+
+def _regex_source(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: GlobMode) -> str:
+    pieces: list[str] = []
+    segment = (
+        0  # ARN segment index: 0 "arn", 1 partition, 2 service, 3 region, 4 account, 5 resource
+    )
+    for index, part in enumerate(parts):
+        if isinstance(part, str):
+            pieces.append(re.escape(part))
+            if mode == "arn" and segment < 5:
+                segment = min(5, segment + part.count(":"))
+            continue
+        if isinstance(part, Variable):  # pragma: no cover - substituted before we get here
+            raise TypeError("unsubstituted variable")
+        if mode == "text" or segment >= 5:
+            pieces.append(".*" if part is STAR else ".")
+        elif part is QMARK:
+            pieces.append("[^:]")
+        else:
+            following = parts[index + 1] if index + 1 < len(parts) else None
+            ends_segment = following is None or (
+                isinstance(following, str) and following.startswith(":")
+            )
+            pieces.append(".*" if ends_segment else "[^:]*")
+    return "".join(pieces)

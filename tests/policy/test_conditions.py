@@ -1,0 +1,366 @@
+"""Condition operators, IfExists, set qualifiers and the missing-key rule.
+
+Source: IAM User Guide, "IAM JSON policy elements: Condition operators", "Condition with
+multiple context keys or values" and "Single-valued vs. multivalued context keys".  Each case
+is an Allow guarded by one condition block, evaluated against one request context.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.policy.helpers import allow, allowed_when, decide, deny
+
+CASES = [
+    # --- String --------------------------------------------------------------------------
+    (
+        {"StringEquals": {"aws:PrincipalTag/job-category": "iamuser-admin"}},
+        {"aws:PrincipalTag/job-category": "iamuser-admin"},
+        True,
+    ),
+    (
+        {"StringEquals": {"aws:PrincipalTag/job-category": "iamuser-admin"}},
+        {"aws:PrincipalTag/job-category": "IAMUser-Admin"},
+        False,
+    ),  # values are case-sensitive
+    ({"StringEquals": {"aws:PrincipalTag/job-category": "iamuser-admin"}}, {}, False),
+    (
+        {"StringEquals": {"aws:PrincipalTag/job-category": "iamuser-*"}},
+        {"aws:PrincipalTag/job-category": "iamuser-admin"},
+        False,
+    ),  # no wildcards in Equals
+    (
+        {"StringEquals": {"aws:PrincipalTag/job-category": "iamuser-*"}},
+        {"aws:PrincipalTag/job-category": "iamuser-*"},
+        True,
+    ),
+    (
+        {"StringNotEquals": {"aws:PrincipalTag/job-category": "iamuser-admin"}},
+        {"aws:PrincipalTag/job-category": "iamuser-admin"},
+        False,
+    ),
+    (
+        {"StringNotEquals": {"aws:PrincipalTag/job-category": ["a", "b"]}},
+        {"aws:PrincipalTag/job-category": "c"},
+        True,
+    ),  # NOR over the listed values
+    (
+        {"StringNotEquals": {"aws:PrincipalTag/job-category": ["a", "b"]}},
+        {"aws:PrincipalTag/job-category": "b"},
+        False,
+    ),
+    ({"StringNotEquals": {"aws:PrincipalTag/job-category": "iamuser-admin"}}, {}, True),
+    (
+        {"StringEqualsIgnoreCase": {"aws:PrincipalTag/job-category": "IAMuser-ADMIN"}},
+        {"aws:PrincipalTag/job-category": "iamuser-admin"},
+        True,
+    ),
+    (
+        {"StringNotEqualsIgnoreCase": {"aws:PrincipalTag/job-category": "IAMuser-ADMIN"}},
+        {"aws:PrincipalTag/job-category": "iamuser-admin"},
+        False,
+    ),
+    ({"StringNotEqualsIgnoreCase": {"aws:PrincipalTag/job-category": "x"}}, {}, True),
+    (
+        {"StringLike": {"s3:prefix": ["", "home/", "home/${aws:username}/*"]}},
+        {"s3:prefix": "home/alice/photos", "aws:username": "alice"},
+        True,
+    ),
+    (
+        {"StringLike": {"s3:prefix": ["", "home/", "home/${aws:username}/*"]}},
+        {"s3:prefix": "home/bob/photos", "aws:username": "alice"},
+        False,
+    ),
+    ({"StringLike": {"s3:prefix": ["", "home/"]}}, {"s3:prefix": ""}, True),
+    ({"StringLike": {"ec2:InstanceType": "t?.micro"}}, {"ec2:InstanceType": "t3.micro"}, True),
+    ({"StringLike": {"ec2:InstanceType": "t?.micro"}}, {"ec2:InstanceType": "t3a.micro"}, False),
+    ({"StringLike": {"ec2:InstanceType": "t3.*"}}, {"ec2:InstanceType": "T3.micro"}, False),
+    ({"StringLike": {"ec2:InstanceType": "t3.*"}}, {"ec2:InstanceType": "t3xmicro"}, False),
+    ({"StringLike": {"ec2:InstanceType": "t3.*"}}, {}, False),
+    ({"StringNotLike": {"ec2:InstanceType": "t3.*"}}, {"ec2:InstanceType": "m5.large"}, True),
+    ({"StringNotLike": {"ec2:InstanceType": "t3.*"}}, {"ec2:InstanceType": "t3.micro"}, False),
+    # "If the policy condition requires that the key is not matched, such as StringNotLike
+    # or ArnNotLike, and the right key is not present, the condition is true."
+    ({"StringNotLike": {"ec2:InstanceType": "t3.*"}}, {}, True),
+    # --- ARN -----------------------------------------------------------------------------
+    (
+        {"ArnEquals": {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        True,
+    ),
+    (
+        {"ArnEquals": {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:topica"},
+        False,
+    ),  # case-sensitive
+    (
+        {"ArnLike": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        True,
+    ),
+    (
+        {"ArnLike": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:210987654321:TopicA"},
+        False,
+    ),
+    (
+        {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/Admin?"}},
+        {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/Admin1"},
+        True,
+    ),
+    ({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/Admin?"}}, {}, False),
+    (
+        {"ArnNotEquals": {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicB"},
+        True,
+    ),
+    (
+        {"ArnNotLike": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        False,
+    ),
+    ({"ArnNotLike": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}}, {}, True),
+    ({"ArnLikeIfExists": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}}, {}, True),
+    # --- Bool ----------------------------------------------------------------------------
+    ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": "true"}, True),
+    ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": "false"}, False),
+    ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": "false"}, True),
+    ({"Bool": {"aws:SecureTransport": "false"}}, {}, False),
+    ({"Bool": {"aws:SecureTransport": True}}, {"aws:SecureTransport": "TRUE"}, True),
+    ({"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}}, {}, True),
+    (
+        {"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}},
+        {"aws:MultiFactorAuthPresent": "false"},
+        False,
+    ),
+    # --- IP address ----------------------------------------------------------------------
+    ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {"aws:SourceIp": "203.0.113.77"}, True),
+    ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {"aws:SourceIp": "203.0.114.1"}, False),
+    (
+        {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "2001:DB8:1234:5678::/64"]}},
+        {"aws:SourceIp": "2001:db8:1234:5678::1"},
+        True,
+    ),
+    (
+        {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "2001:DB8:1234:5678::/64"]}},
+        {"aws:SourceIp": "2001:db8:1234:5679::1"},
+        False,
+    ),
+    ({"IpAddress": {"aws:SourceIp": "203.0.113.5"}}, {"aws:SourceIp": "203.0.113.5"}, True),
+    ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {"aws:SourceIp": "not-an-ip"}, False),
+    ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {}, False),
+    ({"IpAddress": {"aws:SourceIp": "::/0"}}, {"aws:SourceIp": "203.0.113.5"}, False),
+    ({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {"aws:SourceIp": "192.0.2.1"}, True),
+    ({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {"aws:SourceIp": "203.0.113.1"}, False),
+    ({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {}, True),
+    ({"IpAddressIfExists": {"aws:SourceIp": "203.0.113.0/24"}}, {}, True),
+    # --- Date ----------------------------------------------------------------------------
+    (
+        {"DateGreaterThan": {"aws:CurrentTime": "2020-04-01T00:00:00Z"}},
+        {"aws:CurrentTime": "2026-11-22T07:00:00Z"},
+        True,
+    ),
+    (
+        {"DateLessThan": {"aws:CurrentTime": "2020-06-30T23:59:59Z"}},
+        {"aws:CurrentTime": "2026-11-22T07:00:00Z"},
+        False,
+    ),
+    (
+        {"DateLessThanEquals": {"aws:CurrentTime": "2026-11-22T07:00:00Z"}},
+        {"aws:CurrentTime": "2026-11-22T07:00:00Z"},
+        True,
+    ),
+    (
+        {"DateGreaterThanEquals": {"aws:CurrentTime": "2026-11-22T08:00:00+01:00"}},
+        {"aws:CurrentTime": "2026-11-22T07:00:00Z"},
+        True,
+    ),  # same instant, other offset
+    (
+        {"DateEquals": {"aws:CurrentTime": "1779433200"}},  # epoch seconds
+        {"aws:CurrentTime": "2026-05-22T07:00:00Z"},
+        True,
+    ),
+    (
+        {"DateNotEquals": {"aws:CurrentTime": "2026-05-22T07:00:00Z"}},
+        {"aws:CurrentTime": "2026-05-22T07:00:01Z"},
+        True,
+    ),
+    ({"DateNotEquals": {"aws:CurrentTime": "2026-05-22T07:00:00Z"}}, {}, True),
+    ({"DateGreaterThan": {"aws:EpochTime": "1700000000"}}, {"aws:EpochTime": "1779433200"}, True),
+    (
+        {"DateGreaterThan": {"aws:CurrentTime": "2020-04-01"}},  # a bare date is midnight UTC
+        {"aws:CurrentTime": "2020-04-01T00:00:01Z"},
+        True,
+    ),
+    ({"DateGreaterThan": {"aws:CurrentTime": "2020-04-01T00:00:00Z"}}, {}, False),
+    (
+        {"DateGreaterThan": {"aws:CurrentTime": "2020-04-01T00:00:00Z"}},
+        {"aws:CurrentTime": "yesterday"},
+        False,
+    ),
+    ({"DateLessThanIfExists": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}, {}, True),
+    # --- Numeric -------------------------------------------------------------------------
+    ({"NumericLessThanEquals": {"s3:max-keys": "10"}}, {"s3:max-keys": "10"}, True),
+    ({"NumericLessThanEquals": {"s3:max-keys": "10"}}, {"s3:max-keys": "11"}, False),
+    ({"NumericLessThan": {"s3:max-keys": "10"}}, {"s3:max-keys": "9.5"}, True),
+    ({"NumericGreaterThan": {"s3:max-keys": "10"}}, {"s3:max-keys": "10"}, False),
+    ({"NumericGreaterThanEquals": {"s3:max-keys": "10"}}, {"s3:max-keys": "10.0"}, True),
+    ({"NumericEquals": {"s3:max-keys": ["5", "10"]}}, {"s3:max-keys": "10"}, True),
+    ({"NumericEquals": {"s3:max-keys": 10}}, {"s3:max-keys": "10"}, True),
+    ({"NumericNotEquals": {"s3:max-keys": ["5", "10"]}}, {"s3:max-keys": "10"}, False),
+    ({"NumericNotEquals": {"s3:max-keys": "10"}}, {}, True),
+    ({"NumericEquals": {"s3:max-keys": "10"}}, {"s3:max-keys": "ten"}, False),
+    ({"NumericLessThan": {"s3:max-keys": "10"}}, {}, False),
+    # --- Null ----------------------------------------------------------------------------
+    ({"Null": {"aws:TokenIssueTime": "true"}}, {}, True),
+    (
+        {"Null": {"aws:TokenIssueTime": "true"}},
+        {"aws:TokenIssueTime": "2026-01-01T00:00:00Z"},
+        False,
+    ),
+    (
+        {"Null": {"aws:TokenIssueTime": "false"}},
+        {"aws:TokenIssueTime": "2026-01-01T00:00:00Z"},
+        True,
+    ),
+    ({"Null": {"aws:TokenIssueTime": "false"}}, {}, False),
+    ({"Null": {"aws:TagKeys": "true"}}, {"aws:TagKeys": []}, True),  # empty is absent
+    # --- Binary --------------------------------------------------------------------------
+    (
+        {"BinaryEquals": {"aws:BinaryKey": "QmluYXJ5VmFsdWVJbkJhc2U2NA=="}},
+        {"aws:BinaryKey": "QmluYXJ5VmFsdWVJbkJhc2U2NA=="},
+        True,
+    ),
+    (
+        {"BinaryEquals": {"aws:BinaryKey": "QmluYXJ5VmFsdWVJbkJhc2U2NA=="}},
+        {"aws:BinaryKey": "YWJj"},
+        False,
+    ),
+    ({"BinaryEquals": {"aws:BinaryKey": "YWJj"}}, {}, False),
+    # --- IfExists ("StringLikeIfExists" example for ec2:InstanceType) ---------------------
+    ({"StringLikeIfExists": {"ec2:InstanceType": ["t1.*", "t2.*", "m3.*"]}}, {}, True),
+    (
+        {"StringLikeIfExists": {"ec2:InstanceType": ["t1.*", "t2.*", "m3.*"]}},
+        {"ec2:InstanceType": "t2.micro"},
+        True,
+    ),
+    (
+        {"StringLikeIfExists": {"ec2:InstanceType": ["t1.*", "t2.*", "m3.*"]}},
+        {"ec2:InstanceType": "c5.large"},
+        False,
+    ),
+    ({"StringNotEqualsIfExists": {"ec2:InstanceType": "t2.micro"}}, {}, True),
+    ({"NumericLessThanIfExists": {"s3:max-keys": "10"}}, {}, True),
+    # --- set qualifiers (multivalued keys) ------------------------------------------------
+    (
+        {"ForAnyValue:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}},
+        {"aws:TagKeys": ["Env", "Other"]},
+        True,
+    ),
+    (
+        {"ForAnyValue:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}},
+        {"aws:TagKeys": ["Other"]},
+        False,
+    ),
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}}, {}, False),
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}}, {"aws:TagKeys": []}, False),
+    (
+        {"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}},
+        {"aws:TagKeys": ["Env", "Owner"]},
+        True,
+    ),
+    (
+        {"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}},
+        {"aws:TagKeys": ["Env", "Other"]},
+        False,
+    ),
+    # "ForAllValues ... also returns true if there are no context keys in the request".
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}}, {}, True),
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}}, {"aws:TagKeys": []}, True),
+    (
+        {"ForAllValues:StringLike": {"aws:TagKeys": ["key*"]}},
+        {"aws:TagKeys": ["key1", "key2"]},
+        True,
+    ),
+    # Negated operators with qualifiers apply the negation to each request value.
+    (
+        {"ForAllValues:StringNotEquals": {"aws:TagKeys": ["Secret"]}},
+        {"aws:TagKeys": ["Owner", "Env"]},
+        True,
+    ),
+    (
+        {"ForAllValues:StringNotEquals": {"aws:TagKeys": ["Secret"]}},
+        {"aws:TagKeys": ["Owner", "Secret"]},
+        False,
+    ),
+    (
+        {"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["Secret"]}},
+        {"aws:TagKeys": ["Owner", "Secret"]},
+        True,
+    ),
+    (
+        {"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["Secret"]}},
+        {"aws:TagKeys": ["Secret"]},
+        False,
+    ),
+    ({"ForAnyValue:StringNotLike": {"aws:TagKeys": ["Sec*"]}}, {"aws:TagKeys": ["Secret"]}, False),
+    (
+        {"ForAnyValue:IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+        {"aws:SourceIp": ["192.0.2.1", "10.1.1.1"]},
+        True,
+    ),
+    ({"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": ["Owner"]}}, {}, True),
+    # A single-valued key behaves as a one-element set under a qualifier.
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": "Owner"}}, {"aws:TagKeys": "Owner"}, True),
+    # Without a qualifier, a multivalued request key matches when any of its values matches.
+    ({"StringEquals": {"aws:TagKeys": "Owner"}}, {"aws:TagKeys": ["Env", "Owner"]}, True),
+    ({"StringNotEquals": {"aws:TagKeys": "Owner"}}, {"aws:TagKeys": ["Env", "Owner"]}, False),
+    # --- multiple keys AND, multiple values OR, multiple operators AND ---------------------
+    (
+        {"StringEquals": {"aws:PrincipalTag/dept": ["a", "b"], "aws:PrincipalTag/team": "x"}},
+        {"aws:PrincipalTag/dept": "b", "aws:PrincipalTag/team": "x"},
+        True,
+    ),
+    (
+        {"StringEquals": {"aws:PrincipalTag/dept": ["a", "b"], "aws:PrincipalTag/team": "x"}},
+        {"aws:PrincipalTag/dept": "b", "aws:PrincipalTag/team": "y"},
+        False,
+    ),
+    (
+        {
+            "StringEquals": {"aws:RequestedRegion": "us-east-1"},
+            "IpAddress": {"aws:SourceIp": "203.0.113.0/24"},
+        },
+        {"aws:RequestedRegion": "us-east-1", "aws:SourceIp": "127.0.0.1"},
+        False,
+    ),  # moto defect 4
+    (
+        {
+            "StringEquals": {"aws:RequestedRegion": "us-east-1"},
+            "IpAddress": {"aws:SourceIp": "203.0.113.0/24"},
+        },
+        {"aws:RequestedRegion": "us-east-1", "aws:SourceIp": "203.0.113.9"},
+        True,
+    ),
+    ({}, {}, True),  # an empty Condition block holds
+    # --- condition key names are case-insensitive ------------------------------------------
+    (
+        {"StringEquals": {"AWS:RequestedRegion": "us-east-1"}},
+        {"aws:requestedregion": "us-east-1"},
+        True,
+    ),
+    ({"IpAddress": {"aws:sourceip": "203.0.113.0/24"}}, {"AWS:SOURCEIP": "203.0.113.9"}, True),
+]
+
+
+@pytest.mark.parametrize(("condition", "ctx", "expected"), CASES)
+def test_condition(condition, ctx, expected):
+    assert allowed_when(condition, ctx) is expected
+
+
+def test_negated_condition_in_deny_on_missing_key_denies():
+    # Deny anything not from the corporate range: a request with no aws:SourceIp is denied.
+    fence = deny(Condition={"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}})
+    assert not decide(allow(), fence).allowed
+    assert not decide(allow(), fence, ctx={"aws:SourceIp": "192.0.2.1"}).allowed
+    assert decide(allow(), fence, ctx={"aws:SourceIp": "203.0.113.1"}).allowed
