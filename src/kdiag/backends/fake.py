@@ -1,0 +1,137 @@
+"""FakeBackend: an in-library backend for tests, demos and benchmarks.
+
+It records every call, and its behaviour is set per backend (constructor) or per instance
+(the target settings stored with it):
+
+``state``
+    what :meth:`FakeBackend.state` reports (default ``running``);
+``fail``
+    make ``send_nmi`` raise: ``unavailable``, ``timeout``, ``not-found``,
+    ``incorrect-state`` or ``unsupported``;
+``supports_nmi``
+    ``false`` to refuse NMIs whatever the architecture;
+``record``
+    a file that gets one line per delivered NMI (``<instance-id> <time> <pid>``), appended
+    with ``O_APPEND`` so a test in another process can count deliveries even after the
+    process that delivered them was killed.
+
+``handler(target)``, when given, runs inside ``send_nmi`` before the delivery is counted;
+it may raise to simulate a failure or look around (for instance, at the database).
+Thread-safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+from kdiag.backends.base import NMI_ARCHITECTURES, NMIResult, Target
+from kdiag.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    IncorrectState,
+    NMINotSupported,
+    TargetNotFound,
+)
+
+__all__ = ("FakeBackend", "FakeCall")
+
+_FAILURES: dict[str, type[BackendError]] = {
+    "unavailable": BackendUnavailable,
+    "timeout": BackendTimeout,
+    "not-found": TargetNotFound,
+    "incorrect-state": IncorrectState,
+    "unsupported": NMINotSupported,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FakeCall:
+    """One call the fake received."""
+
+    verb: str  # "send_nmi" | "state" | "supports_nmi"
+    instance_id: str
+    time: dt.datetime
+
+
+class FakeBackend:
+    """A backend that delivers nothing and remembers everything."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        handler: Callable[[Target], None] | None = None,
+        *,
+        state: str = "running",
+        supports_nmi: bool = True,
+        fail: str | None = None,
+    ) -> None:
+        if fail is not None and fail not in _FAILURES:
+            raise ValueError(f"fail must be one of {sorted(_FAILURES)}")
+        self.handler = handler
+        self.default_state = state
+        self.default_supports_nmi = supports_nmi
+        self.default_fail = fail
+        self._calls: list[FakeCall] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    # --- inspection -------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[FakeCall]:
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def sent(self) -> list[str]:
+        """Instance ids of the NMIs delivered, in order."""
+        return [c.instance_id for c in self.calls if c.verb == "send_nmi"]
+
+    def _note(self, verb: str, target: Target) -> None:
+        with self._lock:
+            self._calls.append(FakeCall(verb, target.instance_id, dt.datetime.now(dt.UTC)))
+
+    # --- the Backend interface --------------------------------------------------------
+
+    def state(self, target: Target) -> str:
+        self._note("state", target)
+        return str(target.settings.get("state", self.default_state))
+
+    def supports_nmi(self, target: Target) -> bool:
+        self._note("supports_nmi", target)
+        allowed = target.settings.get("supports_nmi", self.default_supports_nmi)
+        return bool(allowed) and target.arch in NMI_ARCHITECTURES
+
+    def send_nmi(self, target: Target) -> NMIResult:
+        fail = target.settings.get("fail", self.default_fail)
+        if fail is not None:
+            cls = _FAILURES.get(str(fail), BackendError)
+            raise cls(f"fake backend told to fail: {fail}", target=target.instance_id)
+        if self.handler is not None:
+            self.handler(target)
+        self._note("send_nmi", target)
+        record = target.settings.get("record")
+        if record:
+            line = f"{target.instance_id} {dt.datetime.now(dt.UTC).isoformat()} {os.getpid()}\n"
+            fd = os.open(str(record), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        return NMIResult(self.name, target.instance_id, "NMI recorded by the fake backend")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,216 @@
+"""QEMU through its QMP socket: ``query-status`` for the state, ``inject-nmi`` to interrupt.
+
+Target settings: ``address`` (a UNIX socket path, or ``host:port`` for a TCP monitor) and,
+optionally, ``timeout`` in seconds (default 5).
+
+qemu.qmp is asyncio; this backend runs it on an event loop in a thread of its own and offers
+the plain synchronous :class:`~kdiag.backends.base.Backend` interface, so it works the same
+from a CLI, a worker thread or a thread pool under an async server.  Each call opens one QMP
+session (greeting, ``qmp_capabilities``), runs its commands and closes it: QEMU serves one
+QMP client per socket at a time, and a held connection would lock everyone else out.
+
+``send_nmi`` asks ``query-status`` first, in the same session, and refuses a guest that is
+not running (an NMI to a paused guest would sit queued until someone resumes it: that is not
+a delivery).  QEMU answers ``inject-nmi`` with ``{}`` once the NMI is raised on the vCPUs;
+that is reported as accepted.  A timeout or a dropped connection after the command was sent
+is :class:`~kdiag.errors.BackendTimeout` / :class:`~kdiag.errors.BackendUnavailable` saying
+the delivery is unconfirmed, never a success.
+
+Every qemu.qmp, OSError and asyncio error is mapped in :func:`map_qmp_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Self, TypeVar
+
+from kdiag.backends.base import NMI_ARCHITECTURES, NMIResult, Target
+from kdiag.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    IncorrectState,
+    NMINotSupported,
+)
+
+__all__ = ("DEFAULT_TIMEOUT", "QMPBackend", "map_qmp_errors", "parse_address", "state_name")
+
+log = logging.getLogger("kdiag.backends.qmp")
+
+DEFAULT_TIMEOUT = 5.0
+_T = TypeVar("_T")
+
+#: QEMU run states (qapi RunState) under the names EC2 uses, where it has one.
+_STATE_NAMES = {"running": "running", "shutdown": "stopped", "prelaunch": "pending"}
+
+
+def state_name(qemu_status: str) -> str:
+    """EC2's name for a QEMU run state: ``running``, ``stopped`` (shut down), ``pending``
+    (``-S``, not started yet), or QEMU's own name (``paused``, ``suspended``,
+    ``guest-panicked``, ``inmigrate``, ...)."""
+    return _STATE_NAMES.get(qemu_status, qemu_status)
+
+
+def parse_address(address: str) -> str | tuple[str, int]:
+    """A UNIX socket path, or ``(host, port)`` for ``host:port``."""
+    host, sep, port = address.rpartition(":")
+    if sep and host and port.isdigit() and not address.startswith(("/", ".")):
+        return host.strip("[]"), int(port)
+    return address
+
+
+@contextlib.contextmanager
+def map_qmp_errors(target: Target, *, sent: threading.Event | None = None) -> Iterator[None]:
+    """Turn qemu.qmp, OS and asyncio errors into kdiag's backend errors (the one boundary).
+
+    :param sent: set once ``inject-nmi`` went out; a failure after that says the delivery
+        is unconfirmed.
+    """
+    from qemu.qmp import ConnectError, ExecInterruptedError, ExecuteError, QMPError
+
+    where = f"QMP {target.address or '<no address>'} ({target.instance_id})"
+    try:
+        yield
+    except BackendError:
+        raise
+    except ExecuteError as exc:
+        text = str(exc)
+        if exc.error_class == "CommandNotFound" or "not supported" in text.lower():
+            raise NMINotSupported(
+                f"{where}: QEMU cannot inject an NMI into this machine: {text}",
+                target=target.instance_id,
+            ) from exc
+        raise BackendError(f"{where}: QEMU refused: {text}", target=target.instance_id) from exc
+    except ConnectError as exc:
+        raise BackendUnavailable(
+            f"{where}: cannot connect: {exc.exc if exc.exc else exc}", target=target.instance_id
+        ) from exc
+    except ExecInterruptedError as exc:
+        raise BackendUnavailable(
+            f"{where}: connection lost{_unconfirmed(sent)}", target=target.instance_id
+        ) from exc
+    except TimeoutError as exc:  # asyncio.TimeoutError and futures' TimeoutError alike
+        raise BackendTimeout(
+            f"{where}: no answer in time{_unconfirmed(sent)}", target=target.instance_id
+        ) from exc
+    except (QMPError, OSError, EOFError, asyncio.IncompleteReadError) as exc:
+        raise BackendUnavailable(
+            f"{where}: {type(exc).__name__}: {exc}{_unconfirmed(sent)}",
+            target=target.instance_id,
+        ) from exc
+
+
+def _unconfirmed(sent: threading.Event | None) -> str:
+    return "; delivery of the NMI is unconfirmed" if sent is not None and sent.is_set() else ""
+
+
+class QMPBackend:
+    """Interrupt QEMU guests over QMP.  One event-loop thread per backend object."""
+
+    name = "qmp"
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # --- the event loop ------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="kdiag-qmp", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def _run(self, make: Callable[[], Awaitable[_T]], timeout: float) -> _T:
+        async def bounded() -> _T:
+            return await asyncio.wait_for(make(), timeout)
+
+        future = asyncio.run_coroutine_threadsafe(bounded(), self._ensure_loop())
+        try:
+            # The coroutine times itself out; the extra second only guards a stuck loop.
+            return future.result(timeout + 1.0)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def _timeout(self, target: Target) -> float:
+        value = target.settings.get("timeout", self.timeout)
+        try:
+            return max(0.1, float(value))
+        except (TypeError, ValueError):
+            return self.timeout
+
+    async def _session(self, target: Target, commands: Callable[[Any], Awaitable[_T]]) -> _T:
+        from qemu.qmp import QMPClient
+
+        if not target.address:
+            raise BackendUnavailable(
+                f"instance {target.instance_id} has no QMP address in its target settings",
+                target=target.instance_id,
+            )
+        client = QMPClient(f"kdiag-{target.instance_id}")
+        try:
+            await client.connect(parse_address(target.address))
+            return await commands(client)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+
+    # --- the Backend interface -------------------------------------------------------------
+
+    def state(self, target: Target) -> str:
+        async def query(client: Any) -> str:
+            reply = await client.execute("query-status")
+            return state_name(str(reply["status"]))
+
+        with map_qmp_errors(target):
+            return self._run(lambda: self._session(target, query), self._timeout(target))
+
+    def supports_nmi(self, target: Target) -> bool:
+        return target.arch in NMI_ARCHITECTURES
+
+    def send_nmi(self, target: Target) -> NMIResult:
+        sent = threading.Event()
+
+        async def inject(client: Any) -> str:
+            reply = await client.execute("query-status")
+            status = str(reply["status"])
+            if status != "running":
+                raise IncorrectState(
+                    f"QMP {target.address}: the guest is {status!r}, not running; NMI not sent",
+                    target=target.instance_id,
+                )
+            sent.set()
+            await client.execute("inject-nmi")
+            return status
+
+        with map_qmp_errors(target, sent=sent):
+            self._run(lambda: self._session(target, inject), self._timeout(target))
+        log.info("inject-nmi accepted by QEMU for %s", target.instance_id)
+        return NMIResult(
+            self.name, target.instance_id, f"NMI accepted by QEMU (inject-nmi on {target.address})"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

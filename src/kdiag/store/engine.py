@@ -1,0 +1,97 @@
+"""Database URLs and engines: SQLite (WAL, busy timeout) by default, PostgreSQL by URL.
+
+``resolve_url(None)`` is ``$KDIAG_DB`` when set, else ``sqlite:///<state_dir>/kdiag.db``.
+A bare path is taken as a SQLite file.  PostgreSQL URLs use psycopg 3:
+``postgresql+psycopg://user@127.0.0.1:5432/kdiag`` (``postgresql://`` is accepted too).
+
+SQLite runs every write transaction as ``BEGIN IMMEDIATE``, so two writers queue on the
+busy timeout instead of failing when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+
+from kdiag.errors import ConfigError
+from kdiag.paths import state_dir
+
+__all__ = ("BUSY_TIMEOUT_MS", "DB_FILE_NAME", "create_store_engine", "resolve_url", "safe_url")
+
+DB_FILE_NAME = "kdiag.db"
+BUSY_TIMEOUT_MS = 10_000
+WRITE = "kdiag_write"
+
+
+def resolve_url(url: str | None = None) -> URL:
+    """The database URL to use: ``url``, else ``$KDIAG_DB``, else SQLite in the state dir."""
+    raw = url or os.environ.get("KDIAG_DB") or ""
+    if not raw:
+        return make_url(f"sqlite:///{state_dir() / DB_FILE_NAME}")
+    if "://" not in raw:
+        return make_url(f"sqlite:///{Path(raw).expanduser().resolve()}")
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {safe_url(raw)}") from exc
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+        )
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with any password masked, fit for messages and logs."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database
+    if database and database != ":memory:":
+        path = Path(database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below choose BEGIN or BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def create_store_engine(url: URL) -> Engine:
+    """An engine for ``url`` set up the way the store needs it."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the {url.get_backend_name()} driver is not installed: pip install 'kdiag[postgres]'"
+        ) from exc

@@ -1,0 +1,68 @@
+"""Run the store's Alembic migrations from code (``Store.open`` calls :func:`upgrade`).
+
+The migration scripts ship inside the package (``kdiag/store/migrations``), so an installed
+kdiag needs no ``alembic.ini``.  Concurrent openers are serialised: PostgreSQL with a
+transaction-scoped advisory lock, SQLite with an exclusive lock on a file beside the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+__all__ = ("HEAD", "MIGRATIONS", "current_revision", "upgrade")
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HEAD = "0001"
+_PG_LOCK_KEY = 0x6B64696167  # "kdiag"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _config() -> object:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (``None`` for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, *, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (default: the newest)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if revision == "head" and current_revision(engine) == HEAD:
+        return
+    cfg = _config()
+    assert isinstance(cfg, Config)
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        lock = _file_lock(Path(database + ".migrate-lock"))
+    with lock, engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
