@@ -31,7 +31,7 @@ typecheck: deps
 	$(VENV)/bin/mypy src/kdiag
 
 pytest: deps
-	$(VENV)/bin/pytest
+	bash scripts/pg-throwaway.sh $(VENV)/bin/pytest
 
 test: lint typecheck pytest
 
