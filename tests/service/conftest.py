@@ -86,17 +86,30 @@ def deny(action="ec2:SendDiagnosticInterrupt", resource="*"):
     }
 
 
+def run_service(tmp, *, rate=1000.0, burst=1000):
+    """A fresh store in ``tmp`` and the app serving it; a context manager yielding Service."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def running():
+        store = Store.open(f"sqlite:///{tmp}/kdiag.db", key_file=tmp / "kdiag.key")
+        backend = FakeBackend()
+        ctx = ServiceContext(
+            store,
+            regions=(REGION, "eu-west-1"),
+            limiter=TokenBucketLimiter(rate=rate, burst=burst),
+            backends=BackendPool({"fake": backend}),
+        )
+        try:
+            with ServerThread(create_app(ctx)) as server:
+                yield Service(store, backend, ctx, server.url)
+        finally:
+            store.close()
+
+    return running()
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("service")
-    store = Store.open(f"sqlite:///{tmp}/kdiag.db", key_file=tmp / "kdiag.key")
-    backend = FakeBackend()
-    ctx = ServiceContext(
-        store,
-        regions=(REGION, "eu-west-1"),
-        limiter=TokenBucketLimiter(rate=1000, burst=1000),
-        backends=BackendPool({"fake": backend}),
-    )
-    with ServerThread(create_app(ctx)) as server:
-        yield Service(store, backend, ctx, server.url)
-    store.close()
+    with run_service(tmp_path_factory.mktemp("service")) as svc:
+        yield svc

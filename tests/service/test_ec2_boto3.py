@@ -217,7 +217,7 @@ def _post(service, request):
 def test_expired_request(service, world):
     import datetime as dt
 
-    body = f"Action=SendDiagnosticInterrupt&Version=2016-11-15&InstanceId={world['running'].id}"
+    body = f"Action=SendDiagnosticInterrupt&InstanceId={world['running'].id}&Version=2016-11-15"
     old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=10)
     before = len(service.backend.sent)
     response = _post(service, _signed_request(service, world["alice"], body, when=old))
@@ -229,7 +229,7 @@ def test_expired_request(service, world):
 
 
 def test_replay_is_rejected(service, world):
-    body = f"Action=SendDiagnosticInterrupt&Version=2016-11-15&InstanceId={world['running'].id}"
+    body = f"Action=SendDiagnosticInterrupt&InstanceId={world['running'].id}&Version=2016-11-15"
     request = _signed_request(service, world["alice"], body)
     before = len(service.backend.sent)
     first = _post(service, request)
@@ -245,7 +245,7 @@ def test_replay_is_rejected(service, world):
 
 
 def test_tampered_body(service, world):
-    body = f"Action=SendDiagnosticInterrupt&Version=2016-11-15&InstanceId={world['running'].id}"
+    body = f"Action=SendDiagnosticInterrupt&InstanceId={world['running'].id}&Version=2016-11-15"
     request = _signed_request(service, world["alice"], body)
     headers = {k: v for k, v in request.headers.items()}
     import httpx

@@ -102,13 +102,15 @@ class ServiceContext:
         return secret, (key, user)
 
     def authenticate(self, req: IncomingRequest, audit: RequestAudit) -> Principal:
-        """Verify the signature, then spend a token of the caller's bucket."""
-        verified = self.verifier.verify(req)
+        """Verify the signature, spend a token of the caller's bucket, then mark the
+        signature used (a throttled request did nothing and may be retried as signed)."""
+        verified = self.verifier.verify(req, consume=False)
         key, user = verified.principal
         audit.principal = user.arn
         audit.access_key_id = key.id
         audit.region = verified.region
         self.limiter.take(user.arn)
+        self.verifier.consume(verified)
         return Principal(key, user, verified.region)
 
     # -- authorization -------------------------------------------------------------------------

@@ -98,6 +98,8 @@ class Verified(Generic[P]):
     signed_headers: tuple[str, ...]
     presigned: bool
     signature: str
+    #: when the signature stops being acceptable (seconds since the epoch)
+    valid_until: float
 
 
 class ReplayCache:
@@ -319,8 +321,13 @@ class Verifier(Generic[P]):
             raise RequestExpired("presigned request has expired")
         return float(signed_at + parsed.expires)
 
-    def verify(self, req: IncomingRequest) -> Verified[P]:
-        """Check ``req``'s signature; return the principal, or raise an AuthFailure."""
+    def verify(self, req: IncomingRequest, *, consume: bool = True) -> Verified[P]:
+        """Check ``req``'s signature; return the principal, or raise an AuthFailure.
+
+        :param consume: remember the signature so that it is refused from now on; pass
+            False to do that later with :meth:`consume` (for instance after throttling, so
+            that a throttled request may be retried as it was signed).
+        """
         parsed = self._parse(req)
         now = self._clock()
         valid_until = self._check_scope_and_time(parsed, now)
@@ -352,8 +359,7 @@ class Verifier(Generic[P]):
         expected = auth.signature(auth.string_to_sign(aws_request, canonical), aws_request)
         if not hmac.compare_digest(expected, parsed.signature):
             raise AuthFailure(_BAD_CREDENTIALS)
-        self.replay.check_and_add(f"{parsed.access_key_id}:{parsed.signature}", valid_until, now)
-        return Verified(
+        verified = Verified(
             access_key_id=parsed.access_key_id,
             principal=principal,
             region=parsed.region,
@@ -362,7 +368,16 @@ class Verifier(Generic[P]):
             signed_headers=parsed.signed_headers,
             presigned=parsed.expires is not None,
             signature=parsed.signature,
+            valid_until=valid_until,
         )
+        if consume:
+            self.consume(verified)
+        return verified
+
+    def consume(self, verified: Verified[P]) -> None:
+        """Refuse ``verified``'s signature from now until its window closes (replay)."""
+        key = f"{verified.access_key_id}:{verified.signature}"
+        self.replay.check_and_add(key, verified.valid_until, self._clock())
 
     @staticmethod
     def _rebuild(req: IncomingRequest, parsed: _Parsed) -> AWSRequest:

@@ -1,0 +1,119 @@
+"""The /v1 JSON API and the presigned query form, with SigV4 from real botocore."""
+
+import json
+
+import httpx
+import pytest
+from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from .conftest import REGION, allow
+
+
+@pytest.fixture(scope="module")
+def world(service):
+    account = service.store.default_account().id
+    box = service.store.add_instance(
+        backend="fake", target={"address": "/secret/path.sock"}, tags={"Env": "lab"}
+    )
+    arn = f"arn:aws:ec2:{REGION}:{account}:instance/"
+    judy = service.user(
+        "judy",
+        allow(resource=arn + box.id),
+        allow(action=["ec2:DescribeInstances", "cloudtrail:LookupEvents"]),
+    )
+    mallory = service.user("mallory", allow(action="ec2:DescribeInstances"))
+    return {"box": box, "judy": judy, "mallory": mallory}
+
+
+def call(service, creds, method, path, body=None, *, nonce=""):
+    data = b"" if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "X-Kdiag-Nonce": nonce or path + method}
+    request = AWSRequest(method=method, url=service.url + path, data=data, headers=headers)
+    SigV4Auth(Credentials(creds.key_id, creds.secret), "ec2", REGION).add_auth(request)
+    return httpx.request(method, request.url, content=data, headers=dict(request.headers.items()))
+
+
+def test_openapi_document_is_served_without_auth(service):
+    response = httpx.get(service.url + "/v1/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/v1/instances/{instance_id}/diagnostic-interrupt" in doc["paths"]
+
+
+def test_list_instances_hides_backend_settings(service, world):
+    response = call(service, world["judy"], "GET", "/v1/instances?filter=tag:Env=lab")
+    assert response.status_code == 200, response.text
+    instances = response.json()["Instances"]
+    assert [i["InstanceId"] for i in instances] == [world["box"].id]
+    assert "secret" not in response.text
+    assert instances[0]["Tags"] == {"Env": "lab"}
+
+
+def test_interrupt_dry_run_then_real(service, world):
+    path = f"/v1/instances/{world['box'].id}/diagnostic-interrupt"
+    dry = call(service, world["judy"], "POST", path, {"DryRun": True})
+    assert dry.status_code == 412
+    assert dry.json()["Error"]["Code"] == "DryRunOperation"
+    before = len(service.backend.sent)
+    real = call(service, world["judy"], "POST", path, {})
+    assert real.status_code == 200, real.text
+    assert real.json()["Return"] is True
+    assert service.backend.sent[before:] == [world["box"].id]
+    assert service.audit(real.json()["RequestId"]).outcome == "sent"
+
+
+def test_interrupt_denied(service, world):
+    path = f"/v1/instances/{world['box'].id}/diagnostic-interrupt"
+    response = call(service, world["mallory"], "POST", path, {})
+    assert response.status_code == 403
+    body = response.json()
+    assert body["Error"]["Code"] == "UnauthorizedOperation"
+    assert service.audit(body["RequestId"]).outcome == "denied"
+
+
+def test_audit_log(service, world):
+    response = call(service, world["judy"], "GET", "/v1/audit?limit=1000")
+    assert response.status_code == 200, response.text
+    events = response.json()["Events"]
+    assert any(e["outcome"] == "sent" and e["instance_id"] == world["box"].id for e in events)
+    denied = call(service, world["mallory"], "GET", "/v1/audit")
+    assert denied.status_code == 403
+
+
+def test_rest_needs_a_signature(service):
+    response = httpx.get(service.url + "/v1/instances")
+    assert response.status_code == 403
+    assert response.json()["Error"]["Code"] == "MissingAuthenticationToken"
+
+
+def test_bad_json(service, world):
+    path = f"/v1/instances/{world['box'].id}/diagnostic-interrupt"
+    data = b"{not json"
+    request = AWSRequest(method="POST", url=service.url + path, data=data)
+    SigV4Auth(Credentials(world["judy"].key_id, world["judy"].secret), "ec2", REGION).add_auth(
+        request
+    )
+    response = httpx.post(request.url, content=data, headers=dict(request.headers.items()))
+    assert response.status_code == 400
+    assert response.json()["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_presigned_query_on_the_ec2_endpoint(service, world):
+    url = (
+        f"{service.url}/?Action=DescribeInstances&Version=2016-11-15&InstanceId.1={world['box'].id}"
+    )
+    request = AWSRequest(method="GET", url=url)
+    creds = Credentials(world["judy"].key_id, world["judy"].secret)
+    SigV4QueryAuth(creds, "ec2", REGION, expires=60).add_auth(request)
+    response = httpx.get(request.url)
+    assert response.status_code == 200, response.text
+    assert f"<instanceId>{world['box'].id}</instanceId>" in response.text
+    assert httpx.get(request.url).status_code == 401  # once
+
+
+def test_unknown_path(service):
+    assert httpx.get(service.url + "/v1/nothing").status_code == 404
+    assert httpx.get(service.url + "/nothing").status_code == 404
