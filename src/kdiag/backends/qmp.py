@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Self, TypeVar
@@ -43,6 +44,7 @@ log = logging.getLogger("kdiag.backends.qmp")
 
 DEFAULT_TIMEOUT = 5.0
 _T = TypeVar("_T")
+_UNSUPPORTED = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
 
 #: QEMU run states (qapi RunState) under the names EC2 uses, where it has one.
 _STATE_NAMES = {"running": "running", "shutdown": "stopped", "prelaunch": "pending"}
@@ -79,7 +81,8 @@ def map_qmp_errors(target: Target, *, sent: threading.Event | None = None) -> It
         raise
     except ExecuteError as exc:
         text = str(exc)
-        if exc.error_class == "CommandNotFound" or "not supported" in text.lower():
+        # QERR_UNSUPPORTED: "this feature or command is not currently supported".
+        if exc.error_class == "CommandNotFound" or _UNSUPPORTED.search(text):
             raise NMINotSupported(
                 f"{where}: QEMU cannot inject an NMI into this machine: {text}",
                 target=target.instance_id,

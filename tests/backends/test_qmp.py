@@ -1,0 +1,210 @@
+"""QMPBackend against a real QEMU (``-S``, no guest, a QMP UNIX socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kdiag.backends import Target
+from kdiag.backends.qmp import QMPBackend, parse_address, state_name
+from kdiag.errors import BackendTimeout, BackendUnavailable, IncorrectState, NMINotSupported
+from tests.conftest import require_tool
+from tests.dbfixtures import state_dir
+
+__all__ = ("state_dir",)
+
+
+class Qemu:
+    def __init__(self, proc: subprocess.Popen[bytes], sock: Path):
+        self.proc = proc
+        self.sock = sock
+
+    def target(self, **settings) -> Target:
+        return Target("i-0123456789abcdef0", {"address": str(self.sock), **settings})
+
+    def hmp(self, command: str) -> object:
+        """Run one QMP command on our own connection (the test's hand on the VM)."""
+        from qemu.qmp import QMPClient
+
+        async def run() -> object:
+            client = QMPClient("test")
+            await client.connect(str(self.sock))
+            try:
+                return await client.execute(command)
+            finally:
+                await client.disconnect()
+
+        return asyncio.run(run())
+
+
+def _start(tmp_path: Path, machine: list[str]) -> Iterator[Qemu]:
+    qemu = require_tool("qemu-system-x86_64")
+    sock = tmp_path / "qmp.sock"
+    proc = subprocess.Popen(
+        [
+            qemu,
+            *machine,
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-qmp",
+            f"unix:{sock},server=on,wait=off",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"qemu exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            if time.monotonic() > deadline:
+                pytest.fail("qemu did not create its QMP socket in 30 s")
+            time.sleep(0.02)
+        yield Qemu(proc, sock)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.fixture
+def pc(tmp_path: Path) -> Iterator[Qemu]:
+    yield from _start(tmp_path, ["-M", "pc", "-m", "32", "-accel", "tcg"])
+
+
+@pytest.fixture
+def none_machine(tmp_path: Path) -> Iterator[Qemu]:
+    yield from _start(tmp_path, ["-machine", "none"])
+
+
+@pytest.fixture
+def backend() -> Iterator[QMPBackend]:
+    with QMPBackend(timeout=10) as b:
+        yield b
+
+
+def test_states_and_nmi_on_a_real_vm(pc, backend):
+    target = pc.target()
+    # -S: created but not started; an NMI now would only be queued, so it is refused.
+    assert backend.state(target) == "pending"
+    with pytest.raises(IncorrectState, match="prelaunch"):
+        backend.send_nmi(target)
+    pc.hmp("cont")
+    assert backend.state(target) == "running"
+    result = backend.send_nmi(target)
+    assert result.backend == "qmp"
+    assert "accepted" in result.detail
+    # Many sessions in a row: each call opens and closes its own.
+    for _ in range(3):
+        backend.send_nmi(target)
+    pc.hmp("stop")
+    assert backend.state(target) == "paused"
+    with pytest.raises(IncorrectState, match="paused"):
+        backend.send_nmi(target)
+
+
+def test_machine_without_nmi_is_unsupported(none_machine, backend):
+    target = none_machine.target()
+    none_machine.hmp("cont")
+    assert backend.state(target) == "running"
+    with pytest.raises(NMINotSupported) as info:
+        backend.send_nmi(target)
+    assert info.value.code == "UnsupportedOperation"
+
+
+def test_unreachable_socket(tmp_path, backend):
+    target = Target("i-0123456789abcdef0", {"address": str(tmp_path / "absent.sock")})
+    with pytest.raises(BackendUnavailable, match="cannot connect"):
+        backend.state(target)
+    with pytest.raises(BackendUnavailable):
+        backend.send_nmi(target)
+    with pytest.raises(BackendUnavailable, match="no QMP address"):
+        backend.state(Target("i-0123456789abcdef0", {}))
+
+
+def test_silent_peer_times_out(tmp_path, backend):
+    path = tmp_path / "silent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    try:
+        target = Target("i-0123456789abcdef0", {"address": str(path), "timeout": 0.3})
+        with pytest.raises(BackendTimeout):
+            backend.state(target)
+        with pytest.raises(BackendTimeout):
+            backend.send_nmi(target)
+    finally:
+        server.close()
+
+
+def test_dead_qemu_is_unavailable(pc, backend):
+    pc.proc.kill()
+    pc.proc.wait()
+    with pytest.raises(BackendUnavailable):
+        backend.state(pc.target())
+
+
+def test_supports_nmi_by_architecture(backend):
+    assert backend.supports_nmi(Target("i-0123456789abcdef0", {"address": "x"}, arch="x86_64"))
+    assert not backend.supports_nmi(Target("i-0123456789abcdef0", {"address": "x"}, arch="arm64"))
+
+
+def test_addresses_and_state_names():
+    assert parse_address("/run/vm.qmp") == "/run/vm.qmp"
+    assert parse_address("127.0.0.1:4444") == ("127.0.0.1", 4444)
+    assert parse_address("[::1]:4444") == ("::1", 4444)
+    assert parse_address("./rel:1") == "./rel:1"
+    assert state_name("running") == "running"
+    assert state_name("shutdown") == "stopped"
+    assert state_name("guest-panicked") == "guest-panicked"
+
+
+def test_close_is_idempotent_and_reusable(pc):
+    b = QMPBackend()
+    assert b.state(pc.target()) == "pending"
+    b.close()
+    b.close()
+    assert b.state(pc.target()) == "pending"
+    b.close()
+
+
+def test_interrupt_through_qmp_end_to_end(pc, state_dir):
+    from kdiag.backends import BackendPool
+    from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
+    from kdiag.store import Store
+
+    with Store.open(f"sqlite:///{state_dir.parent / 'qmp.db'}") as store, BackendPool() as pool:
+        account = store.default_account().id
+        user = store.create_user("ops")
+        store.put_user_policy(
+            "ops",
+            "nmi",
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "ec2:SendDiagnosticInterrupt", "Resource": "*"}
+                ],
+            },
+        )
+        inst = store.add_instance(backend="qmp", target={"address": str(pc.sock)})
+        caller = Caller(account, "ops", user.id, None, "127.0.0.1")
+        with pytest.raises(IncorrectState):
+            send_diagnostic_interrupt(store, InterruptRequest(caller, inst.id), backends=pool)
+        pc.hmp("cont")
+        result = send_diagnostic_interrupt(store, InterruptRequest(caller, inst.id), backends=pool)
+        assert result.outcome == "sent"
+        rows = store.audit_rows()
+        assert [(r.outcome, r.error_code, r.backend) for r in rows] == [
+            ("rejected", "IncorrectInstanceState", "qmp"),
+            ("sent", None, "qmp"),
+        ]
