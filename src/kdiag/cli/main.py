@@ -25,7 +25,10 @@ __all__ = ("COMMANDS", "build_app", "main")
 
 #: command or group name -> module exposing ``register(app: typer.Typer) -> None``.
 #: Add one line per group; the module is imported only when its command runs (or for --help).
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "configure": "kdiag.cli.configure",
+    "doctor": "kdiag.cli.doctor",
+}
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
