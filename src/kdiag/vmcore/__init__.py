@@ -1,0 +1,26 @@
+"""Read Linux crash dumps with the standard library: no vmlinux, no debuginfo.
+
+>>> with kdiag.vmcore.open("vmcore") as dump:        # doctest: +SKIP
+...     print(dump.format, dump.utsname.release)
+...     print(kdiag.vmcore.format_dmesg(dump.kernel_log()), end="")
+
+Formats: ELF (``/proc/vmcore``, ``makedumpfile -E``, QEMU ``elf``), makedumpfile's
+kdump-compressed format (zlib, LZO, snappy, zstd), the flattened stream (``makedumpfile -F``,
+QEMU ``kdump-*``).  See ``docs/vmcore.md``.
+"""
+
+from kdiag.vmcore.dump import Dump, ProgressFn, open
+from kdiag.vmcore.model import CpuState, LogRecord, Utsname
+from kdiag.vmcore.printk import format_dmesg
+from kdiag.vmcore.vmcoreinfo import VmcoreInfo
+
+__all__ = (
+    "CpuState",
+    "Dump",
+    "LogRecord",
+    "ProgressFn",
+    "Utsname",
+    "VmcoreInfo",
+    "format_dmesg",
+    "open",
+)

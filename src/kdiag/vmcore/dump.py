@@ -1,0 +1,279 @@
+"""``open(path) -> Dump``: detect the format by content and expose one reading interface.
+
+Detection (first bytes): ``\\x7fELF`` -> ELF vmcore; ``KDUMP   `` -> kdump-compressed;
+``makedumpfile`` NUL-padded to 16 bytes -> a flattened stream, indexed in place, whose
+reassembled content is again ELF or kdump.  Anything else is :class:`NotACrashDump`.
+
+Nothing proportional to the dump is read at open: headers, notes and VMCOREINFO only (plus
+the record headers of a flattened stream).  Pages come on demand through a small LRU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pathlib
+import struct
+from functools import cached_property
+from types import TracebackType
+
+from kdiag.errors import DumpFormatError, NotACrashDump, TruncatedDump, UnsupportedDump
+from kdiag.vmcore.arch.x86_64 import X86_64Translator
+from kdiag.vmcore.formats import Layout, ProgressFn
+from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, open_diskdump
+from kdiag.vmcore.formats.elf import ELF_MAGIC, open_elf
+from kdiag.vmcore.formats.flattened import FlattenedSource, is_flattened
+from kdiag.vmcore.memory import PhysicalMemory, Translator, VirtualMemory
+from kdiag.vmcore.model import CpuState, LogRecord, Utsname
+from kdiag.vmcore.printk import read_kernel_log
+from kdiag.vmcore.source import ByteSource, FileSource
+from kdiag.vmcore.vmcoreinfo import VmcoreInfo
+
+__all__ = ("Dump", "ProgressFn", "open")
+
+_UTS_LEN = 6 * 65
+
+
+class Dump:
+    """An open crash dump; use as a context manager or call :meth:`close`."""
+
+    path: pathlib.Path
+    format: str
+    compression: str
+    dump_level: int | None
+    complete: bool
+    incomplete_reason: str | None
+    header_version: int | None
+    page_size: int
+    arch: str
+    vmcoreinfo: VmcoreInfo
+    cpus: tuple[CpuState, ...]
+    nr_cpus: int
+    phys_base: int
+    kaslr_offset: int
+    flattened: bool
+    eraseinfo: str | None
+
+    def __init__(self, path: pathlib.Path, source: ByteSource, layout: Layout) -> None:
+        self.path = path
+        self.source = source
+        self.layout = layout
+        self.format = layout.format
+        self.compression = layout.compression
+        self.dump_level = layout.dump_level
+        self.complete = layout.complete
+        self.incomplete_reason = layout.incomplete_reason
+        self.header_version = layout.header_version
+        self.page_size = layout.page_size
+        self.arch = layout.arch
+        self.vmcoreinfo = layout.vmcoreinfo
+        self.cpus = layout.cpus
+        if layout.format.startswith("qemu"):
+            # QEMU's notes carry its vCPU number (index + 1) in pr_pid, not a guest pid.
+            self.cpus = tuple(dataclasses.replace(cpu, pid=-1) for cpu in layout.cpus)
+        self.nr_cpus = layout.nr_cpus or len(layout.cpus)
+        self.eraseinfo = layout.eraseinfo
+        self.flattened = isinstance(source, FlattenedSource)
+        info = layout.vmcoreinfo
+        phys_base = info.phys_base
+        if phys_base is None:
+            phys_base = layout.phys_base
+        phys_base = phys_base or 0
+        # The kernel writes NUMBER(phys_base) with %ld; the sub header holds the same as u64.
+        self.phys_base = phys_base - (1 << 64) if phys_base >= 1 << 63 else phys_base
+        self.kaslr_offset = info.kerneloffset or 0
+        self.phys = PhysicalMemory(layout.store)
+        self._translator: Translator | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> Dump:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Dump {self.path.name} {self.format}/{self.compression} {self.arch}>"
+
+    # --- facts ------------------------------------------------------------------------------
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the file so far."""
+        return self.source.bytes_read
+
+    @cached_property
+    def memory_bytes(self) -> int:
+        """RAM of the crashed machine, as crash's ``sys`` MEMORY counts it.
+
+        The sum of ``node_present_pages`` over ``node_data[]`` when VMCOREINFO locates it,
+        else :attr:`ram_in_dump_bytes` (which leaves out the crashkernel reservation).
+        """
+        present = self._node_present_pages()
+        if present:
+            return present * self.page_size
+        return self.ram_in_dump_bytes
+
+    @cached_property
+    def ram_in_dump_bytes(self) -> int:
+        """RAM the dump file covers: set bits of the 1st bitmap, or the ``PT_LOAD`` sizes."""
+        fn = self.layout.memory_bytes
+        return fn() if fn is not None else 0
+
+    def _node_present_pages(self) -> int | None:
+        info = self.vmcoreinfo
+        node_data = info.symbol("node_data")
+        nodes = info.length("node_data")
+        start = info.offset("pglist_data", "node_start_pfn")
+        spanned = info.offset("pglist_data", "node_spanned_pages")
+        if node_data is None or not nodes or start is None or spanned is None:
+            return None
+        # struct pglist_data: node_start_pfn, node_present_pages, node_spanned_pages (longs);
+        # only the outer two are exported, so use the middle one only in that layout.
+        if spanned - start != 16 or nodes > 1 << 16:
+            return None
+        try:
+            table = self.read_virt(node_data, 8 * nodes)
+            total = 0
+            for k in range(nodes):
+                pgdat = int.from_bytes(table[k * 8 : k * 8 + 8], "little")
+                if not pgdat:
+                    continue
+                fields = self.read_virt(pgdat + start, 24)
+                present = int.from_bytes(fields[8:16], "little")
+                span = int.from_bytes(fields[16:24], "little")
+                if present > span:
+                    return None
+                total += present
+        except DumpFormatError:
+            return None
+        return total or None
+
+    @cached_property
+    def crash_time(self) -> datetime.datetime | None:
+        """``CRASHTIME`` from VMCOREINFO (UTC), else the kdump header's dump time."""
+        seconds = self.vmcoreinfo.crashtime
+        if seconds is not None and seconds > 0:
+            try:
+                return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+            except (OverflowError, OSError, ValueError):
+                pass
+        return self.layout.header_time
+
+    @cached_property
+    def utsname(self) -> Utsname | None:
+        """The kdump header's utsname when filled, else ``init_uts_ns`` read from memory."""
+        if self.layout.header_utsname is not None:
+            return self.layout.header_utsname
+        return self.read_init_uts_ns()
+
+    def read_init_uts_ns(self) -> Utsname | None:
+        """``init_uts_ns.name`` through ``SYMBOL(init_uts_ns)``; ``None`` when unreadable."""
+        addr = self.vmcoreinfo.symbol("init_uts_ns")
+        if addr is None:
+            return None
+        known = self.vmcoreinfo.offset("uts_namespace", "name")
+        # Older kernels put a kref (4 bytes, padded) before the name and did not export it.
+        candidates = [known] if known is not None else [0, 4, 8]
+        for offset in candidates:
+            try:
+                uts = Utsname.from_bytes(self.read_virt(addr + offset, _UTS_LEN))
+            except DumpFormatError:
+                return None
+            if known is not None or uts.sysname == "Linux":
+                return uts
+        return None
+
+    # --- memory -----------------------------------------------------------------------------
+
+    @property
+    def translator(self) -> Translator:
+        if self._translator is None:
+            if self.arch != "x86_64":
+                raise UnsupportedDump(f"address translation for {self.arch} is not implemented")
+            info = self.vmcoreinfo
+            pgd = info.symbol("init_top_pgt")
+            if pgd is None:
+                pgd = info.symbol("init_level4_pgt")
+            self._translator = X86_64Translator(
+                self.phys,
+                phys_base=self.phys_base,
+                pgd_vaddr=pgd,
+                five_level=info.pgtable_l5_enabled,
+                sme_mask=info.number("sme_mask") or 0,
+                kernel_image_size=info.number("KERNEL_IMAGE_SIZE"),
+            )
+        return self._translator
+
+    @cached_property
+    def virt(self) -> VirtualMemory:
+        return VirtualMemory(self.phys, self.translator)
+
+    def read_phys(self, paddr: int, size: int) -> bytes:
+        """Bytes at a physical address; ``PageNotPresent`` for excluded or missing pages."""
+        return self.phys.read(paddr, size)
+
+    def read_virt(self, vaddr: int, size: int) -> bytes:
+        """Bytes at a kernel virtual address (page-table walk, no vmlinux needed)."""
+        return self.virt.read(vaddr, size)
+
+    def read_symbol(self, name: str, size: int) -> bytes:
+        """``size`` bytes at ``SYMBOL(name)`` from VMCOREINFO."""
+        return self.read_virt(self.vmcoreinfo.need_symbol(name), size)
+
+    def kernel_log(self) -> list[LogRecord]:
+        """The printk log: lockless ring buffer (5.10+) or structured ``log_buf`` (3.5-5.9)."""
+        return read_kernel_log(self.virt, self.vmcoreinfo)
+
+
+def _detect(source: ByteSource, progress: ProgressFn | None) -> tuple[ByteSource, Layout]:
+    head = source.read_upto(0, 16)
+    if is_flattened(head):
+        flat = FlattenedSource(source, progress=progress)
+        inner = flat.read_upto(0, 16)
+        if inner[:8] == DISKDUMP_SIGNATURE:
+            layout = open_diskdump(flat, progress=progress)
+        elif inner[:4] == ELF_MAGIC:
+            layout = open_elf(flat)
+        else:
+            raise NotACrashDump("the flattened stream holds neither a kdump nor an ELF file")
+        if layout.format == "kdump":
+            layout.format = "flattened"
+        if not flat.complete:
+            layout.complete = False
+            reasons = [r for r in (flat.incomplete_reason, layout.incomplete_reason) if r]
+            layout.incomplete_reason = "; ".join(reasons)
+        return flat, layout
+    if head[:8] == DISKDUMP_SIGNATURE:
+        return source, open_diskdump(source, progress=progress)
+    if head[:4] == ELF_MAGIC:
+        return source, open_elf(source)
+    if len(head) < 4:
+        raise NotACrashDump("the file is empty or too short to be a crash dump")
+    raise NotACrashDump("no known crash-dump signature (ELF, KDUMP or flattened)")
+
+
+def open(  # the contract's name, like io.open
+    path: str | os.PathLike[str], *, progress: ProgressFn | None = None
+) -> Dump:
+    """Open a crash dump, detecting its format from its content."""
+    file = FileSource(path)
+    try:
+        source, layout = _detect(file, progress)
+    except struct.error as exc:
+        file.close()
+        raise TruncatedDump(f"a header is cut short: {exc}") from exc
+    except BaseException:
+        file.close()
+        raise
+    return Dump(pathlib.Path(path), source, layout)

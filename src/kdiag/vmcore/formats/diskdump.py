@@ -1,0 +1,363 @@
+"""makedumpfile's kdump-compressed format (signature ``KDUMP   ``), header versions 1-6+.
+
+Layout (unit ``block_size`` = page size): main header in block 0, the sub header from block 1
+(``sub_hdr_size`` blocks, holding the notes and VMCOREINFO too), the 1st bitmap (RAM) and the
+2nd bitmap (dumped) of ``bitmap_blocks / 2`` blocks each, then one 24-byte ``page_desc`` per
+dumped page in pfn order, then the page data.  Sources: makedumpfile ``diskdump_mod.h`` and
+``IMPLEMENTATION``; QEMU ``dump/dump.c`` writes the same format (only ``utsname.machine``
+filled, ``dump_level`` 1, identical bitmaps, one shared zero page).
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from dataclasses import dataclass
+
+from kdiag.errors import CorruptPage, NotACrashDump, PageNotPresent, TruncatedDump, UnsupportedDump
+from kdiag.vmcore.cache import LRU
+from kdiag.vmcore.compression import COMPRESSION_MASK, Codec, codec_name, decompress_page
+from kdiag.vmcore.formats import Layout, ProgressFn
+from kdiag.vmcore.formats.bitmap import Bitmap
+from kdiag.vmcore.model import CpuState, Utsname
+from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus_x86_64
+from kdiag.vmcore.source import ByteSource, check_range
+from kdiag.vmcore.vmcoreinfo import MAX_VMCOREINFO_BYTES, VmcoreInfo
+
+__all__ = (
+    "DISKDUMP_SIGNATURE",
+    "DiskDumpHeader",
+    "KdumpPages",
+    "KdumpSubHeader",
+    "PageDesc",
+    "open_diskdump",
+)
+
+DISKDUMP_SIGNATURE = b"KDUMP   "
+_HEADER = struct.Struct("<8si65s65s65s65s65s65s6xqqIiiIIIIIIi")
+_SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
+_PAGE_DESC = struct.Struct("<qIIQ")
+_MAX_NOTES = 64 << 20
+_MAX_ERASEINFO = 1 << 20
+_MAX_PFN = 1 << 42  # 2^52 bytes of physical memory with 4 KiB pages
+_DESC_BLOCK = 4096 // _PAGE_DESC.size * _PAGE_DESC.size  # 170 descriptors per read
+
+
+@dataclass(frozen=True, slots=True)
+class DiskDumpHeader:
+    """``struct disk_dump_header`` (464 bytes, LP64 little-endian)."""
+
+    signature: bytes
+    header_version: int
+    utsname: Utsname
+    timestamp_sec: int
+    timestamp_usec: int
+    status: int
+    block_size: int
+    sub_hdr_size: int
+    bitmap_blocks: int
+    max_mapnr: int
+    total_ram_blocks: int
+    device_blocks: int
+    written_blocks: int
+    current_cpu: int
+    nr_cpus: int
+
+    SIZE = _HEADER.size
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DiskDumpHeader:
+        fields = _HEADER.unpack_from(data)
+        uts = Utsname.from_bytes(b"".join(f.ljust(65, b"\0") for f in fields[2:8]))
+        return cls(fields[0], fields[1], uts, *fields[8:])
+
+
+@dataclass(frozen=True, slots=True)
+class KdumpSubHeader:
+    """``struct kdump_sub_header``; fields beyond the header version read as ``None``/0."""
+
+    phys_base: int
+    dump_level: int | None
+    split: int
+    offset_vmcoreinfo: int
+    size_vmcoreinfo: int
+    offset_note: int
+    size_note: int
+    offset_eraseinfo: int
+    size_eraseinfo: int
+    start_pfn_64: int | None
+    end_pfn_64: int | None
+    max_mapnr_64: int | None
+
+    SIZE = _SUB_HEADER.size
+
+    @classmethod
+    def from_bytes(cls, data: bytes, version: int) -> KdumpSubHeader:
+        (phys_base, dump_level, split, _sp, _ep, off_vi, size_vi, off_note, size_note,
+         off_erase, size_erase, start64, end64, max64) = _SUB_HEADER.unpack_from(data)  # fmt: skip
+        return cls(
+            phys_base=phys_base,
+            dump_level=dump_level if version >= 1 else None,
+            split=split if version >= 2 else 0,
+            offset_vmcoreinfo=off_vi if version >= 3 else 0,
+            size_vmcoreinfo=size_vi if version >= 3 else 0,
+            offset_note=off_note if version >= 4 else 0,
+            size_note=size_note if version >= 4 else 0,
+            offset_eraseinfo=off_erase if version >= 5 else 0,
+            size_eraseinfo=size_erase if version >= 5 else 0,
+            start_pfn_64=start64 if version >= 6 else None,
+            end_pfn_64=end64 if version >= 6 else None,
+            max_mapnr_64=max64 if version >= 6 else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PageDesc:
+    """``page_desc_t``: where a page's data is, how long, and its codec flags."""
+
+    offset: int
+    size: int
+    flags: int
+    page_flags: int
+
+
+class KdumpPages:
+    """The page store: bitmap rank -> descriptor -> (decompressed) page data."""
+
+    def __init__(
+        self,
+        source: ByteSource,
+        header: DiskDumpHeader,
+        sub: KdumpSubHeader,
+        *,
+        max_mapnr: int,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.source = source
+        self.page_size = header.block_size
+        self.max_mapnr = max_mapnr
+        self.incomplete_flag = bool(header.status & Codec.INCOMPLETE)
+        bs = header.block_size
+        half = header.bitmap_blocks // 2
+        first_at = (1 + header.sub_hdr_size) * bs
+        self.bitmap1 = Bitmap(source, first_at, half * bs, max_mapnr, label="1st bitmap")
+        self.bitmap2 = Bitmap(
+            source, first_at + half * bs, half * bs, max_mapnr, progress=progress,
+            label="2nd bitmap",
+        )  # fmt: skip
+        self.desc_start = (1 + header.sub_hdr_size + header.bitmap_blocks) * bs
+        self.start_pfn = sub.start_pfn_64 or 0
+        self.end_pfn = sub.end_pfn_64 or max_mapnr
+        if not sub.split:
+            self.start_pfn, self.end_pfn = 0, max_mapnr
+        self._descs: LRU[int, bytes] = LRU(64)
+        self.lost_pages = 0
+
+    # --- descriptors ----------------------------------------------------------------------
+
+    def desc(self, index: int) -> PageDesc | None:
+        """The ``index``-th descriptor, or ``None`` when the file ends before it."""
+        block = index // (_DESC_BLOCK // _PAGE_DESC.size)
+        data = self._descs.get(block)
+        if data is None:
+            data = self.source.read_upto(self.desc_start + block * _DESC_BLOCK, _DESC_BLOCK)
+            self._descs.put(block, data)
+        at = index * _PAGE_DESC.size - block * _DESC_BLOCK
+        if at + _PAGE_DESC.size > len(data):
+            return None
+        return PageDesc(*_PAGE_DESC.unpack_from(data, at))
+
+    def pfn_desc(self, pfn: int) -> PageDesc:
+        """The descriptor of a dumped pfn; ``PageNotPresent`` for excluded or missing pages."""
+        address = pfn * self.page_size
+        if pfn < 0 or pfn >= self.max_mapnr:
+            raise PageNotPresent(
+                f"physical address {address:#x} is beyond the dump (max pfn {self.max_mapnr:#x})",
+                address=address,
+            )
+        if not self.start_pfn <= pfn < self.end_pfn:
+            raise PageNotPresent(
+                f"physical address {address:#x} is in another file of this split dump",
+                address=address,
+            )
+        if not self.bitmap2.test(pfn):
+            why = "excluded from the dump" if self.bitmap1.test(pfn) else "not RAM (a hole)"
+            raise PageNotPresent(f"page at {address:#x} is {why}", address=address)
+        desc = self.desc(self.bitmap2.rank(pfn))
+        if desc is None:
+            raise PageNotPresent(
+                f"page at {address:#x} is missing: the file ends before its descriptor",
+                address=address,
+            )
+        if desc.offset == 0:
+            raise PageNotPresent(
+                f"page at {address:#x} was lost (incomplete dump)", address=address
+            )
+        return desc
+
+    def load_page(self, pfn: int) -> bytes:
+        desc = self.pfn_desc(pfn)
+        address = pfn * self.page_size
+        if desc.size <= 0 or desc.size > self.page_size or desc.offset <= 0:
+            raise CorruptPage(
+                f"page at {address:#x}: bad descriptor (offset {desc.offset:#x}, size {desc.size})",
+                offset=desc.offset,
+                address=address,
+            )
+        if desc.offset + desc.size > self.source.size:
+            raise PageNotPresent(
+                f"page at {address:#x} is missing: the file ends before its data",
+                address=address,
+            )
+        data = self.source.read(desc.offset, desc.size, "page data")
+        if desc.flags & COMPRESSION_MASK:
+            return decompress_page(desc.flags, data, self.page_size, offset=desc.offset, pfn=pfn)
+        if desc.size != self.page_size:
+            raise CorruptPage(
+                f"uncompressed page at {address:#x} stored as {desc.size} bytes",
+                offset=desc.offset,
+                address=address,
+            )
+        return data
+
+    def dumped_pages(self) -> int:
+        return self.bitmap2.count()
+
+    def ram_bytes(self) -> int:
+        return self.bitmap1.count() * self.page_size
+
+
+def _read_blob(source: ByteSource, offset: int, size: int, limit: int, what: str) -> bytes:
+    if size <= 0:
+        return b""
+    if size > limit:
+        raise UnsupportedDump(f"{what} is {size} bytes, more than the {limit}-byte limit")
+    check_range(offset, size, source.size, what)
+    return source.read(offset, size, what)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> Layout:
+    """Read the headers, notes and VMCOREINFO of a kdump-compressed file."""
+    if source.size < DiskDumpHeader.SIZE:
+        raise TruncatedDump("kdump header is cut short", offset=0)
+    head = DiskDumpHeader.from_bytes(source.read(0, DiskDumpHeader.SIZE, "kdump header"))
+    if head.signature != DISKDUMP_SIGNATURE:
+        raise NotACrashDump("no KDUMP signature")
+    if head.header_version < 1:
+        raise UnsupportedDump(f"kdump header version {head.header_version} is not supported")
+    bs = head.block_size
+    if not _is_power_of_two(bs) or not 512 <= bs <= 1 << 20:
+        raise UnsupportedDump(f"kdump block size {bs} is not a supported page size")
+    if head.sub_hdr_size < 1 or head.sub_hdr_size > 1 << 20:
+        raise NotACrashDump(f"kdump sub header size {head.sub_hdr_size} blocks is not sane")
+    if head.bitmap_blocks <= 0 or head.bitmap_blocks % 2:
+        raise NotACrashDump(f"kdump bitmap_blocks {head.bitmap_blocks} is not an even count")
+    sub = KdumpSubHeader.from_bytes(source.read(bs, KdumpSubHeader.SIZE, "kdump sub header"),
+                                    head.header_version)  # fmt: skip
+
+    max_mapnr = head.max_mapnr
+    if sub.max_mapnr_64:
+        max_mapnr = sub.max_mapnr_64
+    if max_mapnr <= 0 or max_mapnr > _MAX_PFN:
+        raise NotACrashDump(f"kdump max_mapnr {max_mapnr} is not sane")
+    if head.bitmap_blocks // 2 * bs * 8 < max_mapnr:
+        raise NotACrashDump(
+            f"kdump bitmaps ({head.bitmap_blocks} blocks) cannot cover {max_mapnr} pfns"
+        )
+
+    complete = True
+    reasons: list[str] = []
+    if head.status & Codec.INCOMPLETE:
+        complete = False
+        reasons.append("makedumpfile marked the dump incomplete (DUMP_DH_COMPRESSED_INCOMPLETE)")
+
+    vmcoreinfo_text = _read_blob(
+        source, sub.offset_vmcoreinfo, sub.size_vmcoreinfo, MAX_VMCOREINFO_BYTES, "VMCOREINFO"
+    )
+    notes_blob = _read_blob(source, sub.offset_note, sub.size_note, _MAX_NOTES, "ELF notes")
+    cpus: list[CpuState] = []
+    qemu_notes = 0
+    for note in iter_notes(notes_blob):
+        if note.name == "CORE" and note.type == NT_PRSTATUS:
+            cpus.append(parse_prstatus_x86_64(note.desc, len(cpus)))
+        elif note.name == "VMCOREINFO" and not vmcoreinfo_text:
+            vmcoreinfo_text = note.desc
+        elif note.name == "QEMU":
+            qemu_notes += 1
+    info = VmcoreInfo.parse(vmcoreinfo_text)
+
+    eraseinfo = None
+    if sub.size_eraseinfo and sub.offset_eraseinfo:
+        try:
+            raw = _read_blob(
+                source, sub.offset_eraseinfo, sub.size_eraseinfo, _MAX_ERASEINFO, "eraseinfo"
+            )
+            eraseinfo = raw.decode("utf-8", "replace").rstrip("\0")
+        except TruncatedDump:
+            complete = False
+            reasons.append("the eraseinfo lies past the end of the file")
+
+    pages = KdumpPages(source, head, sub, max_mapnr=max_mapnr, progress=progress)
+    truncation = _check_truncation(pages, source)
+    if truncation:
+        complete = False
+        reasons.append(truncation)
+
+    is_qemu = qemu_notes > 0 or (not head.utsname.release and bool(head.utsname.machine))
+    header_time = None
+    if head.timestamp_sec > 0:
+        header_time = datetime.datetime.fromtimestamp(
+            head.timestamp_sec, tz=datetime.UTC
+        ) + datetime.timedelta(microseconds=max(0, min(head.timestamp_usec, 999_999)))
+    return Layout(
+        format="qemu-kdump" if is_qemu else "kdump",
+        compression=codec_name(head.status),
+        store=pages,
+        page_size=bs,
+        arch=head.utsname.machine or "x86_64",
+        vmcoreinfo=info,
+        cpus=tuple(cpus),
+        complete=complete,
+        incomplete_reason="; ".join(reasons) or None,
+        dump_level=sub.dump_level,
+        header_version=head.header_version,
+        header_utsname=head.utsname if head.utsname.release else None,
+        header_time=header_time,
+        nr_cpus=head.nr_cpus if head.nr_cpus > 0 else None,
+        phys_base=sub.phys_base,
+        eraseinfo=eraseinfo or None,
+        memory_bytes=pages.ram_bytes,
+        notes={"qemu": qemu_notes},
+    )
+
+
+def _check_truncation(pages: KdumpPages, source: ByteSource) -> str | None:
+    """Detect a file cut short without a bitmap pass.
+
+    Both makedumpfile and QEMU write page data in pfn order right after the descriptor table,
+    so descriptor 0 points at the start of the data area; that gives the number of
+    descriptors, and the last one must end inside the file.
+    """
+    if pages.desc_start >= source.size:
+        return "the file ends before the page descriptors"
+    first = pages.desc(0)
+    if first is None:
+        return "the file ends inside the page descriptors"
+    if first.offset <= pages.desc_start or (first.offset - pages.desc_start) % 24:
+        return None  # an unusual writer, or a lost first page: nothing cheap to conclude
+    count = (first.offset - pages.desc_start) // 24
+    if count > pages.max_mapnr:
+        return None
+    last = pages.desc(count - 1)
+    if last is None:
+        return "the file ends inside the page descriptors"
+    end = last.offset + last.size
+    if last.offset and end > source.size:
+        return (
+            f"the file is cut short: the page data ends at {end:#x}, the file at {source.size:#x}"
+        )
+    return None

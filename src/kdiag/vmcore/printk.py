@@ -1,0 +1,298 @@
+"""The kernel log from a dump, without debuginfo, and makedumpfile's text form of it.
+
+Two buffers, chosen as makedumpfile's ``dump_dmesg()`` chooses:
+
+- the lockless ring buffer (Linux 5.10+, ``SYMBOL(prb)``): descriptors ``tail_id .. head_id``,
+  accepted when the id in ``state_var`` matches and the state is committed or finalized;
+  data blocks begin with their id, wrap to the start of the data ring when
+  ``begin > next``, and data-less records (``begin == next``) are skipped, as makedumpfile
+  and vmcore-dmesg skip them;
+- the structured ``printk_log`` buffer (3.5-5.9, ``SIZE(printk_log)`` or ``SIZE(log)``):
+  records from ``log_first_idx`` to ``log_next_idx``, a zero ``len`` meaning "wrap to 0".
+
+Only descriptor slots between tail and head and the data-ring pages those records use are
+read.  Offsets come from VMCOREINFO.  ``level``, ``facility`` and the ``LOG_CONT`` flag are
+not exported; they are read from the byte after ``text_len`` when the layout is the
+kernel's usual one (``caller_id`` right after them), else left unknown.
+
+:func:`format_dmesg` writes exactly what ``makedumpfile --dump-dmesg`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kdiag.errors import UnsupportedDump
+from kdiag.vmcore.memory import VirtualMemory
+from kdiag.vmcore.model import LogRecord
+from kdiag.vmcore.vmcoreinfo import VmcoreInfo
+
+__all__ = ("format_dmesg", "read_kernel_log", "read_lockless", "read_structured")
+
+_ID_MASK = (1 << 62) - 1
+_COMMITTED, _FINALIZED = 1, 2
+_LOG_CONT = 0x08
+_MAX_COUNT_BITS = 24
+_MAX_SIZE_BITS = 30
+_MAX_LEGACY_LEN = 1 << 30
+_CHUNK = 4096
+
+
+def _u64(buf: bytes | bytearray, at: int) -> int:
+    return int.from_bytes(buf[at : at + 8], "little")
+
+
+def _u32(buf: bytes | bytearray, at: int) -> int:
+    return int.from_bytes(buf[at : at + 4], "little")
+
+
+def _u16(buf: bytes | bytearray, at: int) -> int:
+    return int.from_bytes(buf[at : at + 2], "little")
+
+
+def read_kernel_log(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
+    """Every record of the kernel log, oldest first."""
+    if info.symbol("prb") is not None:
+        return read_lockless(vmem, info)
+    if info.size("printk_log") is not None or info.size("log") is not None:
+        return read_structured(vmem, info)
+    if info.symbol("log_end") is not None:
+        raise UnsupportedDump("the plain-text log_buf of kernels before 3.5 is not supported")
+    raise UnsupportedDump(
+        "VMCOREINFO describes no kernel log (no SYMBOL(prb), SIZE(printk_log) or SIZE(log))"
+    )
+
+
+class _Ring:
+    """The data ring, read lazily in 4 KiB chunks of its virtual range."""
+
+    def __init__(self, vmem: VirtualMemory, addr: int, size: int) -> None:
+        self.vmem = vmem
+        self.addr = addr
+        self.size = size
+        self._chunks: dict[int, bytes] = {}
+
+    def get(self, start: int, length: int) -> bytes:
+        end = min(start + length, self.size)
+        if start >= end:
+            return b""
+        first, last = start // _CHUNK, (end - 1) // _CHUNK
+        parts = []
+        for index in range(first, last + 1):
+            chunk = self._chunks.get(index)
+            if chunk is None:
+                at = index * _CHUNK
+                chunk = self.vmem.read(self.addr + at, min(_CHUNK, self.size - at), fill=True)
+                self._chunks[index] = chunk
+            parts.append(chunk)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        base = first * _CHUNK
+        return data[start - base : end - base]
+
+
+def _read_slots(
+    vmem: VirtualMemory, addr: int, elem: int, count: int, span: tuple[int, int]
+) -> bytearray:
+    """The array of ``count`` elements at ``addr``, read only for ``n`` slots from ``first``."""
+    first, n = span
+    out = bytearray(elem * count)
+    if n >= count:
+        out[:] = vmem.read(addr, elem * count, fill=True)
+        return out
+    end = first + n
+    pieces = [(first, min(end, count))]
+    if end > count:
+        pieces.append((0, end - count))
+    for lo, hi in pieces:
+        out[lo * elem : hi * elem] = vmem.read(addr + lo * elem, (hi - lo) * elem, fill=True)
+    return out
+
+
+def read_lockless(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
+    """Walk the 5.10+ lockless ring buffer (``kernel/printk/printk_ringbuffer.c``)."""
+    off = info.need_offset
+    rb_addr = vmem.read_u64(info.need_symbol("prb"))
+    rb = vmem.read(rb_addr, info.need_size("printk_ringbuffer"), fill=True)
+    counter = info.offset("atomic_long_t", "counter") or 0
+
+    dr = off("printk_ringbuffer", "desc_ring")
+    count_bits = _u32(rb, dr + off("prb_desc_ring", "count_bits"))
+    descs_addr = _u64(rb, dr + off("prb_desc_ring", "descs"))
+    infos_addr = _u64(rb, dr + off("prb_desc_ring", "infos"))
+    head_id = _u64(rb, dr + off("prb_desc_ring", "head_id") + counter)
+    tail_id = _u64(rb, dr + off("prb_desc_ring", "tail_id") + counter)
+
+    tr = off("printk_ringbuffer", "text_data_ring")
+    size_bits = _u32(rb, tr + off("prb_data_ring", "size_bits"))
+    data_addr = _u64(rb, tr + off("prb_data_ring", "data"))
+    if count_bits > _MAX_COUNT_BITS or size_bits > _MAX_SIZE_BITS or size_bits < 3:
+        raise UnsupportedDump(
+            f"printk ring buffer geometry is not sane (count_bits {count_bits}, "
+            f"size_bits {size_bits})"
+        )
+    count = 1 << count_bits
+    size = 1 << size_bits
+
+    dsz = info.need_size("prb_desc")
+    isz = info.need_size("printk_info")
+    o_state = off("prb_desc", "state_var") + counter
+    o_lpos = off("prb_desc", "text_blk_lpos")
+    o_begin = o_lpos + off("prb_data_blk_lpos", "begin")
+    o_next = o_lpos + off("prb_data_blk_lpos", "next")
+    o_seq = off("printk_info", "seq")
+    o_ts = off("printk_info", "ts_nsec")
+    o_len = off("printk_info", "text_len")
+    o_caller = info.offset("printk_info", "caller_id")
+    # facility (u8) and flags:5/level:3 (u8) follow text_len in the kernel's layout.
+    has_level = o_caller is not None and o_caller == o_len + 4
+
+    n = ((head_id - tail_id) & _ID_MASK) + 1
+    if n > count:  # impossible in a sane ring: keep the newest `count` ids
+        tail_id = (head_id - count + 1) & _ID_MASK
+        n = count
+    first_slot = tail_id % count
+    descs = _read_slots(vmem, descs_addr, dsz, count, (first_slot, n))
+    infos = _read_slots(vmem, infos_addr, isz, count, (first_slot, n))
+    ring = _Ring(vmem, data_addr, size)
+
+    records: list[LogRecord] = []
+    for k in range(n):
+        rid = (tail_id + k) & _ID_MASK
+        slot = rid % count
+        d = slot * dsz
+        sv = _u64(descs, d + o_state)
+        if sv & _ID_MASK != rid or (sv >> 62) & 3 not in (_COMMITTED, _FINALIZED):
+            continue
+        begin = _u64(descs, d + o_begin) % size
+        nxt = _u64(descs, d + o_next) % size
+        if begin == nxt:
+            continue
+        i = slot * isz
+        text_len = _u16(infos, i + o_len)
+        if begin > nxt:
+            begin = 0
+        begin += 8
+        if nxt >= begin:
+            text_len = min(text_len, nxt - begin)
+        raw = ring.get(begin, text_len)
+        level = facility = -1
+        cont = False
+        if has_level:
+            facility = infos[i + o_len + 2]
+            flags_level = infos[i + o_len + 3]
+            level = flags_level >> 5
+            cont = bool(flags_level & _LOG_CONT)
+        records.append(
+            LogRecord(
+                seq=_u64(infos, i + o_seq),
+                ts_nsec=_u64(infos, i + o_ts),
+                level=level,
+                facility=facility,
+                caller_id=None if o_caller is None else _u32(infos, i + o_caller),
+                text=raw.decode("utf-8", "backslashreplace"),
+                cont=cont,
+                raw=raw,
+            )
+        )
+    return records
+
+
+def read_structured(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
+    """Walk the 3.5-5.9 ``struct printk_log`` buffer (``struct log`` before 3.11)."""
+    name = "printk_log" if info.size("printk_log") is not None else "log"
+    hdr = info.need_size(name)
+    o_ts = info.need_offset(name, "ts_nsec")
+    o_len = info.need_offset(name, "len")
+    o_text = info.need_offset(name, "text_len")
+    o_dict = info.offset(name, "dict_len")
+    o_caller = info.offset(name, "caller_id")
+    has_level = o_dict is not None and o_dict == o_text + 2
+
+    buf_addr = vmem.read_u64(info.need_symbol("log_buf"))
+    buf_len = vmem.read_u32(info.need_symbol("log_buf_len"))
+    first = vmem.read_u32(info.need_symbol("log_first_idx"))
+    nxt = vmem.read_u32(info.need_symbol("log_next_idx"))
+    if not hdr < buf_len <= _MAX_LEGACY_LEN or first >= buf_len or nxt >= buf_len:
+        raise UnsupportedDump(
+            f"log_buf geometry is not sane (len {buf_len}, first {first}, next {nxt})"
+        )
+    buf = vmem.read(buf_addr, buf_len, fill=True)
+
+    def length_at(idx: int) -> int:
+        return _u16(buf, idx + o_len) if idx + hdr <= buf_len else 0
+
+    records: list[LogRecord] = []
+    idx = first
+    for seq in range(buf_len // hdr + 1):  # a corrupt index chain cannot loop forever
+        if idx == nxt:
+            break
+        rec = idx if length_at(idx) else 0  # a zero length marks the wrap to the start
+        if rec + hdr > buf_len:
+            break
+        text_len = _u16(buf, rec + o_text)
+        raw = bytes(buf[rec + hdr : min(rec + hdr + text_len, buf_len)])
+        level = facility = -1
+        cont = False
+        if has_level and o_dict is not None:
+            facility = buf[rec + o_dict + 2]
+            level = buf[rec + o_dict + 3] >> 5
+            cont = bool(buf[rec + o_dict + 3] & _LOG_CONT)
+        records.append(
+            LogRecord(
+                seq=seq,
+                ts_nsec=_u64(buf, rec + o_ts),
+                level=level,
+                facility=facility,
+                caller_id=None if o_caller is None else _u32(buf, rec + o_caller),
+                text=raw.decode("utf-8", "backslashreplace"),
+                cont=cont,
+                raw=raw,
+            )
+        )
+        step = length_at(idx)
+        if step == 0:  # wrapped: the record at 0 was this one; continue after it
+            step = length_at(0)
+            idx = step
+        else:
+            idx += step
+        if step == 0 or idx >= buf_len:
+            break
+    return records
+
+
+# --- makedumpfile's text form ---------------------------------------------------------------
+
+# C-locale isprint() or isspace(): these bytes are written as they are.
+_SAFE = bytes(range(0x20, 0x7F)) + b"\t\n\v\f\r"
+_ESCAPES = {
+    b: (f"\\x{b:02x}" if b < 0x80 else f"\\xffffff{b:02x}") for b in range(256) if b not in _SAFE
+}
+
+
+def _escape(raw: bytes, indent: str) -> str:
+    if not raw.translate(None, _SAFE):
+        text = raw.decode("ascii")
+    else:
+        text = "".join(_ESCAPES.get(b) or chr(b) for b in raw)
+    return text.replace("\n", "\n" + indent) if "\n" in text else text
+
+
+def format_dmesg(records: Iterable[LogRecord], *, caller_ids: bool = False) -> str:
+    """The log exactly as ``makedumpfile --dump-dmesg`` writes it.
+
+    Each record is ``[%5llu.%06lu] `` then its text, then ``\\n``.  An embedded newline
+    is followed by spaces as wide as the prefix.  Bytes that are neither printable nor
+    white space (C locale) become ``\\xNN``; bytes from 0x80 up become ``\\xffffffNN``,
+    because makedumpfile passes a signed ``char`` to ``%02x``.  Dictionaries are not
+    printed.  ``caller_ids=True`` adds the ``[    T123] `` column that makedumpfile 1.7.5+
+    prints when ``OFFSET(printk_info.caller_id)`` exists (Debian 12's 1.7.2 does not).
+    """
+    out: list[str] = []
+    for rec in records:
+        sec, nsec = divmod(rec.ts_nsec, 1_000_000_000)
+        prefix = f"[{sec:5d}.{nsec // 1000:06d}] "
+        if caller_ids and rec.caller_id is not None:
+            prefix += f"[{rec.caller or '':>8}] "
+        raw = rec.raw if rec.raw is not None else rec.text.encode("utf-8", "surrogateescape")
+        out.append(prefix + _escape(raw, " " * len(prefix)) + "\n")
+    return "".join(out)
