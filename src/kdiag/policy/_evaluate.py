@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +42,12 @@ def _compiled(text: str) -> Policy:
 def _policy(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
     if isinstance(document, str):
         return _compiled(document)
+    if isinstance(document, Mapping):
+        try:
+            text = json.dumps(document)
+        except (TypeError, ValueError):
+            return validate(document)  # not JSON data: validate() says what is wrong
+        return _compiled(text)
     return validate(document)
 
 

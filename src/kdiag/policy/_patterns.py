@@ -80,36 +80,45 @@ _ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
 _NAME = re.compile(r"[^\s${}',]+")
 
 
+_SPECIAL = re.compile(r"[*?]")
+_SPECIAL_OR_VARIABLE = re.compile(r"[*?]|\$\{")
+
+
 def parse(text: str, *, variables: bool) -> tuple[Part, ...]:
     """Split ``text`` into literal runs, wildcards and (when ``variables``) policy variables.
 
     Raises :class:`ValueError` with a short description for a malformed ``${...}``.
     """
+    special = _SPECIAL_OR_VARIABLE if variables else _SPECIAL
     parts: list[Part] = []
     literal: list[str] = []
     i, n = 0, len(text)
     while i < n:
-        ch = text[i]
-        if variables and text.startswith("${", i):
-            escape = _ESCAPES.get(text[i : i + 4])
+        match = special.search(text, i)
+        if match is None:
+            literal.append(text[i:])
+            break
+        start = match.start()
+        if start > i:
+            literal.append(text[i:start])
+        piece = match.group()
+        if piece == "${":
+            escape = _ESCAPES.get(text[start : start + 4])
             if escape is not None:
                 literal.append(escape)
-                i += 4
+                i = start + 4
                 continue
-            variable, i = _parse_variable(text, i)
+            variable, i = _parse_variable(text, start)
             if literal:
                 parts.append("".join(literal))
                 literal = []
             parts.append(variable)
             continue
-        if ch in {"*", "?"}:
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            parts.append(STAR if ch == "*" else QMARK)
-        else:
-            literal.append(ch)
-        i += 1
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        parts.append(STAR if piece == "*" else QMARK)
+        i = start + 1
     if literal:
         parts.append("".join(literal))
     return tuple(parts)
