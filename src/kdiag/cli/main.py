@@ -26,6 +26,9 @@ __all__ = ("COMMANDS", "build_app", "main")
 #: command or group name -> module exposing ``register(app: typer.Typer) -> None``.
 #: Add one line per group; the module is imported only when its command runs (or for --help).
 COMMANDS: dict[str, str] = {
+    "audit": "kdiag.cli.audit",
+    "iam": "kdiag.cli.iam",
+    "instances": "kdiag.cli.instances",
     "configure": "kdiag.cli.configure",
     "doctor": "kdiag.cli.doctor",
 }

@@ -1,0 +1,157 @@
+"""``kdiag iam``: users, access keys and inline policies, straight in the database.
+
+Like ``aws iam``: ``create-user``, ``create-access-key`` (the only time the secret is
+shown), ``put-user-policy --policy-document file://policy.json`` (or the JSON itself),
+``list``, ``delete-user``, ``delete-access-key``, ``delete-user-policy``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kdiag.cli._store import DbOption, JsonOption, open_store
+
+__all__ = ("read_policy_document", "register")
+
+app = typer.Typer(
+    help="Users, access keys and inline policies (works on the database directly).",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The user name.")]
+
+
+def read_policy_document(value: str) -> str:
+    """The policy text from ``file://PATH`` (as the aws CLI takes it) or a literal JSON."""
+    from kdiag.errors import ConfigError
+
+    if value.startswith("file://"):
+        path = Path(value[len("file://") :]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read policy document {path}: {exc.strerror}") from exc
+    if value.lstrip().startswith("{"):
+        return value
+    raise ConfigError("--policy-document takes file://PATH or the JSON policy itself")
+
+
+@app.command("create-user")
+def create_user(name: NameArg, db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Create a user in the default account."""
+    from kdiag.cli._output import print_json
+
+    with open_store(db) as store:
+        user = store.create_user(name)
+    if json_out:
+        print_json({"User": user.to_json()})
+    else:
+        typer.echo(f"{user.name}\t{user.id}\t{user.arn}")
+
+
+@app.command("create-access-key")
+def create_access_key(name: NameArg, db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Create an access key for a user and print it; the secret is never shown again."""
+    from kdiag.cli._output import print_json
+
+    with open_store(db) as store:
+        key, secret = store.create_access_key(name)
+    body = {"AccessKeyId": key.id, "SecretAccessKey": secret}
+    if json_out:
+        print_json({"AccessKey": {"UserName": key.user_name, "Status": key.status, **body}})
+    else:
+        for field, value in body.items():
+            typer.echo(f"{field}\t{value}")
+        typer.echo("note: the secret access key is shown only now; store it safely.", err=True)
+
+
+@app.command("put-user-policy")
+def put_user_policy(
+    name: NameArg,
+    policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
+    policy_document: Annotated[
+        str,
+        typer.Option("--policy-document", help="file://PATH, or the policy JSON itself."),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Attach (or replace) an inline policy; it is validated first."""
+    text = read_policy_document(policy_document)
+    with open_store(db) as store:
+        store.put_user_policy(name, policy_name, text)
+
+
+@app.command("delete-user-policy")
+def delete_user_policy(
+    name: NameArg,
+    policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
+    db: DbOption = None,
+) -> None:
+    """Remove an inline policy from a user."""
+    with open_store(db) as store:
+        store.delete_user_policy(name, policy_name)
+
+
+@app.command("delete-access-key")
+def delete_access_key(
+    access_key_id: Annotated[str, typer.Argument(metavar="ACCESS_KEY_ID")],
+    db: DbOption = None,
+) -> None:
+    """Delete an access key."""
+    with open_store(db) as store:
+        store.delete_access_key(access_key_id)
+
+
+@app.command("delete-user")
+def delete_user(name: NameArg, db: DbOption = None) -> None:
+    """Delete a user with its access keys and policies."""
+    with open_store(db) as store:
+        store.delete_user(name)
+
+
+@app.command("list")
+def list_users(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Users with their access key ids and policy names (secrets are never listed)."""
+    from kdiag.cli._output import print_json
+
+    with open_store(db) as store:
+        users: list[dict[str, Any]] = []
+        for user in store.list_users():
+            policies = store.get_user_policies(user)
+            keys = store.list_access_keys(user)
+            users.append(
+                {
+                    **user.to_json(),
+                    "AccessKeys": [k.to_json() for k in keys],
+                    "Policies": {n: json.loads(doc) for n, doc in policies.items()},
+                }
+            )
+    if json_out:
+        print_json({"Users": users})
+        return
+    from rich.table import Table
+
+    from kdiag.cli._output import stdout_console
+
+    table = Table(title="users")
+    for column in ("user", "user id", "access keys", "policies"):
+        table.add_column(column, overflow="fold")
+    for user_json in users:
+        table.add_row(
+            user_json["UserName"],
+            user_json["UserId"],
+            "\n".join(
+                f"{k['AccessKeyId']}" + ("" if k["Status"] == "Active" else " (inactive)")
+                for k in user_json["AccessKeys"]
+            ),
+            "\n".join(user_json["Policies"]),
+        )
+    stdout_console().print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="iam")

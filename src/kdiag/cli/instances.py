@@ -1,0 +1,162 @@
+"""``kdiag instances``: the machines kdiag may interrupt, and how to reach each one."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from kdiag.cli._store import DbOption, JsonOption, open_store
+
+__all__ = ("parse_tags", "parse_target", "register")
+
+app = typer.Typer(
+    help="The instance inventory: id, backend and target, region, state, tags.",
+    no_args_is_help=True,
+)
+
+IdArg = Annotated[str, typer.Argument(metavar="INSTANCE_ID")]
+
+
+def parse_target(value: str) -> dict[str, Any]:
+    """``--target``: a JSON object of backend settings, or a bare address (socket, host)."""
+    from kdiag.errors import ConfigError
+
+    if value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"--target is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ConfigError("--target JSON must be an object")
+        return parsed
+    return {"address": value}
+
+
+def parse_tags(values: list[str]) -> dict[str, str]:
+    """``--tag K=V`` options as a dict."""
+    from kdiag.errors import ConfigError
+
+    tags: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag takes KEY=VALUE, not {item!r}")
+        tags[key] = value
+    return tags
+
+
+@app.command("add")
+def add(
+    *,
+    backend: Annotated[str, typer.Option("--backend", help="Backend name: qmp, fake, ...")],
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            help="The backend target: an address (QMP socket path, host:port) or JSON "
+            'settings such as \'{"address": "/run/vm.qmp", "timeout": 3}\'.',
+        ),
+    ],
+    instance_id: Annotated[
+        str | None, typer.Option("--id", help="i- + 17 hex digits (default: a new id).")
+    ] = None,
+    region: Annotated[str, typer.Option("--region")] = "us-east-1",
+    availability_zone: Annotated[
+        str | None, typer.Option("--az", help="Availability zone (default: REGION + 'a').")
+    ] = None,
+    arch: Annotated[str, typer.Option("--arch", help="x86_64, arm64, ...")] = "x86_64",
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Repeatable.")
+    ] = None,
+    state: Annotated[str, typer.Option("--state")] = "running",
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Register an instance; prints its id."""
+    from kdiag.backends import available_backends
+    from kdiag.cli._output import print_json
+    from kdiag.errors import ConfigError
+
+    known = available_backends()
+    if backend not in known:
+        raise ConfigError(
+            f"unknown or disabled backend {backend!r} (available: {', '.join(known) or 'none'})"
+        )
+    with open_store(db) as store:
+        inst = store.add_instance(
+            backend=backend,
+            target=parse_target(target),
+            instance_id=instance_id,
+            region=region,
+            availability_zone=availability_zone,
+            arch=arch,
+            state=state,
+            tags=parse_tags(tags or []),
+        )
+    if json_out:
+        print_json({"Instance": inst.to_json()})
+    else:
+        typer.echo(inst.id)
+
+
+@app.command("list")
+def list_instances(
+    db: DbOption = None,
+    json_out: JsonOption = False,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option("--tag", metavar="KEY=VALUE", help="Only instances with this tag."),
+    ] = None,
+) -> None:
+    """The instances kdiag manages."""
+    from kdiag.cli._output import print_json
+
+    filters = {f"tag:{k}": [v] for k, v in parse_tags(tags or []).items()}
+    with open_store(db) as store:
+        found = store.list_instances(filters=filters)
+    if json_out:
+        print_json({"Instances": [i.to_json() for i in found]})
+        return
+    from rich.table import Table
+
+    from kdiag.cli._output import stdout_console
+
+    table = Table(title="instances")
+    table.add_column("instance", no_wrap=True)
+    for column in ("state", "zone", "arch", "backend", "target", "tags"):
+        table.add_column(column, overflow="fold")
+    for inst in found:
+        table.add_row(
+            inst.id,
+            inst.state,
+            inst.availability_zone,
+            inst.arch,
+            inst.backend,
+            json.dumps(dict(inst.target), sort_keys=True),
+            ", ".join(f"{k}={v}" for k, v in sorted(inst.tags.items())),
+        )
+    stdout_console().print(table)
+
+
+@app.command("set-state")
+def set_state(
+    instance_id: IdArg,
+    state: Annotated[str, typer.Argument(help="running, stopped, pending, ...")],
+    db: DbOption = None,
+) -> None:
+    """Change an instance's inventory state (only ``running`` ones take an NMI)."""
+    with open_store(db) as store:
+        store.set_instance_state(instance_id, state)
+
+
+@app.command("remove")
+def remove(instance_id: IdArg, db: DbOption = None) -> None:
+    """Forget an instance (its audit rows stay)."""
+    with open_store(db) as store:
+        store.remove_instance(instance_id)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="instances")
