@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "instances": "kdiag.cli.instances",
     "configure": "kdiag.cli.configure",
     "doctor": "kdiag.cli.doctor",
+    "send": "kdiag.cli.send",
+    "serve": "kdiag.cli.serve",
 }
 
 EXIT_USAGE = 2

@@ -1,0 +1,90 @@
+"""``kdiag serve``: the EC2-compatible endpoint (and the /v1 JSON API) under uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+__all__ = ("register", "serve")
+
+
+def serve(
+    *,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; loopback unless you mean it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8787,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (default: $KDIAG_DB, else SQLite in the state dir)."
+        ),
+    ] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="A region this endpoint serves (repeatable)."),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Requests per second allowed per principal.")
+    ] = 50.0,
+    burst: Annotated[int, typer.Option("--burst", help="Token-bucket size per principal.")] = 100,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (uvicorn access log).")
+    ] = False,
+) -> None:
+    """Serve SendDiagnosticInterrupt and DescribeInstances (EC2 Query, SigV4) until stopped."""
+    import logging
+
+    import uvicorn
+
+    from kdiag.backends.base import BackendPool
+    from kdiag.errors import ConfigError
+    from kdiag.service import ServiceContext, create_app
+    from kdiag.service.ratelimit import TokenBucketLimiter
+    from kdiag.service.server import bind_socket, is_loopback, uvicorn_config
+    from kdiag.store import Store
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"invalid port {port}")
+    if rate <= 0 or burst < 1:
+        raise ConfigError("--rate must be positive and --burst at least 1")
+    regions = tuple(region or ("us-east-1",))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    store = Store.open(db)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        store.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    if not is_loopback(host):
+        sys.stderr.write(
+            f"warning: listening on {host}, not loopback: anyone who can reach this address "
+            "can try credentials against it; put TLS in front of it\n"
+        )
+    ctx = ServiceContext(
+        store,
+        regions=regions,
+        limiter=TokenBucketLimiter(rate=rate, burst=burst),
+        backends=BackendPool(),
+    )
+    shown = f"[{host}]" if ":" in host else host
+    sys.stderr.write(
+        f"kdiag serve: http://{shown}:{sock.getsockname()[1]}  regions: {', '.join(regions)}  "
+        f"database: {store.url}\n"
+    )
+    sys.stderr.flush()
+    server = uvicorn.Server(
+        uvicorn_config(create_app(ctx), access_log=access_log, log_level="info")
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        ctx.close()
+        store.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
