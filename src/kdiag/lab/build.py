@@ -1,0 +1,318 @@
+"""Assemble the lab guest: Debian's kernel, a capture initramfs and a main initramfs.
+
+Inputs are the downloaded .deb files, the guest ``/init``, the crashme module source and the
+readiness collector; their hash names the build directory, so an unchanged input set reuses
+the previous build and a changed one rebuilds. Layout under ``cache_dir()/"lab"``::
+
+    debs/                    apt-get download cache
+    kernel/<kver>/           the unpacked kernel package (depmod -b run on it)
+    build/<hash>/            vmlinuz, capture.img, main.img, crashme.ko, build.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kdiag.errors import ConfigError
+from kdiag.lab import debs
+from kdiag.lab.initramfs import write_initramfs
+
+__all__ = (
+    "CAPTURE_MODULES",
+    "FIRST_MODULES",
+    "BuildInfo",
+    "build",
+    "collector_path",
+    "lab_cache",
+)
+
+#: bumped whenever the layout of a build changes
+BUILD_FORMAT = 3
+
+FIRST_MODULES = ("qemu_fw_cfg", "pvpanic", "pvpanic-mmio")
+# load order matters: virtio_ring before virtio (see docs/lab.md)
+CAPTURE_MODULES = (
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "crc16",
+    "mbcache",
+    "jbd2",
+    "crc32c_generic",
+    "ext4",
+)
+_BINARIES = ("usr/sbin/kexec", "usr/sbin/vmcore-dmesg", "usr/sbin/makedumpfile")
+_LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib")
+_HERE = Path(__file__).resolve().parent
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What ``Lab.build`` produced."""
+
+    directory: Path
+    kernel_release: str
+    kernel_package: str
+    kernel_version: str
+    vmlinuz: Path
+    main_initrd: Path
+    capture_initrd: Path
+    crashme: Path | None
+    collector: bool
+    inputs_hash: str
+    packages: dict[str, str]
+    cached: bool
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        for key in ("directory", "vmlinuz", "main_initrd", "capture_initrd", "crashme"):
+            data[key] = None if data[key] is None else str(data[key])
+        return data
+
+
+def lab_cache() -> Path:
+    from kdiag.paths import cache_dir
+
+    path = cache_dir() / "lab"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def collector_path() -> Path:
+    """Where the readiness facts collector lives in the source tree (may not exist)."""
+    return _HERE.parent / "readiness" / "collect.sh"
+
+
+def _run(args: list[str], **kw: object) -> str:
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip()[-1500:]
+        raise ConfigError(f"{' '.join(map(str, args))} failed: {tail}")
+    return str(proc.stdout)
+
+
+def _unpack_kernel(deb: debs.Deb, kver: str, cache: Path, note: Progress) -> Path:
+    root = cache / "kernel" / kver
+    stamp = root / ".unpacked"
+    if not stamp.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        note(f"unpacking {deb.path.name}")
+        debs.unpack(deb, root)
+        note(f"depmod -b {root} {kver}")
+        _run(["depmod", "-b", str(root), kver])
+        stamp.write_text(deb.version + "\n")
+    return root
+
+
+def _module_index(kroot: Path, kver: str) -> dict[str, Path]:
+    index: dict[str, Path] = {}
+    for path in (kroot / "lib" / "modules" / kver).rglob("*.ko*"):
+        name = path.name.split(".ko")[0]
+        index[name] = path
+    return index
+
+
+def _copy_module(src: Path, dest: Path) -> None:
+    if src.name.endswith(".ko.xz"):
+        dest.write_bytes(lzma.decompress(src.read_bytes()))
+    elif src.name.endswith(".ko"):
+        shutil.copyfile(src, dest)
+    else:
+        raise ConfigError(f"unsupported module compression: {src.name}")
+
+
+def _executable(path: Path) -> None:
+    """Mode 0755 (the initramfs is world-readable guest root, not host data)."""
+    path.chmod(0o755)
+
+
+def _needed(binary: Path) -> list[str]:
+    out = _run(["readelf", "-d", str(binary)])
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def _find_lib(staging: Path, soname: str) -> Path | None:
+    for d in _LIB_DIRS:
+        candidate = staging / d / soname
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _install_userland(staging: Path, root: Path) -> None:
+    busybox = staging / "bin" / "busybox"
+    if not busybox.exists():
+        raise ConfigError("busybox-static did not provide /bin/busybox")
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(busybox, root / "bin" / "busybox")
+    _executable(root / "bin" / "busybox")
+    todo: list[Path] = []
+    for rel in _BINARIES:
+        name = Path(rel).name
+        found = [staging / d / name for d in ("sbin", "bin", "usr/sbin", "usr/bin")]
+        src = next((p for p in found if p.exists()), None)
+        if src is None:
+            raise ConfigError(f"no {name} in the unpacked packages")
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        _executable(dest)
+        todo.append(src)
+    seen: set[str] = set()
+    while todo:
+        for soname in _needed(todo.pop()):
+            if soname in seen:
+                continue
+            seen.add(soname)
+            lib = _find_lib(staging, soname)
+            if lib is None:
+                raise ConfigError(f"library {soname} not found in the downloaded packages")
+            dest = root / lib.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(lib.resolve(), dest)
+            todo.append(lib.resolve())
+    loader = _find_lib(staging, "ld-linux-x86-64.so.2")
+    if loader is None:
+        raise ConfigError("the dynamic loader is not in the downloaded libc6")
+    (root / "lib64").mkdir(exist_ok=True)
+    shutil.copyfile(loader.resolve(), root / "lib64" / "ld-linux-x86-64.so.2")
+    _executable(root / "lib64" / "ld-linux-x86-64.so.2")
+
+
+def _build_crashme(kver: str, out: Path, note: Progress) -> Path | None:
+    headers = Path("/usr/src") / f"linux-headers-{kver}"
+    if not (headers / "Makefile").exists():
+        note(f"crashme not built: {headers} missing (apt-get install linux-headers-{kver})")
+        return None
+    note(f"building crashme.ko against {headers.name}")
+    with tempfile.TemporaryDirectory(prefix="kdiag-crashme-") as tmp:
+        for name in ("crashme.c", "Makefile"):
+            shutil.copyfile(_HERE / "crashme" / name, Path(tmp) / name)
+        env = dict(os.environ)
+        if shutil.which("gcc-12"):
+            env["CC"] = "gcc-12"
+        _run(
+            ["make", "-C", str(headers), f"M={tmp}", "CC=" + env.get("CC", "gcc"), "modules"],
+            env=env,
+        )
+        _run(["strip", "--strip-debug", str(Path(tmp) / "crashme.ko")])
+        shutil.copyfile(Path(tmp) / "crashme.ko", out)
+    return out
+
+
+def _inputs_hash(deb_list: list[debs.Deb], collector: Path) -> str:
+    h = hashlib.sha256(f"format={BUILD_FORMAT}\n".encode())
+    for deb in sorted(deb_list, key=lambda d: d.package):
+        h.update(f"{deb.package}={deb.version}\n".encode())
+    for path in (
+        _HERE / "init.sh",
+        _HERE / "crashme" / "crashme.c",
+        _HERE / "crashme" / "Makefile",
+    ):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    if collector.exists():
+        h.update(b"collect.sh\0" + collector.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build(progress: Progress | None = None, *, force: bool = False) -> BuildInfo:
+    """Download, unpack and assemble; reuses the previous build when no input changed."""
+    note: Progress = progress or (lambda _msg: None)
+    cache = lab_cache()
+    kpkg, kver = debs.kernel_package(note)
+    libs = debs.library_closure(("kexec-tools", "makedumpfile"))
+    deb_list = debs.download((kpkg, *debs.TOOL_PACKAGES, *libs), cache / "debs", note)
+    collector = collector_path()
+    digest = _inputs_hash(deb_list, collector)
+    out = cache / "build" / digest
+    info_path = out / "build.json"
+    if info_path.exists() and not force:
+        data = json.loads(info_path.read_text())
+        return _info(out, data, cached=True)
+
+    kernel_deb = deb_list[0]
+    kroot = _unpack_kernel(kernel_deb, kver, cache, note)
+    modules = _module_index(kroot, kver)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=out.parent))
+    try:
+        staging = work / "staging"
+        for deb in deb_list[1:]:
+            note(f"unpacking {deb.path.name}")
+            debs.unpack(deb, staging)
+        root = work / "root"
+        for d in ("proc", "sys", "dev", "tmp", "mnt", "boot", "lib/modules"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        _install_userland(staging, root)
+        shutil.copyfile(_HERE / "init.sh", root / "init")
+        _executable(root / "init")
+        for name in (*FIRST_MODULES, *CAPTURE_MODULES):
+            if name not in modules:
+                raise ConfigError(f"module {name} missing from {kernel_deb.path.name}")
+            _copy_module(modules[name], root / "lib" / "modules" / f"{name}.ko")
+        if collector.exists():
+            (root / "kdiag").mkdir()
+            shutil.copyfile(collector, root / "kdiag" / "collect.sh")
+            _executable(root / "kdiag" / "collect.sh")
+        final = work / "out"
+        final.mkdir()
+        note("packing capture.img")
+        write_initramfs(root, final / "capture.img")
+        vmlinuz = kroot / "boot" / f"vmlinuz-{kver}"
+        shutil.copyfile(vmlinuz, final / "vmlinuz")
+        shutil.copyfile(vmlinuz, root / "boot" / "vmlinuz")
+        shutil.copyfile(final / "capture.img", root / "boot" / "capture.img")
+        crashme = _build_crashme(kver, final / "crashme.ko", note)
+        if crashme is not None:
+            shutil.copyfile(crashme, root / "lib" / "modules" / "crashme.ko")
+        note("packing main.img")
+        write_initramfs(root, final / "main.img")
+        data = {
+            "kernel_release": kver,
+            "kernel_package": kpkg,
+            "kernel_version": kernel_deb.version,
+            "crashme": crashme is not None,
+            "collector": collector.exists(),
+            "inputs_hash": digest,
+            "packages": {d.package: d.version for d in deb_list},
+        }
+        (final / "build.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        final.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _info(out, data, cached=False)
+
+
+def _info(out: Path, data: dict[str, object], *, cached: bool) -> BuildInfo:
+    packages = data["packages"]
+    assert isinstance(packages, dict)
+    return BuildInfo(
+        directory=out,
+        kernel_release=str(data["kernel_release"]),
+        kernel_package=str(data["kernel_package"]),
+        kernel_version=str(data["kernel_version"]),
+        vmlinuz=out / "vmlinuz",
+        main_initrd=out / "main.img",
+        capture_initrd=out / "capture.img",
+        crashme=out / "crashme.ko" if data["crashme"] else None,
+        collector=bool(data["collector"]),
+        inputs_hash=str(data["inputs_hash"]),
+        packages={str(k): str(v) for k, v in packages.items()},
+        cached=cached,
+    )

@@ -1,0 +1,166 @@
+#!/bin/busybox sh
+# /init of the kdiag lab guest (busybox sh). One script for both kernels: the first kernel
+# arms kdump and waits for commands; the capture kernel (it has /proc/vmcore) saves the dump
+# to the virtio disk and reboots. Every line for the host starts with "LAB: ".
+#
+# Kernel command line parameters read here:
+#   lab_name=N          hostname
+#   lab_profile=P       profile name (shown in the readiness line)
+#   lab_sysctl=k=v,...  sysctls to set in the first kernel (dots in k)
+#   lab_kdump=0|1       load the capture kernel with kexec -p
+#   lab_capture=save|hang   what the capture kernel does
+#   lab_dump=o_o/o_o    makedumpfile option sets, "_" for spaces, "/" between sets
+#   lab_capargs=a_b     extra capture kernel parameters
+/bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /bin /sbin /usr/bin /usr/sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+say() { echo "LAB: $* [uptime=$(cut -d' ' -f1 /proc/uptime)]" > /dev/ttyS0; }
+arg() {
+    for word in $(cat /proc/cmdline); do
+        case "$word" in "$1"=*) echo "${word#*=}"; return ;; esac
+    done
+}
+load() {
+    for m in "$@"; do
+        insmod "/lib/modules/$m.ko" 2>/dev/null || say "insmod $m FAILED"
+    done
+}
+KVER=$(uname -r)
+NAME=$(arg lab_name)
+[ -n "$NAME" ] && hostname "$NAME"
+
+# --------------------------------------------------------------------------- capture kernel
+if [ -e /proc/vmcore ]; then
+    say "capture kernel $KVER up; cmdline: $(cat /proc/cmdline)"
+    say "/proc/vmcore size=$(stat -c %s /proc/vmcore) $(grep MemTotal /proc/meminfo)"
+    if [ "$(arg lab_capture)" = hang ]; then
+        say "LAB-CAPTURE-HANG (profile capture-hang: never writing the dump)"
+        while :; do sleep 3600; done
+    fi
+    load virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
+        crc16 mbcache jbd2 crc32c_generic ext4
+    i=0
+    while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    if ! mount -t ext4 /dev/vda /mnt; then
+        say "LAB-DUMP-FAILED mount /dev/vda"
+        reboot -f
+    fi
+    rm -f /mnt/vmcore* /mnt/dumps.txt /mnt/dmesg.txt /mnt/DONE
+    sets=$(arg lab_dump)
+    [ -n "$sets" ] || sets="-c_-d_31"
+    n=0
+    for set in $(echo "$sets" | tr '/' ' '); do
+        n=$((n + 1))
+        opts=$(echo "$set" | tr '_' ' ')
+        start=$(cut -d' ' -f1 /proc/uptime)
+        case " $opts " in
+            *" -F "*) makedumpfile $opts /proc/vmcore > "/mnt/vmcore.$n" 2>/tmp/mdf.err; rc=$? ;;
+            *) makedumpfile $opts /proc/vmcore "/mnt/vmcore.$n" 2>/tmp/mdf.err >&2; rc=$? ;;
+        esac
+        sync
+        end=$(cut -d' ' -f1 /proc/uptime)
+        size=$(stat -c %s "/mnt/vmcore.$n" 2>/dev/null || echo 0)
+        grep -v '^$' /tmp/mdf.err | tail -n 3 | while read -r l; do say "makedumpfile: $l"; done
+        echo "$n rc=$rc size=$size start=$start end=$end opts=$set" >> /mnt/dumps.txt
+        say "LAB-SAVED n=$n rc=$rc size=$size opts=$set start=$start end=$end"
+    done
+    makedumpfile --dump-dmesg /proc/vmcore /mnt/dmesg.txt > /dev/null 2>&1 \
+        || vmcore-dmesg /proc/vmcore > /mnt/dmesg.txt 2>/dev/null
+    echo done > /mnt/DONE
+    sync
+    umount /mnt
+    say "LAB-DUMP-DONE count=$n"
+    reboot -f
+fi
+
+# ----------------------------------------------------------------------------- first kernel
+say "first kernel $KVER up; cmdline: $(cat /proc/cmdline)"
+load qemu_fw_cfg pvpanic pvpanic-mmio
+[ -e /lib/modules/crashme.ko ] && load crashme
+[ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ] && say "fw_cfg etc/vmcoreinfo present"
+for kv in $(arg lab_sysctl | tr ',' ' '); do
+    key=${kv%%=*}
+    path=/proc/sys/$(echo "$key" | tr '.' '/')
+    if [ -e "$path" ]; then echo "${kv#*=}" > "$path"; else say "sysctl $key absent"; fi
+done
+loaded=0
+if [ "$(arg lab_kdump)" != 0 ]; then
+    capargs="console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=1 lab_name=$NAME"
+    capargs="$capargs lab_capture=$(arg lab_capture) lab_dump=$(arg lab_dump)"
+    extra=$(arg lab_capargs)
+    [ -n "$extra" ] && capargs="$capargs $(echo "$extra" | tr '_' ' ')"
+    if kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$capargs" 2>/tmp/kexec.err; then
+        say "kexec -p rc=0"
+    else
+        say "kexec -p FAILED: $(tail -n 2 /tmp/kexec.err | tr '\n' ' ')"
+    fi
+    loaded=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo 0)
+fi
+
+# a little activity so the dump holds more than idle tasks
+(while :; do sleep 5; done) &
+
+if [ -x /kdiag/collect.sh ]; then
+    read -r printk < /proc/sys/kernel/printk
+    echo 1 > /proc/sys/kernel/printk
+    /kdiag/collect.sh > /tmp/facts.json 2>/tmp/facts.err
+    rc=$?
+    {
+        echo "LAB: LAB-FACTS-BEGIN rc=$rc"
+        base64 < /tmp/facts.json
+        echo "LAB: LAB-FACTS-END"
+    } > /dev/ttyS0
+    echo "$printk" > /proc/sys/kernel/printk
+fi
+
+say "LAB-READY kdump_loaded=$loaded profile=$(arg lab_profile)"
+
+trigger() {
+    case "$1" in
+        sysrq-c) echo 1 > /proc/sys/kernel/sysrq; (echo c > /proc/sysrq-trigger) & ;;
+        oom)
+            echo 1 > /proc/sys/vm/panic_on_oom
+            mkdir -p /oom && mount -t ramfs ramfs /oom
+            (dd if=/dev/zero of=/oom/fill bs=1M 2>/dev/null) & ;;
+        hung-task)
+            echo 1 > /proc/sys/kernel/hung_task_panic
+            echo 3 > /proc/sys/kernel/hung_task_timeout_secs
+            echo 1 > /proc/sys/kernel/hung_task_check_interval_secs 2>/dev/null
+            (echo hung > /proc/crashme) & ;;
+        null | bug | gpf)
+            echo 1 > /proc/sys/kernel/panic_on_oops
+            (echo "$1" > /proc/crashme) & ;;
+        warn)
+            echo 1 > /proc/sys/kernel/panic_on_warn
+            (echo warn > /proc/crashme) & ;;
+        softlockup)
+            echo 1 > /proc/sys/kernel/softlockup_panic
+            echo 3 > /proc/sys/kernel/watchdog_thresh
+            (echo softlockup > /proc/crashme) & ;;
+        rcu)
+            echo 0 > /proc/sys/kernel/softlockup_panic
+            echo 1 > /proc/sys/kernel/panic_on_rcu_stall
+            echo 1 > /proc/sys/kernel/max_rcu_stall_to_panic 2>/dev/null
+            echo 3 > /sys/module/rcupdate/parameters/rcu_cpu_stall_timeout
+            (echo rcu > /proc/crashme) & ;;
+        *) say "unknown command $1"; return ;;
+    esac
+}
+
+# the command channel: one word per line on the second serial port
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+exec 3< /dev/ttyS1
+while :; do
+    if read -r cmd <&3; then
+        cmd=$(echo "$cmd" | tr -d '\r')
+        [ -n "$cmd" ] || continue
+        say "command $cmd"
+        trigger "$cmd"
+    else
+        sleep 1
+    fi
+done

@@ -1,0 +1,70 @@
+"""The full cycle a cloud user sees, on a real kernel under QEMU: the guest is ready, a QMP
+NMI panics it, kdump saves a vmcore into the crash tree, and the guest comes back ready."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+
+pytestmark = pytest.mark.e2e
+
+BOOT = 300.0
+DUMP = 300.0
+
+
+def _dmesg_with_makedumpfile(vmcore: Path, tmp_path: Path) -> str:
+    out = tmp_path / "dmesg.txt"
+    subprocess.run(
+        [require_tool("makedumpfile"), "--dump-dmesg", str(vmcore), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out.read_text(errors="replace")
+
+
+def test_nmi_to_vmcore_and_back_to_ready(lab_root: Path, tmp_path: Path) -> None:
+    from kdiag.lab import Lab
+
+    lab = Lab(lab_root)
+    guest = lab.up(name="e2e-default", profile="default", memory="512M", cpus=2)
+    assert guest.accel in {"kvm", "tcg"}
+    guest.wait_ready(BOOT)
+    assert guest.status()["kdump_loaded"] is True
+    assert [g.name for g in lab.list()] == ["e2e-default"]
+
+    guest.inject_nmi()
+    vmcore = guest.wait_dump(DUMP)
+
+    # the /var/crash-style tree: <crash dir>/<host>-<YYYY-MM-DD-HH:MM:SS>/vmcore, private files
+    assert vmcore.parent.parent == guest.crash_dir
+    assert vmcore.parent.name.startswith("e2e-default-")
+    for path in vmcore.parent.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert vmcore.read_bytes()[:8] == b"KDUMP   "
+    capture = json.loads((vmcore.parent / "capture.json").read_text())
+    assert capture["dumps"][0]["makedumpfile"] == "-c -d 31"
+    assert capture["dumps"][0]["rc"] == 0
+
+    log = _dmesg_with_makedumpfile(vmcore, tmp_path)
+    assert "Kernel panic - not syncing: NMI: Not continuing" in log
+    assert "NMI: Not continuing" in (vmcore.parent / "dmesg.txt").read_text(errors="replace")
+
+    events_text = (guest.directory / "events.jsonl").read_text()
+    events = [json.loads(line)["event"] for line in events_text.splitlines()]
+    assert "GUEST_CRASHLOADED" in events
+
+    guest.wait_ready(BOOT)
+    status = guest.status()
+    assert status["boots"] == 2
+    assert status["kdump_loaded"] is True
+    assert guest.dumps() == [vmcore]
+
+    guest.down()
+    assert not guest.running
+    assert guest.status()["phase"] == "stopped"
