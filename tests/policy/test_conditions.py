@@ -277,6 +277,9 @@ CASES = [
     # "ForAllValues ... also returns true if there are no context keys in the request".
     ({"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}}, {}, True),
     ({"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner", "Env"]}}, {"aws:TagKeys": []}, True),
+    # "... or if the key values resolve to a null data set, such as an empty string."
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["Owner"]}}, {"aws:TagKeys": ""}, True),
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["Owner"]}}, {"aws:TagKeys": ""}, False),
     (
         {"ForAllValues:StringLike": {"aws:TagKeys": ["key*"]}},
         {"aws:TagKeys": ["key1", "key2"]},
@@ -343,6 +346,9 @@ CASES = [
         True,
     ),
     ({}, {}, True),  # an empty Condition block holds
+    # Booleans and numbers in the request context are accepted as their JSON text.
+    ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": True}, True),
+    ({"NumericEquals": {"s3:max-keys": "10"}}, {"s3:max-keys": 10}, True),
     # --- condition key names are case-insensitive ------------------------------------------
     (
         {"StringEquals": {"AWS:RequestedRegion": "us-east-1"}},

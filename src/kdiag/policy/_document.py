@@ -64,6 +64,10 @@ class Condition:
         if self.qualifier is None:
             hit = any(test(v, ctx) for v in values)
             return not hit if self.negated else hit
+        # For the set qualifiers an empty string is part of a "null data set".
+        values = tuple(v for v in values if v)
+        if not values:
+            return self.qualifier == "ForAllValues" or self.if_exists
         if self.qualifier == "ForAnyValue":
             return any(test(v, ctx) != self.negated for v in values)
         return all(test(v, ctx) != self.negated for v in values)

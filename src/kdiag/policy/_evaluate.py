@@ -51,10 +51,21 @@ def _policy(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
     return validate(document)
 
 
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
 def _context(context: Mapping[str, str | Sequence[str]]) -> dict[str, ContextValue]:
     out: dict[str, ContextValue] = {}
     for key, value in context.items():
-        out[key.lower()] = value if isinstance(value, str) else tuple(str(v) for v in value)
+        if isinstance(value, str):
+            out[key.lower()] = value
+        elif isinstance(value, Sequence):
+            out[key.lower()] = tuple(_scalar(v) for v in value)
+        else:  # be forgiving with a stray bool or number
+            out[key.lower()] = _scalar(value)
     return out
 
 
