@@ -202,8 +202,7 @@ def send_diagnostic_interrupt(
         ):
             instance = None
         arn = policy.instance_arn(request.region, caller.account_id, request.instance_id)
-        user = store.get_user(caller.user_name, account_id=caller.account_id)
-        policies = store.user_policies(user) if user is not None else []
+        policies = store.policies_of(caller.account_id, caller.user_name)
         decision = policy.evaluate(policies, ACTION, arn, request_context(request, instance, when))
     except Exception as exc:
         audit("failed", exc)

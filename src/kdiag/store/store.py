@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -222,7 +222,7 @@ class Store:
         return self._user(row)
 
     def get_user(self, name: str, *, account_id: str | None = None) -> User | None:
-        acct = self._account_id(account_id)
+        acct = account_id if account_id is not None else self.default_account().id
         with self._read() as session:
             row = session.scalars(
                 select(UserRow).where(UserRow.account_id == acct, UserRow.name == name)
@@ -295,18 +295,27 @@ class Store:
 
         Inactive and unknown keys look the same to the caller (both ``None``).
         """
-        with self._read() as session:
-            found = session.execute(
-                select(AccessKeyRow, UserRow)
+        # Core, not ORM: this runs on every authenticated request.
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    AccessKeyRow.id,
+                    AccessKeyRow.status,
+                    AccessKeyRow.created_at,
+                    AccessKeyRow.secret_sealed,
+                    UserRow.id.label("user_id"),
+                    UserRow.name.label("user_name"),
+                    UserRow.account_id,
+                    UserRow.created_at.label("user_created_at"),
+                )
                 .join(UserRow, AccessKeyRow.user_id == UserRow.id)
                 .where(AccessKeyRow.id == key_id, AccessKeyRow.status == "Active")
             ).first()
-        if found is None:
+        if row is None:
             return None
-        key_row, user_row = found
-        user = self._user(user_row)
-        key = AccessKey(key_row.id, user.id, user.name, key_row.status, key_row.created_at)
-        return key, user, self._box.open(key_row.secret_sealed)
+        user = User(row.user_id, row.user_name, row.account_id, row.user_created_at)
+        key = AccessKey(row.id, user.id, user.name, row.status, row.created_at)
+        return key, user, self._box.open(row.secret_sealed)
 
     def set_access_key_status(self, key_id: str, status: str) -> None:
         if status not in {"Active", "Inactive"}:
@@ -369,6 +378,18 @@ class Store:
         """The user's inline policy documents (JSON text), in name order."""
         return list(self.get_user_policies(user).values())
 
+    def policies_of(self, account_id: str, user_name: str) -> list[str]:
+        """The inline policy documents of ``user_name`` in ``account_id`` (one query; an
+        unknown user has none).  This is what authorization reads on every request."""
+        with self._engine.connect() as conn:
+            rows = conn.scalars(
+                select(UserPolicyRow.document)
+                .join(UserRow, UserPolicyRow.user_id == UserRow.id)
+                .where(UserRow.account_id == account_id, UserRow.name == user_name)
+                .order_by(UserPolicyRow.name)
+            )
+            return list(rows)
+
     def delete_user_policy(self, user: User | str, policy_name: str) -> None:
         found = self.user(user)
         with self._write() as session:
@@ -383,7 +404,7 @@ class Store:
     # --- instances -------------------------------------------------------------------------
 
     @staticmethod
-    def _instance(row: InstanceRow) -> Instance:
+    def _instance(row: Any) -> Instance:  # an InstanceRow or a Core row of its table
         return Instance(
             id=row.id,
             account_id=row.account_id,
@@ -453,9 +474,11 @@ class Store:
         return self._instance(row)
 
     def get_instance(self, instance_id: str) -> Instance | None:
-        with self._read() as session:
-            row = session.get(InstanceRow, instance_id)
-            return None if row is None else self._instance(row)
+        with self._engine.connect() as conn:  # Core: on every request
+            row = conn.execute(
+                select(InstanceRow.__table__).where(InstanceRow.id == instance_id)
+            ).first()
+        return None if row is None else self._instance(row)
 
     def list_instances(
         self,
@@ -526,28 +549,28 @@ class Store:
 
     def record_audit(self, entry: AuditEntry) -> int:
         """Store one audit row (committed when this returns); its id."""
-        row = AuditRow(
-            time=entry.time,
-            request_id=entry.request_id,
-            principal=entry.principal,
-            access_key_id=entry.access_key_id,
-            source_ip=entry.source_ip,
-            action=entry.action,
-            instance_id=entry.instance_id[:80] if entry.instance_id else entry.instance_id,
-            region=entry.region,
-            decision=entry.decision,
-            reason=entry.reason,
-            outcome=entry.outcome,
-            error_code=entry.error_code,
-            message=entry.message,
-            latency_ms=entry.latency_ms,
-            dry_run=entry.dry_run,
-            backend=entry.backend,
-        )
-        with self._write() as session:
-            session.add(row)
-            session.flush()
-            return row.id
+        values = {
+            "time": entry.time,
+            "request_id": entry.request_id,
+            "principal": entry.principal,
+            "access_key_id": entry.access_key_id,
+            "source_ip": entry.source_ip,
+            "action": entry.action,
+            "instance_id": entry.instance_id[:80] if entry.instance_id else entry.instance_id,
+            "region": entry.region,
+            "decision": entry.decision,
+            "reason": entry.reason,
+            "outcome": entry.outcome,
+            "error_code": entry.error_code,
+            "message": entry.message,
+            "latency_ms": entry.latency_ms,
+            "dry_run": entry.dry_run,
+            "backend": entry.backend,
+        }
+        with self._writer.begin() as conn:
+            return int(
+                conn.execute(insert(AuditRow).values(values).returning(AuditRow.id)).scalar_one()
+            )
 
     def start_audit(self, entry: AuditEntry) -> int:
         """Record the intent (outcome ``pending``), committed before anything is sent."""
@@ -565,14 +588,16 @@ class Store:
         latency_ms: float | None = None,
     ) -> None:
         """Complete a row that :meth:`start_audit` opened."""
-        with self._write() as session:
-            row = session.get(AuditRow, audit_id)
-            if row is None:
+        with self._writer.begin() as conn:
+            result = conn.execute(
+                update(AuditRow)
+                .where(AuditRow.id == audit_id)
+                .values(
+                    outcome=outcome, error_code=error_code, message=message, latency_ms=latency_ms
+                )
+            )
+            if result.rowcount == 0:
                 raise NoSuchEntity(f"no audit row {audit_id}")
-            row.outcome = outcome
-            row.error_code = error_code
-            row.message = message
-            row.latency_ms = latency_ms
 
     def audit_rows(
         self,
