@@ -310,6 +310,8 @@ def rhel9_unprepared(root: Path) -> Path:
         "usr/lib/systemd/system/kdump.service": "[Unit]\nDescription=Crash recovery kernel\n",
         "usr/sbin/makedumpfile": "#!/bin/sh\n",
         "usr/sbin/kexec": "#!/bin/sh\n",
+        "usr/bin/kdumpctl": "#!/bin/sh\n",
+        "usr/bin/dnf": "#!/bin/sh\n",
         "proc/cmdline": "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-5.14.0 root=/dev/vda3 ro console=ttyS0\n",
         "proc/meminfo": _meminfo(8 * 1024 * 1024 - 200_000),
         "proc/cpuinfo": _cpuinfo(4),
@@ -391,6 +393,7 @@ def azure_centos6(root: Path) -> Path:
         "etc/rc.d/rc3.d/S26kdump": "",
         "sbin/makedumpfile": "#!/bin/sh\n",
         "sbin/kexec": "#!/bin/sh\n",
+        "usr/bin/yum": "#!/bin/sh\n",
         "proc/cmdline": "ro root=UUID=6d31a7f3 rd_NO_LUKS numa=off console=ttyS0 "
         "earlyprintk=ttyS0 rootdelay=300 crashkernel=auto\n",
         "proc/meminfo": _meminfo(7 * 1024 * 1024),

@@ -45,8 +45,7 @@ FAMILIES: Mapping[str, Layout] = {
         "GRUB_CMDLINE_LINUX",
         ("kexec-tools", "makedumpfile", "crash"),
         ("dnf", "install", "-y"),
-        "grubby --update-kernel=ALL --args=crashkernel=SIZE "
-        "(or grub2-mkconfig -o /boot/grub2/grub.cfg)",
+        "grubby --update-kernel=ALL --args=crashkernel=SIZE",
     ),
     "debian": Layout(
         "debian",

@@ -1,0 +1,226 @@
+"""``kdiag configure`` on hand-made trees: diff, apply, idempotency, backups, safety."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kdiag.cli.main import run
+from kdiag.errors import ConfigError
+from kdiag.readiness import configure as cfg
+from kdiag.readiness import facts
+from kdiag.readiness.checks import CONFIG_CHECK_IDS, run_checks
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
+def statuses(root: Path) -> dict[str, str]:
+    return {c.id: c.status for c in run_checks(facts.read_root(root)).checks}
+
+
+@pytest.mark.parametrize("name", ["rhel9-unprepared", "suse15", "azure-centos6"])
+def test_configure_then_config_checks_do_not_fail_and_second_run_is_a_no_op(
+    name: str, make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree(name)
+    assert run(["configure", "--root", str(root)]) == 0
+    first = capsys.readouterr().out
+    assert "+++ b/etc/" in first
+    got = statuses(root)
+    for check_id in CONFIG_CHECK_IDS:
+        if check_id == "kdump-service":
+            continue  # enabling a service is a command configure prints, not a file
+        assert got[check_id] != "fail", (check_id, got)
+    before = snapshot(root)
+    assert run(["configure", "--root", str(root)]) == 0
+    second = capsys.readouterr().out
+    assert "nothing to change" in second
+    assert "---" not in second
+    assert snapshot(root) == before
+
+
+def test_dry_run_shows_the_diff_and_changes_nothing(
+    make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree("azure-centos6")
+    before = snapshot(root)
+    assert run(["configure", "--root", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert snapshot(root) == before
+    assert out.startswith("--- a/etc/sysctl.conf\n+++ b/etc/sysctl.conf\n")
+    assert "-kernel.panic = 0\n+kernel.panic = 10\n" in out
+    assert "+blacklist hv_vmbus hv_storvsc hv_utils hv_netvsc hid_hyperv\n" in out
+    assert "wrote" not in out
+
+
+def test_azure_centos6_configure_fixes_both_findings(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("azure-centos6")
+    before = statuses(root)
+    assert before["panic-reboot"] == "fail"
+    assert before["hyperv-capture-drivers"] == "fail"
+    plan = cfg.plan(root)
+    assert {c.path for c in plan.changes} == {"/etc/sysctl.conf", "/etc/kdump.conf"}
+    assert not plan.needs_reboot  # crashkernel=auto is kept
+    assert "service kdump restart" in plan.commands
+    cfg.apply(plan)
+    after = statuses(root)
+    assert after["hyperv-capture-drivers"] == "pass"
+    assert after["panic-reboot"] == "warn"  # persisted; `sysctl -p` applies it
+    assert not run_checks(facts.read_root(root)).failed
+    # comments and unrelated settings survive; backups hold the originals
+    sysctl = (root / "etc/sysctl.conf").read_text()
+    assert "# Controls IP packet forwarding\nnet.ipv4.ip_forward = 0\n" in sysctl
+    assert "kernel.panic = 10\n" in sysctl
+    assert "kernel.panic = 0" not in sysctl
+    backup = (root / ("etc/sysctl.conf" + cfg.BACKUP_SUFFIX)).read_text()
+    assert "kernel.panic = 0\n" in backup
+    kdump = (root / "etc/kdump.conf").read_text()
+    assert kdump.startswith("# Configures where to put the kdump /proc/vmcore files\n")
+    assert "\nextra_modules ata_piix sr_mod sd_mod\noptions ata_piix prefer_ms_hyperv=0\n" in kdump
+
+
+def test_crashkernel_option_and_reboot_note(
+    make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree("suse15")
+    assert run(["configure", "--root", str(root), "--crashkernel", "320M"]) == 0
+    out = capsys.readouterr().out
+    assert "reboot needed for: /etc/default/grub" in out
+    grub = (root / "etc/default/grub").read_text()
+    assert 'GRUB_CMDLINE_LINUX_DEFAULT="splash=silent quiet crashkernel=320M"\n' in grub
+    assert "# If you change this file" in grub
+    assert run(["configure", "--root", str(root), "--crashkernel", "lots"]) == 2
+
+
+def test_rhel_grub_gets_the_recommendation(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("rhel9-unprepared")
+    plan = cfg.plan(root)
+    grub = next(c for c in plan.changes if c.path == "/etc/default/grub")
+    assert grub.reboot
+    assert 'net.ifnames=0 crashkernel=2G-64G:256M,64G-:512M"\n' in grub.new
+    assert any(c.startswith("grubby --update-kernel=ALL") for c in plan.commands)
+    assert "systemctl enable --now kdump" in plan.commands
+
+
+def test_mode_is_kept(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("azure-centos6")
+    conf = root / "etc/kdump.conf"
+    conf.chmod(0o600)
+    cfg.apply(cfg.plan(root))
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+
+
+def test_symlinks_never_escape_the_root(make_tree: Callable[[str], Path], tmp_path: Path) -> None:
+    root = make_tree("azure-centos6")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "sysctl.conf"
+    victim.write_text("kernel.panic = 0\n")
+    sysctl = root / "etc/sysctl.conf"
+    sysctl.unlink()
+    # a relative link that climbs out, and an absolute one naming a host path
+    os.symlink("../../../../../../../../" + str(victim).lstrip("/"), sysctl)
+    assert cfg.resolve_in_root(str(root), "/etc/sysctl.conf") == str(
+        root.resolve() / str(victim).lstrip("/")
+    )
+    (root / "etc/kdump.conf").unlink()
+    os.symlink(str(victim), root / "etc/kdump.conf")
+    cfg.apply(cfg.plan(root))
+    assert victim.read_text() == "kernel.panic = 0\n"
+    inside = root / str(victim).lstrip("/")
+    assert "kernel.panic = 10" in inside.read_text()
+
+
+def test_symlink_loop_is_an_error(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("azure-centos6")
+    (root / "etc/kdump.conf").unlink()
+    os.symlink("/etc/kdump.conf", root / "etc/kdump.conf")
+    with pytest.raises(ConfigError, match="symlinks"):
+        cfg.plan(root)
+
+
+def test_stale_plan_is_refused(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("azure-centos6")
+    plan = cfg.plan(root)
+    (root / "etc/sysctl.conf").write_text("kernel.panic = 3\n")
+    with pytest.raises(ConfigError, match="changed since"):
+        cfg.apply(plan)
+
+
+def test_unknown_family(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    with pytest.raises(ConfigError, match="family"):
+        cfg.plan(tmp_path)
+
+
+def test_user_data_script(
+    make_tree: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree("rhel9-unprepared")
+    before = snapshot(root)
+    assert run(["configure", "--root", str(root), "--user-data"]) == 0
+    script = capsys.readouterr().out
+    assert snapshot(root) == before
+    assert script.startswith("#!/bin/sh\n")
+    assert "dnf install -y kexec-tools makedumpfile crash\n" in script
+    assert "kernel.unknown_nmi_panic = 1\n" in script
+    # Run it on a copy of the tree with the package manager and friends stubbed by scripts
+    # that log their arguments (dash: busybox sh would prefer its own sysctl applet); the
+    # result must be what configure writes.
+    import shutil
+    import subprocess
+
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, symlinks=True)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    log = tmp_path / "calls.log"
+    for name in ("dnf", "sysctl", "grubby", "systemctl"):
+        stub = stubs / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        stub.chmod(0o755)
+    proc = subprocess.run(
+        ["dash", "-s"],
+        input=script.encode(),
+        env={"PATH": f"{stubs}:/usr/bin:/bin", "KDIAG_ROOT": str(copy)},
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    calls = log.read_text().splitlines()
+    assert calls[0] == "dnf install -y kexec-tools makedumpfile crash"
+    assert "sysctl --system" in calls
+    assert "grubby --update-kernel=ALL --args=crashkernel=2G-64G:256M,64G-:512M" in calls
+    cfg.apply(cfg.plan(root))
+    assert snapshot(copy) == {
+        k: v for k, v in snapshot(root).items() if not k.endswith(cfg.BACKUP_SUFFIX)
+    }
+
+
+def test_install_prints_the_command_without_install(
+    make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree("azure-centos6")
+    (root / "sbin/makedumpfile").unlink()
+    assert run(["configure", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"chroot {root} yum install -y makedumpfile crash" in out
+
+
+def test_panic_timeout_option(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("rhel9-unprepared")
+    cfg.apply(cfg.plan(root, panic_timeout=30))
+    assert "kernel.panic = 30\n" in (root / "etc/sysctl.d/99-kdiag-kdump.conf").read_text()
+    assert not cfg.plan(root, panic_timeout=30).changes
+    with pytest.raises(ConfigError):
+        cfg.plan(root, panic_timeout=0)
