@@ -285,3 +285,58 @@ def test_default_backends_come_from_entry_points(world, tmp_path):
     lines = record.read_text().splitlines()
     assert len(lines) == 2
     assert all(line.startswith(inst.id + " ") for line in lines)
+
+
+_SENDER = """
+import sys
+from kdiag.backends.fake import FakeBackend
+from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
+from kdiag.store import Store
+
+url, instance_id, account, user_id = sys.argv[1:5]
+store = Store.open(url)
+caller = Caller(account, "alice", user_id, None, "127.0.0.1")
+backends = {"fake": FakeBackend()}
+print("ready", flush=True)
+while True:
+    send_diagnostic_interrupt(store, InterruptRequest(caller, instance_id), backends=backends)
+"""
+
+
+def test_sigkill_mid_load_loses_no_audit_row(world, db_url, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    record = tmp_path / "deliveries"
+    inst = world.store.add_instance(
+        backend="fake", target={"record": str(record)}, tags={"Owner": "alice"}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SENDER, db_url, inst.id, world.account, world.alice.id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while (
+            not record.exists() or len(record.read_text().splitlines()) < 50
+        ) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+    delivered = len(record.read_text().splitlines())
+    assert delivered >= 50
+    rows = world.store.audit_rows(instance_id=inst.id)
+    # Every NMI that went out has its row: sent, or pending if the kill fell in between.
+    assert len(rows) >= delivered
+    assert {r.outcome for r in rows} <= {"sent", "pending"}
+    assert sum(r.outcome == "sent" for r in rows) <= delivered
+    assert sum(r.outcome == "pending" for r in rows) <= 1
