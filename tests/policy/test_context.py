@@ -76,7 +76,7 @@ def test_context_drives_time_region_and_tag_conditions():
     )
     policy = doc(
         allow(
-            Resource="arn:aws:ec2:*:${aws:PrincipalAccount}:instance/*",
+            Resource="arn:aws:ec2:*:111122223333:instance/${ec2:InstanceID}",
             Condition={
                 "DateLessThan": {"aws:CurrentTime": "2027-01-01T00:00:00Z"},
                 "DateGreaterThan": {"aws:EpochTime": "1767225600"},

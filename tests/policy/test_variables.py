@@ -4,6 +4,9 @@ value", and the special characters ``${*}``, ``${?}``, ``${$}``)."""
 
 from __future__ import annotations
 
+import pytest
+
+from kdiag.errors import PolicyError
 from kdiag.policy import evaluate, request_context
 from tests.policy.helpers import ACCOUNT, ACTION, ARN, INSTANCE, REGION, allow, decide, deny, doc
 
@@ -44,8 +47,97 @@ def test_missing_variable_in_notresource_excludes_nothing():
 
 
 def test_variable_names_are_case_insensitive():
-    st = allow(Resource="arn:aws:ec2:${AWS:RequestedRegion}:111122223333:instance/*")
-    assert decide(st, ctx={"aws:requestedregion": REGION}).allowed
+    st = allow(Resource="arn:aws:ec2:*:111122223333:instance/${EC2:instanceid}")
+    assert decide(st, ctx={"ec2:InstanceID": INSTANCE}).allowed
+
+
+def test_variables_only_in_the_resource_part_of_an_arn():
+    # "You can't use a variable to replace parts of the ARN before the fifth colon".
+    with pytest.raises(PolicyError) as info:
+        decide(allow(Resource="arn:aws:ec2:${aws:RequestedRegion}:111122223333:instance/*"))
+    assert str(info.value) == (
+        "Statement[0].Resource: policy variable ${aws:RequestedRegion} is before the fifth colon"
+        " of 'arn:aws:ec2:${aws:RequestedRegion}:111122223333:instance/*': variables are allowed"
+        " only in the resource part of an ARN"
+    )
+    # In 2008-10-17 the same text is literal, so it is accepted.
+    assert not decide(
+        allow(Resource="arn:aws:ec2:${aws:RequestedRegion}:111122223333:instance/*"),
+        version="2008-10-17",
+    ).allowed
+
+
+def test_documented_resource_with_several_tag_variables():
+    # "Where you can use policy variables", AllowAccessBasedOnArnMatching (verbatim).
+    policy = """{
+      "Version":"2012-10-17",
+      "Statement": [
+        {
+          "Sid": "AllowAccessBasedOnArnMatching",
+          "Effect": "Allow",
+          "Action": [
+            "sns:CreateTopic",
+            "sns:DeleteTopic"],
+          "Resource": ["arn:aws:sns:*:*:${aws:PrincipalTag/access-project}-${aws:PrincipalTag/access-application}-${aws:PrincipalTag/access-environment}-*"
+          ]
+        }
+      ]
+    }"""  # noqa: E501  (the documented policy, verbatim)
+    tags = {
+        "aws:PrincipalTag/access-project": "peg",
+        "aws:PrincipalTag/access-application": "engineering",
+        "aws:PrincipalTag/access-environment": "prod",
+    }
+    topic = "arn:aws:sns:us-east-1:111122223333:peg-engineering-prod-alerts"
+    assert evaluate([policy], "sns:CreateTopic", topic, tags).allowed
+    assert not evaluate([policy], "sns:CreateTopic", topic.replace("prod", "dev"), tags).allowed
+    missing = {k: v for k, v in tags.items() if not k.endswith("environment")}
+    assert not evaluate([policy], "sns:DeleteTopic", topic, missing).allowed
+
+
+def test_documented_deny_when_principal_tag_missing():
+    # "Policy variables with no value": access is explicitly denied when
+    # aws:PrincipalTag/Team is not set (the inverted operator matches the null value).
+    fence = """{
+      "Version":"2012-10-17",
+      "Statement": [
+       {
+        "Effect": "Deny",
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::amzn-s3-demo-bucket/*",
+        "Condition": {
+          "StringNotEquals": {
+            "s3:ExistingObjectTag/Team": "${aws:PrincipalTag/Team}"
+           }
+          }
+        }
+      ]
+    }"""
+    grant = doc(allow(Action="s3:GetObject", Resource="*"))
+    obj = "arn:aws:s3:::amzn-s3-demo-bucket/report.pdf"
+    same = {"s3:ExistingObjectTag/Team": "blue", "aws:PrincipalTag/Team": "blue"}
+    assert evaluate([grant, fence], "s3:GetObject", obj, same).allowed
+    other = {**same, "aws:PrincipalTag/Team": "red"}
+    assert not evaluate([grant, fence], "s3:GetObject", obj, other).allowed
+    unset = {"s3:ExistingObjectTag/Team": "blue"}
+    decision = evaluate([grant, fence], "s3:GetObject", obj, unset)
+    assert not decision.allowed
+    assert decision.effect == "Deny"
+
+
+def test_documented_default_value_bucket():
+    # "Specifying default values" (verbatim Resource).
+    st = allow(
+        Action="s3:ListBucket",
+        Resource="arn:aws:s3:::amzn-s3-demo-bucket-${aws:PrincipalTag/team, 'company-wide'}",
+    )
+    yellow = "arn:aws:s3:::amzn-s3-demo-bucket-yellow"
+    wide = "arn:aws:s3:::amzn-s3-demo-bucket-company-wide"
+    team = {"aws:PrincipalTag/team": "yellow"}
+    assert decide(st, action="s3:ListBucket", resource=yellow, ctx=team).allowed
+    assert not decide(st, action="s3:ListBucket", resource=wide, ctx=team).allowed
+    assert decide(st, action="s3:ListBucket", resource=wide).allowed
+    assert not decide(st, action="s3:ListBucket", resource=yellow).allowed
 
 
 def test_userid_sourceip_and_resource_tag_variables():
@@ -166,13 +258,18 @@ def test_no_variables_in_version_2008():
 
 
 def test_variables_not_substituted_outside_string_and_arn_operators():
-    # Numeric values are numbers; a variable there is a malformed number.
-    import pytest
-
-    from kdiag.errors import PolicyError
-
-    with pytest.raises(PolicyError):
-        decide(allow(Condition={"NumericEquals": {"s3:max-keys": "${aws:x}"}}))
+    # "You can't use a policy variable with other operators, such as Numeric, Date, Boolean,
+    # Binary, IP Address, or Null operators": there the text must be a value of that type.
+    for operator, key in [
+        ("NumericEquals", "s3:max-keys"),
+        ("DateLessThan", "aws:CurrentTime"),
+        ("Bool", "aws:SecureTransport"),
+        ("BinaryEquals", "aws:BinaryKey"),
+        ("IpAddress", "aws:SourceIp"),
+        ("Null", "aws:SourceIp"),
+    ]:
+        with pytest.raises(PolicyError):
+            decide(allow(Condition={operator: {key: "${aws:x}"}}))
 
 
 def test_deny_with_variable_in_resource():

@@ -52,7 +52,7 @@ GUARD = {
 WITH_VARIABLES = json.loads(
     json.dumps(GRANT)
     .replace('"alice"', '"${aws:username}"')
-    .replace(":111122223333:", ":${aws:PrincipalAccount}:")
+    .replace("instance/*", "instance/${ec2:InstanceID}")
 )
 
 

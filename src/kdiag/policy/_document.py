@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from kdiag.errors import PolicyError
 from kdiag.policy._operators import OPERATORS, ValueTest
-from kdiag.policy._patterns import Context, GlobMatcher, parse
+from kdiag.policy._patterns import Context, GlobMatcher, Variable, parse
 
 __all__ = ("VERSIONS", "Condition", "Policy", "Statement", "validate")
 
@@ -280,6 +280,18 @@ def _resource(text: str, field: str, where: _Where, variables: bool) -> GlobMatc
         parts = parse(text, variables=variables)
     except ValueError as exc:
         raise where.error(field, str(exc)) from exc
+    colons = 0
+    for part in parts:
+        if isinstance(part, str):
+            colons += part.count(":")
+        elif isinstance(part, Variable) and colons < 5:
+            # "You can use a policy variable in the Resource element, but only in the resource
+            # portion of the ARN. This portion of the ARN appears after the fifth colon."
+            raise where.error(
+                field,
+                f"policy variable {part.text} is before the fifth colon of {text!r}: variables"
+                " are allowed only in the resource part of an ARN",
+            )
     return GlobMatcher(parts, text, "arn")
 
 
