@@ -27,7 +27,8 @@ The tree::
         ├── InvalidInstanceIDMalformed      not ``i-`` followed by 8 or 17 hex digits
         ├── EntityAlreadyExists             a user, access key or instance that already exists
         ├── NoSuchEntity                    an unknown user, account or access key
-        └── PolicyError                     a malformed IAM policy document (statement and field)
+        ├── PolicyError                     a malformed IAM policy document (statement and field)
+        └── DebuginfoMismatch               a vmlinux whose build id or release is not the dump's
 
 Every class carries ``code``, a short stable identifier printed by the CLI and mapped onto
 EC2 error codes by the service, and ``exit_code`` for the CLI.  Messages never contain
@@ -43,6 +44,7 @@ __all__ = (
     "BackendUnavailable",
     "ConfigError",
     "CorruptPage",
+    "DebuginfoMismatch",
     "DumpFormatError",
     "EntityAlreadyExists",
     "IncompleteSignature",
@@ -279,3 +281,9 @@ class PolicyError(ConfigError):
     def __str__(self) -> str:
         base = self.message or self.code
         return f"{self.path}: {base}" if self.path else base
+
+
+class DebuginfoMismatch(ConfigError):
+    """A vmlinux given for a dump whose build id or kernel release it does not match."""
+
+    code = "DebuginfoMismatch"

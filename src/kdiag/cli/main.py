@@ -26,8 +26,10 @@ __all__ = ("COMMANDS", "build_app", "main")
 #: command or group name -> module exposing ``register(app: typer.Typer) -> None``.
 #: Add one line per group; the module is imported only when its command runs (or for --help).
 COMMANDS: dict[str, str] = {
+    "analyze": "kdiag.cli.analyze",
     "audit": "kdiag.cli.audit",
     "iam": "kdiag.cli.iam",
+    "lab": "kdiag.cli.lab",
     "instances": "kdiag.cli.instances",
     "configure": "kdiag.cli.configure",
     "doctor": "kdiag.cli.doctor",
