@@ -12,6 +12,8 @@ are covered by hand-written cases in test_conditions.py and test_variables.py):
   keys of a ForAnyValue block and evaluates negated operators against the whole set);
 * no ``IfExists`` on Numeric, Date, IpAddress or BinaryEquals (principalmapper compares the
   operator name exactly and so treats e.g. ``IpAddressIfExists`` as ``NotIpAddress``);
+* ARN condition values always have six components (principalmapper matches them as one glob
+  over the whole string, AWS component by component);
 * set qualifiers only on String operators; Date ordering operators with one value (it reads
   only the first); Null only on single-valued keys; no empty strings in the context.
 """
@@ -88,7 +90,6 @@ ARN_PATTERNS = [
     "arn:aws:iam::*:user/alice",
     "arn:aws:iam::111122223333:*",
     "arn:aws:iam::*:role/admin?",
-    "arn:aws:iam::*",
     "arn:aws:sns:*:*:topic",
     "arn:aws:sns:*:444455556666:*",
     "arn:aws:sns:us-*:111122223333:t*",

@@ -121,6 +121,43 @@ CASES = [
     ),
     ({"ArnNotLike": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}}, {}, True),
     ({"ArnLikeIfExists": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}}, {}, True),
+    # "Each of the six colon-delimited components of the ARN is checked separately": a
+    # wildcard stays in its component, and a value with fewer components matches nothing.
+    (
+        {"ArnLike": {"aws:SourceArn": "arn:aws:sns:*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        False,
+    ),
+    (
+        {"ArnLike": {"aws:SourceArn": "arn:aws:sns:us-*A"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        False,
+    ),
+    (
+        {"ArnLike": {"aws:SourceArn": "arn:aws:sns:us-*:*:*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        True,
+    ),
+    (
+        {"ArnNotLike": {"aws:SourceArn": "arn:aws:sns:*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        True,
+    ),
+    (
+        {"ArnLike": {"aws:SourceArn": "arn:aws:logs:*:*:log-group:*"}},
+        {"aws:SourceArn": "arn:aws:logs:us-east-2:123456789012:log-group:app:x"},
+        True,
+    ),
+    (
+        {"ArnLike": {"aws:SourceArn": "*"}},
+        {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:TopicA"},
+        True,
+    ),
+    (
+        {"ArnEquals": {"aws:SourceArn": "arn:aws:sns:us-east-2:123456789012:Topic?"}},
+        {"aws:SourceArn": "not-an-arn"},
+        False,
+    ),
     # --- Bool ----------------------------------------------------------------------------
     ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": "true"}, True),
     ({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": "false"}, False),

@@ -148,3 +148,32 @@ def test_oracle_disagrees_where_documented(pmapper):
     }
     assert evaluate([star], action, "arn:aws:s3:::b/*", ctx).allowed
     assert not oracle_identity(pmapper, [star], action, "arn:aws:s3:::b/*", ctx)
+    # AWS: default values for variables.  principalmapper: no such syntax.
+    team = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:*",
+                "Resource": "arn:aws:s3:::bucket-${aws:PrincipalTag/team, 'company-wide'}",
+            }
+        ],
+    }
+    wide = "arn:aws:s3:::bucket-company-wide"
+    assert evaluate([team], "s3:ListBucket", wide, ctx).allowed
+    assert not oracle_identity(pmapper, [team], "s3:ListBucket", wide, ctx)
+    # AWS: ArnLike compares the six ARN components separately.  principalmapper: one glob.
+    short = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ec2:*",
+                "Resource": "*",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*"}},
+            }
+        ],
+    }
+    principal = {"aws:PrincipalArn": "arn:aws:iam::111122223333:user/alice"}
+    assert not evaluate([short], action, arn, principal).allowed
+    assert oracle_identity(pmapper, [short], action, arn, principal)

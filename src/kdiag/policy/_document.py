@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kdiag.errors import PolicyError
-from kdiag.policy._operators import OPERATORS, ValueTest
-from kdiag.policy._patterns import Context, GlobMatcher, Variable, parse
+from kdiag.policy._operators import OPERATORS, ValueTest, build_test
+from kdiag.policy._patterns import Context, GlobMatcher, Variable, glob, parse
 
 __all__ = ("VERSIONS", "Condition", "Policy", "Statement", "validate")
 
@@ -217,8 +217,7 @@ def _statement(item: Any, index: int, *, variables: bool) -> Statement:
     action_field = _exactly_one(item, "Action", "NotAction", where)
     resource_field = _exactly_one(item, "Resource", "NotResource", where)
     actions = tuple(
-        GlobMatcher(parse(a.lower(), variables=False), a, "text")
-        for a in _actions(item[action_field], action_field, where)
+        glob(a.lower(), "text", False) for a in _actions(item[action_field], action_field, where)
     )
     resources = tuple(
         _resource(r, resource_field, where, variables)
@@ -292,7 +291,7 @@ def _resource(text: str, field: str, where: _Where, variables: bool) -> GlobMatc
                 f"policy variable {part.text} is before the fifth colon of {text!r}: variables"
                 " are allowed only in the resource part of an ARN",
             )
-    return GlobMatcher(parts, text, "arn")
+    return glob(text, "arn", variables)
 
 
 def _conditions(block: Any, where: _Where, variables: bool) -> tuple[Condition, ...]:
@@ -321,7 +320,7 @@ def _conditions(block: Any, where: _Where, variables: bool) -> tuple[Condition, 
                 values = tuple(v.lower() for v in values)
             else:
                 try:
-                    test = spec.build(values, variables)
+                    test = build_test(base, values, variables)
                 except ValueError as exc:
                     raise where.error(field, f'{exc} (key "{key}")') from exc
             out.append(

@@ -17,15 +17,16 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from kdiag.policy._patterns import Context, GlobMatcher, TextTemplate, parse
+from kdiag.policy._patterns import Context, GlobMode, TextTemplate, glob, parse
 
-__all__ = ("OPERATORS", "Operator", "ValueTest", "parse_date", "parse_number")
+__all__ = ("OPERATORS", "Operator", "ValueTest", "build_test", "parse_date", "parse_number")
 
 ValueTest = Callable[[str, Context], bool]
 
@@ -74,10 +75,8 @@ def _string_equals_ignore_case(values: Sequence[str], variables: bool) -> ValueT
 
 def _glob(mode: str) -> Callable[[Sequence[str], bool], ValueTest]:
     def build(values: Sequence[str], variables: bool) -> ValueTest:
-        matchers = [
-            GlobMatcher(parse(v, variables=variables), v, "arn" if mode == "arn" else "text")
-            for v in values
-        ]
+        glob_mode: GlobMode = "arn-condition" if mode == "arn" else "text"
+        matchers = [glob(v, glob_mode, variables) for v in values]
 
         def test(value: str, ctx: Context) -> bool:
             return any(m.matches(value, ctx) for m in matchers)
@@ -221,3 +220,12 @@ def _table() -> dict[str, Operator]:
 
 OPERATORS: dict[str, Operator] = _table()
 """Every base operator by its canonical (case-sensitive) name."""
+
+
+@functools.lru_cache(maxsize=4096)
+def build_test(operator: str, values: tuple[str, ...], variables: bool) -> ValueTest:
+    """The value test of base operator ``operator`` (not ``Null``), shared between policies."""
+    build = OPERATORS[operator].build
+    if build is None:
+        raise ValueError(f"{operator} has no value test")
+    return build(values, variables)

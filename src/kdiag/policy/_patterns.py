@@ -10,10 +10,12 @@ Three kinds of matcher are built from the parts:
   ``resolve(ctx)`` gives the final string, or ``None`` when a variable cannot be resolved.
 * :class:`GlobMatcher` in ``"text"`` mode (``StringLike``, actions): ``*`` is any run of
   characters, ``?`` exactly one.
-* :class:`GlobMatcher` in ``"arn"`` mode (``Resource``, ``Arn*`` operators): the same, but
-  inside the first five colon-separated ARN segments a wildcard stays inside its segment,
-  except a ``*`` that ends a segment, which may run across colons (IAM User Guide, "Using
-  wildcards in resource ARNs").
+* :class:`GlobMatcher` in ``"arn"`` mode (the ``Resource`` element): the same, but inside
+  the first five colon-separated ARN segments a wildcard stays inside its segment, except a
+  ``*`` that ends a segment, which may run across colons (IAM User Guide, "Using wildcards in
+  resource ARNs").
+* :class:`GlobMatcher` in ``"arn-condition"`` mode (``ArnEquals``/``ArnLike`` and their
+  negations): "each of the six colon-delimited components of the ARN is checked separately".
 
 Regular expressions are built from :func:`re.escape`'d literal text, never by string
 replacement, so ``.``, ``[`` or ``+`` in a pattern are plain characters.  Text substituted for a
@@ -22,6 +24,7 @@ variable is literal too: a tag value containing ``*`` is not a wildcard.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,9 +36,11 @@ __all__ = (
     "Context",
     "ContextValue",
     "GlobMatcher",
+    "GlobMode",
     "Part",
     "TextTemplate",
     "Variable",
+    "glob",
     "parse",
 )
 
@@ -216,13 +221,20 @@ def _as_text(part: Part) -> str:
     return part.char
 
 
-GlobMode = Literal["text", "arn"]
+GlobMode = Literal["text", "arn", "arn-condition"]
+"""``text``: plain glob; ``arn``: the Resource element; ``arn-condition``: the Arn* operators."""
 
 
 class GlobMatcher:
-    """A wildcard pattern, compiled once when it has no variables."""
+    """A wildcard pattern, compiled once when it has no variables.
 
-    __slots__ = ("_any", "_exact", "_mode", "_parts", "_regex", "text")
+    ``arn-condition`` follows the Arn* operators' rule that "each of the six colon-delimited
+    components of the ARN is checked separately": a wildcard never runs across a colon in the
+    first five components, and a pattern with fewer than six components matches nothing
+    (except a lone ``*``, which matches any value).
+    """
+
+    __slots__ = ("_any", "_exact", "_mode", "_never", "_parts", "_regex", "text")
 
     def __init__(self, parts: tuple[Part, ...], text: str, mode: GlobMode) -> None:
         self.text = text
@@ -231,8 +243,11 @@ class GlobMatcher:
         self._regex: re.Pattern[str] | None = None
         self._exact: str | None = None
         self._any = parts == (STAR,)
+        self._never = False
         if not _has_variables(parts):
-            if not any(isinstance(p, _Wildcard) for p in parts):
+            if mode == "arn-condition" and not _six_components(parts):
+                self._never = True
+            elif not any(isinstance(p, _Wildcard) for p in parts):
                 self._exact = "".join(p for p in parts if isinstance(p, str))
             else:
                 self._regex = re.compile(_regex_source(parts, mode), re.DOTALL)
@@ -240,6 +255,8 @@ class GlobMatcher:
     def matches(self, value: str, ctx: Context) -> bool:
         if self._any:
             return True
+        if self._never:
+            return False
         if self._exact is not None:
             return value == self._exact
         if self._regex is not None:
@@ -247,19 +264,24 @@ class GlobMatcher:
         resolved = _substitute(self._parts, ctx)
         if resolved is None:
             return False
+        if self._mode == "arn-condition" and not _six_components(resolved):
+            return False
         # re keeps its own cache of compiled patterns, so a repeated substitution is cheap.
         return re.fullmatch(_regex_source(resolved, self._mode), value, re.DOTALL) is not None
 
 
+def _six_components(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...]) -> bool:
+    return sum(p.count(":") for p in parts if isinstance(p, str)) >= 5
+
+
 def _regex_source(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: GlobMode) -> str:
     pieces: list[str] = []
-    segment = (
-        0  # ARN segment index: 0 "arn", 1 partition, 2 service, 3 region, 4 account, 5 resource
-    )
+    # ARN segment index: 0 "arn", 1 partition, 2 service, 3 region, 4 account, 5 resource.
+    segment = 0
     for index, part in enumerate(parts):
         if isinstance(part, str):
             pieces.append(re.escape(part))
-            if mode == "arn" and segment < 5:
+            if mode != "text" and segment < 5:
                 segment = min(5, segment + part.count(":"))
             continue
         if isinstance(part, Variable):  # pragma: no cover - substituted before we get here
@@ -268,10 +290,23 @@ def _regex_source(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: G
             pieces.append(".*" if part is STAR else ".")
         elif part is QMARK:
             pieces.append("[^:]")
+        elif mode == "arn-condition":
+            pieces.append("[^:]*")
         else:
+            # Resource element: "If the * wildcard is the last character of a resource ARN
+            # segment, it can expand to match beyond the colon boundaries."
             following = parts[index + 1] if index + 1 < len(parts) else None
             ends_segment = following is None or (
                 isinstance(following, str) and following.startswith(":")
             )
             pieces.append(".*" if ends_segment else "[^:]*")
     return "".join(pieces)
+
+
+@functools.lru_cache(maxsize=4096)
+def glob(text: str, mode: GlobMode, variables: bool) -> GlobMatcher:
+    """A shared, compiled matcher for ``text`` (matchers are immutable, so policies share them).
+
+    Raises :class:`ValueError` for a malformed policy variable.
+    """
+    return GlobMatcher(parse(text, variables=variables), text, mode)
