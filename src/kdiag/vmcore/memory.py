@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kdiag.errors import PageNotPresent
+from kdiag.errors import PageNotPresent, UnsupportedDump
 from kdiag.vmcore.cache import LRU
 
 __all__ = ("DEFAULT_CACHE_PAGES", "PageStore", "PhysicalMemory", "Translator", "VirtualMemory")
@@ -22,6 +22,11 @@ __all__ = ("DEFAULT_CACHE_PAGES", "PageStore", "PhysicalMemory", "Translator", "
 #: 512 pages = 2 MiB with 4 KiB pages.
 DEFAULT_CACHE_PAGES = 512
 _MAX_READ = 1 << 30
+
+
+def _check_size(size: int) -> None:
+    if size < 0 or size > _MAX_READ:
+        raise UnsupportedDump(f"a read of {size} bytes is not sane (limit {_MAX_READ})")
 
 
 class PageStore(Protocol):
@@ -70,8 +75,9 @@ class PhysicalMemory:
 
     def read(self, paddr: int, size: int, *, fill: bool = False) -> bytes:
         """``size`` bytes at physical address ``paddr``."""
-        if size < 0 or size > _MAX_READ or paddr < 0:
-            raise ValueError(f"bad physical read ({paddr:#x}, {size})")
+        _check_size(size)
+        if paddr < 0:
+            raise PageNotPresent(f"physical address {paddr:#x} is negative", address=paddr)
         mask = self.page_size - 1
         first = paddr >> self._shift
         start = paddr & mask
@@ -94,8 +100,7 @@ class VirtualMemory:
         self.page_size = phys.page_size
 
     def read(self, vaddr: int, size: int, *, fill: bool = False) -> bytes:
-        if size < 0 or size > _MAX_READ:
-            raise ValueError(f"bad virtual read ({vaddr:#x}, {size})")
+        _check_size(size)
         out = bytearray()
         page = self.page_size
         while size > 0:
