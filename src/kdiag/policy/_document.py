@@ -161,7 +161,10 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
                 )
             sids[statement.sid] = index
         statements.append(statement)
-    source = json.dumps(doc, separators=(",", ":"), sort_keys=False)
+    try:
+        source = json.dumps(doc, separators=(",", ":"))
+    except (TypeError, ValueError):  # a Mapping that is not plain JSON data
+        source = repr(doc)
     return Policy(version, policy_id, tuple(statements), source)
 
 
