@@ -208,3 +208,27 @@ def test_interrupt_through_qmp_end_to_end(pc, state_dir):
             ("rejected", "IncorrectInstanceState", "qmp"),
             ("sent", None, "qmp"),
         ]
+
+
+def test_concurrent_callers_take_turns_on_one_monitor(pc, backend):
+    import threading
+
+    pc.hmp("cont")
+    target = pc.target()
+    other = QMPBackend(timeout=10)  # a second loop: contention the per-address lock cannot see
+    errors: list[BaseException] = []
+
+    def work(b: QMPBackend) -> None:
+        for _ in range(5):
+            try:
+                b.send_nmi(target)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in (backend, backend, other, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.close()
+    assert errors == []

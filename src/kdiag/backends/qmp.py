@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import threading
@@ -44,6 +45,9 @@ log = logging.getLogger("kdiag.backends.qmp")
 
 DEFAULT_TIMEOUT = 5.0
 _T = TypeVar("_T")
+# A monitor socket that another client holds refuses (or, on Linux, answers EINVAL/EAGAIN).
+_BUSY_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EINVAL, errno.EAGAIN})
+_BUSY_RETRY_SECONDS = 1.0
 _UNSUPPORTED = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
 
 #: QEMU run states (qapi RunState) under the names EC2 uses, where it has one.
@@ -121,6 +125,7 @@ class QMPBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}  # per address; used on the loop thread only
 
     # --- the event loop ------------------------------------------------------------------
 
@@ -160,13 +165,38 @@ class QMPBackend:
                 f"instance {target.instance_id} has no QMP address in its target settings",
                 target=target.instance_id,
             )
-        client = QMPClient(f"kdiag-{target.instance_id}")
-        try:
-            await client.connect(parse_address(target.address))
-            return await commands(client)
-        finally:
-            with contextlib.suppress(Exception):
-                await client.disconnect()
+        # QEMU serves one client per monitor socket: take turns within this process, and
+        # retry briefly while another process holds the monitor.
+        lock = self._locks.setdefault(target.address, asyncio.Lock())
+        async with lock:
+            client = await self._connect(target, QMPClient)
+            try:
+                return await commands(client)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+
+    async def _connect(self, target: Target, client_class: Any) -> Any:
+        from qemu.qmp import ConnectError
+        from qemu.qmp.qmp_client import GreetingError, NegotiationError
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(_BUSY_RETRY_SECONDS, self._timeout(target) / 2)
+        while True:
+            client = client_class(f"kdiag-{target.instance_id}")
+            try:
+                await client.connect(parse_address(target.address))
+            except ConnectError as exc:
+                cause = exc.exc
+                # A handover race between two clients can garble or cut the greeting.
+                busy = (isinstance(cause, OSError) and cause.errno in _BUSY_ERRNOS) or isinstance(
+                    cause, GreetingError | NegotiationError | EOFError
+                )
+                if not busy or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.02)
+            else:
+                return client
 
     # --- the Backend interface -------------------------------------------------------------
 
@@ -207,6 +237,7 @@ class QMPBackend:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+            self._locks = {}
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
