@@ -242,9 +242,19 @@ def _crashkernel_value(facts: Facts, requested: str | None) -> tuple[str | None,
         except ConfigError as exc:
             raise ConfigError(f"--crashkernel {requested!r}: {exc}") from exc
         return requested, "requested with --crashkernel"
-    if kdumpconf.configured_crashkernel(facts.files) is not None:
-        return None, "already configured"
     table, size = crashkernel.recommended(facts.arch, ram)
+    configured = kdumpconf.configured_crashkernel(facts.files)
+    if configured is not None:
+        try:
+            gives = crashkernel.reserved_for(configured[1], ram)
+        except ConfigError:
+            gives = 0
+        if gives is None or gives >= size:
+            return None, "already configured"
+        return table, (
+            f"configured crashkernel={configured[1]} gives {gives >> 20}M for this RAM, "
+            f"below the {facts.arch} recommendation of {size >> 20}M"
+        )
     if size == 0 and ram:
         return "192M", f"RAM below the {facts.arch} table ({table}); a fixed 192M"
     return table, f"the {facts.arch} recommendation"
