@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from kdiag.policy import evaluate
 from tests.policy.helpers import allow, allowed_when, decide, deny
 
 CASES = [
@@ -407,3 +408,104 @@ def test_negated_condition_in_deny_on_missing_key_denies():
     assert not decide(allow(), fence).allowed
     assert not decide(allow(), fence, ctx={"aws:SourceIp": "192.0.2.1"}).allowed
     assert decide(allow(), fence, ctx={"aws:SourceIp": "203.0.113.1"}).allowed
+
+
+# --- "Multivalued context key examples" (IAM User Guide), policies and tables verbatim -------
+
+DENY_KEY1 = """{
+  "Version":"2012-10-17",
+  "Statement": [
+    {
+      "Sid": "DenyRestrictedTags",
+      "Effect": "Deny",
+      "Action": [
+        "iam:Tag*",
+        "iam:UnTag*"
+      ],
+      "Resource": [
+        "*"
+      ],
+      "Condition": {
+        "ForAllValues:StringNotLike": {
+          "aws:TagKeys": "key1*"
+        }
+      }
+    }
+  ]
+}"""
+
+DENY_KEY1_KEY2 = DENY_KEY1.replace(
+    '"key1*"', '[\n            "key1*",\n            "key2*"\n          ]'
+)
+
+DENY_SNAPSHOT = """{
+  "Version":"2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Deny",
+      "Action": [
+        "ec2:CreateSnapshot",
+        "ec2:CreateSnapshots"
+      ],
+      "Resource": "arn:aws:ec2:us-west-2::snapshot/*",
+      "Condition": {
+        "ForAnyValue:StringEquals": {
+          "aws:TagKeys": "webserver"
+        }
+      }
+    }
+  ]
+}"""
+
+ALLOW_ALL = (
+    '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "action", "resource", "tag_keys", "denied"),
+    [
+        (DENY_KEY1, "iam:TagUser", "*", ["key1:legal"], False),
+        (DENY_KEY1, "iam:TagUser", "*", ["key1:hr", "key1:personnel"], False),
+        (DENY_KEY1, "iam:TagUser", "*", ["key2:audit"], True),
+        (DENY_KEY1, "iam:TagUser", "*", None, True),
+        (DENY_KEY1_KEY2, "iam:UnTagRole", "*", ["key1:legal"], False),
+        (DENY_KEY1_KEY2, "iam:UnTagRole", "*", ["key1:hr", "key1:personnel"], False),
+        (DENY_KEY1_KEY2, "iam:UnTagRole", "*", ["key1:hr", "key2:audit"], False),
+        (DENY_KEY1_KEY2, "iam:UnTagRole", "*", ["key3:legal"], True),
+        (DENY_KEY1_KEY2, "iam:UnTagRole", "*", None, True),
+        (
+            DENY_SNAPSHOT,
+            "ec2:CreateSnapshot",
+            "arn:aws:ec2:us-west-2::snapshot/snap-1",
+            ["webserver"],
+            True,
+        ),
+        (
+            DENY_SNAPSHOT,
+            "ec2:CreateSnapshots",
+            "arn:aws:ec2:us-west-2::snapshot/snap-1",
+            ["environment", "webserver", "test"],
+            True,
+        ),
+        (
+            DENY_SNAPSHOT,
+            "ec2:CreateSnapshot",
+            "arn:aws:ec2:us-west-2::snapshot/snap-1",
+            ["environment", "test"],
+            False,
+        ),
+        (
+            DENY_SNAPSHOT,
+            "ec2:CreateSnapshot",
+            "arn:aws:ec2:us-west-2::snapshot/snap-1",
+            None,
+            False,
+        ),
+    ],
+)
+def test_documented_multivalued_tables(policy, action, resource, tag_keys, denied):
+    ctx = {} if tag_keys is None else {"aws:TagKeys": tag_keys}
+    decision = evaluate([ALLOW_ALL, policy], action, resource, ctx)
+    assert decision.allowed is not denied
+    assert (decision.effect == "Deny") is denied
