@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ("Principal", "RequestAudit", "ServiceContext")
 
 log = logging.getLogger("kdiag.service")
+
+_MAX_CACHED_KEYS = 10_000
 
 T = TypeVar("T")
 
@@ -78,9 +81,13 @@ class ServiceContext:
         limiter: TokenBucketLimiter | None = None,
         backends: BackendPool | None = None,
         skew: int = 300,
+        key_cache_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self._key_ttl = key_cache_seconds
+        self._keys: dict[str, tuple[float, tuple[str, tuple[AccessKey, User]]]] = {}
+        self._keys_lock = threading.Lock()
         self.regions = tuple(regions)
         self.limiter = limiter if limiter is not None else TokenBucketLimiter()
         self.backends = backends
@@ -95,11 +102,27 @@ class ServiceContext:
     # -- authentication ------------------------------------------------------------------------
 
     def _lookup(self, key_id: str) -> tuple[str, tuple[AccessKey, User]] | None:
+        """The secret and owner of an active key.  Found keys are remembered for
+        ``key_cache_seconds`` (a deactivated or deleted key stops working within that
+        time); unknown keys are never remembered, so a new key works at once."""
+        now = time.monotonic()
+        with self._keys_lock:
+            cached = self._keys.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         found = self.store.lookup_access_key(key_id)
         if found is None:
+            with self._keys_lock:
+                self._keys.pop(key_id, None)
             return None
         key, user, secret = found
-        return secret, (key, user)
+        result = (secret, (key, user))
+        if self._key_ttl > 0:
+            with self._keys_lock:
+                if len(self._keys) >= _MAX_CACHED_KEYS:
+                    self._keys.clear()
+                self._keys[key_id] = (now + self._key_ttl, result)
+        return result
 
     def authenticate(self, req: IncomingRequest, audit: RequestAudit) -> Principal:
         """Verify the signature, spend a token of the caller's bucket, then mark the
