@@ -290,3 +290,27 @@ def test_concurrent_writers(store):
     rows = store.audit_rows()
     assert len(rows) == 150
     assert {r.outcome for r in rows} == {"sent"}
+
+
+def test_head_constant_is_the_newest_migration():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from kdiag.store.migrate import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD]
+
+
+def test_downgrade_and_upgrade_again(db_url, state_dir):
+    from kdiag.store.migrate import downgrade, upgrade
+
+    with Store.open(db_url) as s:
+        s.create_user("alice")
+        downgrade(s._engine)
+        assert current_revision(s._engine) is None
+        upgrade(s._engine)
+        assert current_revision(s._engine) == HEAD
+        assert s.list_users() == []
+        assert s.default_account().name == "default"

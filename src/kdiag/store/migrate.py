@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-__all__ = ("HEAD", "MIGRATIONS", "current_revision", "upgrade")
+__all__ = ("HEAD", "MIGRATIONS", "current_revision", "downgrade", "upgrade")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 HEAD = "0001"
@@ -49,12 +49,21 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (default: the newest)."""
+    """Bring the database up to ``revision`` (default: the newest)."""
+    if revision == "head" and current_revision(engine) == HEAD:
+        return
+    _run(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, *, revision: str = "base") -> None:
+    """Take the database down to ``revision`` (``base``: no kdiag tables at all)."""
+    _run(engine, "downgrade", revision)
+
+
+def _run(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    if revision == "head" and current_revision(engine) == HEAD:
-        return
     cfg = _config()
     assert isinstance(cfg, Config)
     lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -65,4 +74,4 @@ def upgrade(engine: Engine, *, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        getattr(command, direction)(cfg, revision)
