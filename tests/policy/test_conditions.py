@@ -509,3 +509,439 @@ def test_documented_multivalued_tables(policy, action, resource, tag_keys, denie
     decision = evaluate([ALLOW_ALL, policy], action, resource, ctx)
     assert decision.allowed is not denied
     assert (decision.effect == "Deny") is denied
+
+
+# --- "IAM JSON policy elements: Condition operators", example tables verbatim -----------------
+
+JOB_CATEGORY = """{
+ "Version":"2012-10-17",
+ "Statement": {
+ "Effect": "Allow",
+ "Action": "iam:*AccessKey*",
+ "Resource": "arn:aws:iam::111122223333:user/*",
+ "Condition": {
+ "StringEquals": {
+ "aws:PrincipalTag/job-category": "iamuser-admin"
+ }
+ }
+ }
+}"""
+
+HOME_DIRECTORY = """{
+ "Version":"2012-10-17",
+ "Statement": [
+ {
+ "Effect": "Allow",
+ "Action": [
+ "s3:ListAllMyBuckets",
+ "s3:GetBucketLocation"
+ ],
+ "Resource": "arn:aws:s3:::*"
+ },
+ {
+ "Effect": "Allow",
+ "Action": "s3:ListBucket",
+ "Resource": "arn:aws:s3:::amzn-s3-demo-bucket",
+ "Condition": {
+ "StringLike": {
+ "s3:prefix": [
+ "",
+ "home/",
+ "home/${aws:username}/"
+ ]
+ }
+ }
+ },
+ {
+ "Effect": "Allow",
+ "Action": "s3:*",
+ "Resource": [
+ "arn:aws:s3:::amzn-s3-demo-bucket/home/${aws:username}",
+ "arn:aws:s3:::amzn-s3-demo-bucket/home/${aws:username}/*"
+ ]
+ }
+ ]
+}"""
+
+CREATE_TAGS = """{
+ "Version":"2012-10-17",
+ "Statement": {
+ "Effect": "Allow",
+ "Action": "ec2:CreateTags",
+ "Resource": "arn:aws:ec2:*:*:instance/*",
+ "Condition": {
+ "StringEqualsIgnoreCase": {
+ "aws:RequestTag/environment": [
+ "preprod",
+ "storage"
+ ]
+ },
+ "ForAnyValue:StringEquals": {
+ "aws:TagKeys": "environment"
+ }
+ }
+ }
+}"""
+
+ORG_PATHS = """{
+ "Version":"2012-10-17",
+ "Statement": [
+ {
+ "Sid": "DenyS3AccessOutsideMyBoundary",
+ "Effect": "Deny",
+ "Action": [
+ "s3:*"
+ ],
+ "Resource": "*",
+ "Condition": {
+ "ForAllValues:StringNotLike": {
+ "aws:ResourceOrgPaths": [
+ "o-acorg/r-acroot/ou-acroot-mediaou/",
+ "o-acorg/r-acroot/ou-acroot-sportsou/*"
+ ]
+ }
+ }
+ }
+ ]
+}"""
+
+LIST_UP_TO_10 = """{
+ "Version":"2012-10-17",
+ "Statement": {
+ "Effect": "Allow",
+ "Action": "s3:ListBucket",
+ "Resource": "arn:aws:s3:::amzn-s3-demo-bucket",
+ "Condition": {"NumericLessThanEquals": {"s3:max-keys": "10"}}
+ }
+}"""
+
+FRESH_CREDENTIALS = """{
+ "Version":"2012-10-17",
+ "Statement": {
+ "Effect": "Allow",
+ "Action": "iam:*AccessKey*",
+ "Resource": "arn:aws:iam::111122223333:user/*",
+ "Condition": {
+ "DateGreaterThan": {
+ "aws:TokenIssueTime": "2020-01-01T00:00:01Z"
+ }
+ }
+ }
+}"""
+
+BOOLEAN_EXAMPLE = """{
+ "Version":"2012-10-17",
+ "Statement": [
+ {
+ "Sid": "BooleanExample",
+ "Action": "s3:ReplicateObject",
+ "Effect": "Deny",
+ "Resource": [
+ "arn:aws:s3:::amzn-s3-demo-bucket",
+ "arn:aws:s3:::amzn-s3-demo-bucket/*"
+ ],
+ "Condition": {
+ "Bool": {
+ "aws:SecureTransport": "false"
+ }
+ }
+ }
+ ]
+}"""
+
+# The page's placeholder condition key "key" is spelled "aws:key": IAM requires a prefix.
+BINARY = """{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject",
+ "Resource": "*", "Condition" : {
+  "BinaryEquals": {
+    "aws:key" : "QmluYXJ5VmFsdWVJbkJhc2U2NA=="
+  }
+}}}"""
+
+SOURCE_IP = """{
+ "Version":"2012-10-17",
+ "Statement": {
+ "Effect": "Allow",
+ "Action": "iam:*AccessKey*",
+ "Resource": "arn:aws:iam::111122223333:user/*",
+ "Condition": {
+ "IpAddress": {
+ "aws:SourceIp": "203.0.113.0/24"
+ }
+ }
+ }
+}"""
+
+SOURCE_ARN = """{
+ "Version":"2012-10-17",
+ "Statement": {
+ "Effect": "Allow",
+ "Action": "SQS:SendMessage",
+ "Resource": "arn:aws:sqs:us-west-2:123456789012:QUEUE-ID",
+ "Condition": {
+ "ArnEquals": {
+ "aws:SourceArn": "arn:aws:sns:us-west-2:123456789012:TOPIC-ID"
+ }
+ }
+ }
+}"""
+
+LOG_SOURCES = """{
+ "Version":"2012-10-17",
+ "Statement": [
+ {
+ "Effect": "Allow",
+ "Action": "logs:PutDeliverySource",
+ "Resource": "arn:aws:logs:us-east-1:123456789012:delivery-source:*",
+ "Condition": {
+ "ForAllValues:ArnLike": {
+ "logs:LogGeneratingResourceArns": [
+ "arn:aws::cloudfront:123456789012:distribution/*",
+ "arn:aws::cloudfront:123456789012:distribution/support*"
+ ]
+ }
+ }
+ }
+ ]
+}"""
+
+RUN_INSTANCE = """{
+ "Version":"2012-10-17",
+ "Statement": [
+ {
+ "Sid": "RunInstance",
+ "Effect": "Allow",
+ "Action": "ec2:RunInstances",
+ "Resource": "*",
+ "Condition": {
+ "StringLikeIfExists": {
+ "ec2:InstanceType": [
+ "t1.*",
+ "t2.*",
+ "m3.*"
+ ]
+ }
+ }
+ }
+ ]
+}"""
+
+TEMPORARY_ONLY = """{
+ "Version":"2012-10-17",
+ "Statement":{
+ "Action":"ec2:*",
+ "Effect":"Allow",
+ "Resource":"*",
+ "Condition":{"Null":{"aws:TokenIssueTime":"false"}}
+ }
+}"""
+
+USER = "arn:aws:iam::111122223333:user/alice"
+BUCKET = "arn:aws:s3:::amzn-s3-demo-bucket"
+DIST = "arn:aws::cloudfront:123456789012:distribution/"
+
+# (policy, action, resource, request context, "Match" in the documented table)
+DOCUMENTED_TABLES = [
+    (
+        JOB_CATEGORY,
+        "iam:CreateAccessKey",
+        USER,
+        {"aws:PrincipalTag/job-category": "iamuser-admin"},
+        True,
+    ),
+    (
+        JOB_CATEGORY,
+        "iam:CreateAccessKey",
+        USER,
+        {"aws:PrincipalTag/job-category": "dev-ops"},
+        False,
+    ),
+    (JOB_CATEGORY, "iam:CreateAccessKey", USER, {}, False),
+    (
+        HOME_DIRECTORY,
+        "s3:ListBucket",
+        BUCKET,
+        {"aws:username": "martha_rivera", "s3:prefix": "home/martha_rivera/"},
+        True,
+    ),
+    (
+        HOME_DIRECTORY,
+        "s3:ListBucket",
+        BUCKET,
+        {"aws:username": "nikki_wolf", "s3:prefix": "home/martha_rivera/"},
+        False,
+    ),
+    (HOME_DIRECTORY, "s3:ListBucket", BUCKET, {"s3:prefix": "home/martha_rivera/"}, False),
+    (HOME_DIRECTORY, "s3:ListBucket", BUCKET, {"s3:prefix": "home/"}, True),
+    (
+        HOME_DIRECTORY,
+        "s3:PutObject",
+        BUCKET + "/home/nikki_wolf/notes.txt",
+        {"aws:username": "nikki_wolf"},
+        True,
+    ),
+    (
+        HOME_DIRECTORY,
+        "s3:PutObject",
+        BUCKET + "/home/nikki_wolf/notes.txt",
+        {"aws:username": "martha_rivera"},
+        False,
+    ),
+    (
+        CREATE_TAGS,
+        "ec2:CreateTags",
+        "arn:aws:ec2:us-east-1:1:instance/i-1",
+        {"aws:TagKeys": ["environment"], "aws:RequestTag/environment": "preprod"},
+        True,
+    ),
+    (
+        CREATE_TAGS,
+        "ec2:CreateTags",
+        "arn:aws:ec2:us-east-1:1:instance/i-1",
+        {"aws:TagKeys": ["environment", "costcenter"], "aws:RequestTag/environment": "PreProd"},
+        True,
+    ),
+    (
+        CREATE_TAGS,
+        "ec2:CreateTags",
+        "arn:aws:ec2:us-east-1:1:instance/i-1",
+        {"aws:TagKeys": ["Environment"], "aws:RequestTag/Environment": "preprod"},
+        False,
+    ),
+    (
+        CREATE_TAGS,
+        "ec2:CreateTags",
+        "arn:aws:ec2:us-east-1:1:instance/i-1",
+        {"aws:TagKeys": ["costcenter"], "aws:RequestTag/environment": "preprod"},
+        False,
+    ),
+    (
+        CREATE_TAGS,
+        "ec2:CreateTags",
+        "arn:aws:ec2:us-east-1:1:instance/i-1",
+        {"aws:RequestTag/environment": "storage"},
+        False,
+    ),
+    (
+        CREATE_TAGS,
+        "ec2:CreateTags",
+        "arn:aws:ec2:us-east-1:1:instance/i-1",
+        {"aws:TagKeys": ["environment"]},
+        False,
+    ),
+    (CREATE_TAGS, "ec2:CreateTags", "arn:aws:ec2:us-east-1:1:instance/i-1", {}, False),
+    (
+        ORG_PATHS,
+        "s3:GetObject",
+        BUCKET,
+        {"aws:ResourceOrgPaths": ["o-acorg/r-acroot/ou-acroot-sportsou/costcenter/"]},
+        False,
+    ),
+    (
+        ORG_PATHS,
+        "s3:GetObject",
+        BUCKET,
+        {"aws:ResourceOrgPaths": ["o-acorg/r-acroot/ou-acroot-mediaou/costcenter/"]},
+        True,
+    ),
+    (LIST_UP_TO_10, "s3:ListBucket", BUCKET, {"s3:max-keys": "10"}, True),
+    (LIST_UP_TO_10, "s3:ListBucket", BUCKET, {"s3:max-keys": "11"}, False),
+    (
+        FRESH_CREDENTIALS,
+        "iam:UpdateAccessKey",
+        USER,
+        {"aws:TokenIssueTime": "2026-11-22T07:00:00Z"},
+        True,
+    ),
+    (FRESH_CREDENTIALS, "iam:UpdateAccessKey", USER, {}, False),
+    (BOOLEAN_EXAMPLE, "s3:ReplicateObject", BUCKET + "/k", {"aws:SecureTransport": "false"}, True),
+    (BOOLEAN_EXAMPLE, "s3:ReplicateObject", BUCKET + "/k", {"aws:SecureTransport": "true"}, False),
+    (BOOLEAN_EXAMPLE, "s3:ReplicateObject", BUCKET + "/k", {}, False),
+    (BINARY, "s3:GetObject", BUCKET, {"aws:key": "QmluYXJ5VmFsdWVJbkJhc2U2NA=="}, True),
+    (BINARY, "s3:GetObject", BUCKET, {"aws:key": "ASIAIOSFODNN7EXAMPLE"}, False),
+    (BINARY, "s3:GetObject", BUCKET, {}, False),
+    (SOURCE_IP, "iam:ListAccessKeys", USER, {"aws:SourceIp": "203.0.113.1"}, True),
+    (SOURCE_IP, "iam:ListAccessKeys", USER, {"aws:SourceIp": "198.51.100.1"}, False),
+    (
+        SOURCE_ARN,
+        "sqs:SendMessage",
+        "arn:aws:sqs:us-west-2:123456789012:QUEUE-ID",
+        {"aws:SourceArn": "arn:aws:sns:us-west-2:123456789012:TOPIC-ID"},
+        True,
+    ),
+    (
+        SOURCE_ARN,
+        "sqs:SendMessage",
+        "arn:aws:sqs:us-west-2:123456789012:QUEUE-ID",
+        {"aws:SourceArn": "arn:aws:sns:us-west-2:777788889999:TOPIC-ID"},
+        False,
+    ),
+    (SOURCE_ARN, "sqs:SendMessage", "arn:aws:sqs:us-west-2:123456789012:QUEUE-ID", {}, False),
+    (
+        LOG_SOURCES,
+        "logs:PutDeliverySource",
+        "arn:aws:logs:us-east-1:123456789012:delivery-source:a",
+        {"logs:LogGeneratingResourceArns": [DIST + "costcenter"]},
+        True,
+    ),
+    (
+        LOG_SOURCES,
+        "logs:PutDeliverySource",
+        "arn:aws:logs:us-east-1:123456789012:delivery-source:a",
+        {"logs:LogGeneratingResourceArns": [DIST + "costcenter", DIST + "support2025"]},
+        True,
+    ),
+    (
+        LOG_SOURCES,
+        "logs:PutDeliverySource",
+        "arn:aws:logs:us-east-1:123456789012:delivery-source:a",
+        {
+            "logs:LogGeneratingResourceArns": [
+                DIST + "costcenter",
+                "arn:aws::cloudfront:123456789012:distribution/admin",
+            ]
+        },
+        True,
+    ),
+    (
+        LOG_SOURCES,
+        "logs:PutDeliverySource",
+        "arn:aws:logs:us-east-1:123456789012:delivery-source:a",
+        {
+            "logs:LogGeneratingResourceArns": [
+                "arn:aws::cloudfront:777788889999:distribution/costcenter"
+            ]
+        },
+        False,
+    ),
+    (
+        LOG_SOURCES,
+        "logs:PutDeliverySource",
+        "arn:aws:logs:us-east-1:123456789012:delivery-source:a",
+        {},
+        True,
+    ),
+    (RUN_INSTANCE, "ec2:RunInstances", "*", {"ec2:InstanceType": "t1.micro"}, True),
+    (RUN_INSTANCE, "ec2:RunInstances", "*", {"ec2:InstanceType": "m2.micro"}, False),
+    (RUN_INSTANCE, "ec2:RunInstances", "*", {}, True),
+    (TEMPORARY_ONLY, "ec2:RunInstances", "*", {"aws:TokenIssueTime": "2026-11-22T07:00:00Z"}, True),
+    (TEMPORARY_ONLY, "ec2:RunInstances", "*", {}, False),
+]
+
+
+@pytest.mark.parametrize(("policy", "action", "resource", "ctx", "match"), DOCUMENTED_TABLES)
+def test_documented_operator_tables(policy, action, resource, ctx, match):
+    decision = evaluate([policy], action, resource, ctx)
+    statement_effect = "Deny" if '"Deny"' in policy else "Allow"
+    assert (decision.effect == statement_effect) is match
+
+
+def test_documented_forallvalues_on_a_missing_key():
+    # The ORG_PATHS table on the same page lists "No match" for a request without
+    # aws:ResourceOrgPaths, which contradicts the page's own rule ("The ForAllValues qualifier
+    # returns true if there are no context keys in the request") and the DenyRestrictedTags
+    # table on the multivalued-keys page.  kdiag follows the rule.
+    assert (
+        evaluate([ORG_PATHS], "s3:GetObject", BUCKET, {}).effect == "Deny"
+    )  # The page's table says "No match" for this row, but "distribution/*" in the same policy
+    # matches ".../admin" exactly as it matches ".../costcenter" (a "Match" in the first row):
+    # the row contradicts the policy it documents.  Every value matches a pattern, so: Match.

@@ -263,13 +263,22 @@ def test_variables_not_substituted_outside_string_and_arn_operators():
     for operator, key in [
         ("NumericEquals", "s3:max-keys"),
         ("DateLessThan", "aws:CurrentTime"),
-        ("Bool", "aws:SecureTransport"),
         ("BinaryEquals", "aws:BinaryKey"),
         ("IpAddress", "aws:SourceIp"),
         ("Null", "aws:SourceIp"),
     ]:
         with pytest.raises(PolicyError):
             decide(allow(Condition={operator: {key: "${aws:x}"}}))
+
+
+def test_bool_takes_variables():
+    # "Boolean condition operators ... Policy variables – Supported" (condition operators page).
+    st = allow(Condition={"Bool": {"aws:SecureTransport": "${aws:PrincipalTag/tls}"}})
+    assert decide(st, ctx={"aws:SecureTransport": "true", "aws:PrincipalTag/tls": "true"}).allowed
+    assert not decide(
+        st, ctx={"aws:SecureTransport": "false", "aws:PrincipalTag/tls": "true"}
+    ).allowed
+    assert not decide(st, ctx={"aws:SecureTransport": "true"}).allowed
 
 
 def test_deny_with_variable_in_resource():

@@ -154,14 +154,26 @@ def _ordered(
 
 
 def _bool(values: Sequence[str], variables: bool) -> ValueTest:
-    wanted = set()
-    for v in values:
-        folded = v.lower()
-        if folded not in ("true", "false"):
-            raise ValueError(f'Bool takes "true" or "false", not {v!r}')
-        wanted.add(folded)
-    frozen = frozenset(wanted)
-    return lambda value, ctx: value.lower() in frozen
+    # The condition-operators page lists policy variables as supported for Bool, so a value
+    # may be a variable (resolved per request); a literal value must be "true" or "false".
+    templates = [TextTemplate(parse(v, variables=variables), v) for v in values]
+    for template in templates:
+        literal = template.literal
+        if literal is not None and literal.lower() not in ("true", "false"):
+            raise ValueError(f'Bool takes "true" or "false", not {literal!r}')
+    if all(t.literal is not None for t in templates):
+        wanted = frozenset(t.literal.lower() for t in templates if t.literal is not None)
+        return lambda value, ctx: value.lower() in wanted
+
+    def test(value: str, ctx: Context) -> bool:
+        folded = value.lower()
+        for template in templates:
+            resolved = template.resolve(ctx)
+            if resolved is not None and resolved.lower() == folded:
+                return True
+        return False
+
+    return test
 
 
 def _binary(values: Sequence[str], variables: bool) -> ValueTest:
