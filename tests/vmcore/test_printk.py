@@ -308,3 +308,15 @@ def test_format_dmesg_caller_ids_like_makedumpfile_1_7_5():
         + "[    1.000000] [      C1] c\n"
         + "[    1.000000] d\n"
     )
+
+
+def test_an_inconsistent_layout_is_unsupported_not_a_crash():
+    mem = Memory()
+    ring = Ring(mem)
+    ring.add(b"x")
+    keys = LOCKLESS_KEYS.format(prb=kva(Ring.PRB)).replace(
+        "OFFSET(printk_info.text_len)=16", "OFFSET(printk_info.text_len)=4000"
+    )
+    ring.publish()
+    with pytest.raises(UnsupportedDump, match="inconsistent"):
+        read_kernel_log(mem.vmem(), VmcoreInfo.parse(keys))

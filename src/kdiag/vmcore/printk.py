@@ -20,6 +20,7 @@ kernel's usual one (``caller_id`` right after them), else left unknown.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 from kdiag.errors import UnsupportedDump
@@ -38,24 +39,36 @@ _MAX_LEGACY_LEN = 1 << 30
 _CHUNK = 4096
 
 
+_U64 = struct.Struct("<Q").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+
+
 def _u64(buf: bytes | bytearray, at: int) -> int:
-    return int.from_bytes(buf[at : at + 8], "little")
+    value: int = _U64(buf, at)[0]
+    return value
 
 
 def _u32(buf: bytes | bytearray, at: int) -> int:
-    return int.from_bytes(buf[at : at + 4], "little")
+    value: int = _U32(buf, at)[0]
+    return value
 
 
 def _u16(buf: bytes | bytearray, at: int) -> int:
-    return int.from_bytes(buf[at : at + 2], "little")
+    value: int = _U16(buf, at)[0]
+    return value
 
 
 def read_kernel_log(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
     """Every record of the kernel log, oldest first."""
-    if info.symbol("prb") is not None:
-        return read_lockless(vmem, info)
-    if info.size("printk_log") is not None or info.size("log") is not None:
-        return read_structured(vmem, info)
+    try:
+        if info.symbol("prb") is not None:
+            return read_lockless(vmem, info)
+        if info.size("printk_log") is not None or info.size("log") is not None:
+            return read_structured(vmem, info)
+    except (struct.error, IndexError) as exc:
+        # SIZE()/OFFSET() values that do not fit together: a corrupt VMCOREINFO.
+        raise UnsupportedDump(f"the printk layout in VMCOREINFO is inconsistent: {exc}") from exc
     if info.symbol("log_end") is not None:
         raise UnsupportedDump("the plain-text log_buf of kernels before 3.5 is not supported")
     raise UnsupportedDump(
