@@ -9,6 +9,7 @@ Each guest lives in ``<root>/<name>/``: ``guest.json`` (how it was started), ``s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -210,7 +211,7 @@ class Guest:
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            text = self.console_path.read_text(errors="replace")[start:]
+            text = self.console_path.read_bytes()[start:].decode(errors="replace")
             for line in text.splitlines():
                 if rx.search(line):
                     return line
@@ -294,11 +295,17 @@ class Lab:
         *,
         progress: Any = None,
         accel: str | None = None,
+        dumps: tuple[tuple[str, ...], ...] | None = None,
     ) -> Guest:
-        """Build if needed, start a guest, return at once (use ``wait_ready``)."""
+        """Build if needed, start a guest, return at once (use ``wait_ready``).
+
+        ``dumps`` replaces the profile's makedumpfile option sets: the capture kernel saves
+        one file per set (the first is ``vmcore``, the others ``vmcore.<options>``)."""
         if not _NAME.match(name):
             raise ConfigError(f"bad guest name {name!r} (lowercase letters, digits, '-')")
         prof = get_profile(profile)
+        if dumps:
+            prof = dataclasses.replace(prof, dumps=tuple(dumps))
         memory_mib = memory if isinstance(memory, int) else parse_memory(memory)
         directory = self.root / name
         if directory.exists() and (directory / "guest.json").exists():

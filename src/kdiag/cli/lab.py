@@ -1,0 +1,287 @@
+"""``kdiag lab``: real Linux guests under QEMU with kdump armed, for demos and tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ("register",)
+
+lab_app = typer.Typer(
+    help="Real Debian guests under QEMU with kdump armed: build, boot, crash, collect.",
+    no_args_is_help=True,
+)
+
+_Root = Annotated[
+    Path | None,
+    typer.Option(
+        "--root", help="Lab directory (default: the state dir's lab/).", envvar="KDIAG_LAB_ROOT"
+    ),
+]
+_Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _lab(root: Path | None) -> Any:
+    from kdiag.lab import Lab
+
+    return Lab(root)
+
+
+class _Progress:
+    """A Rich status line on stderr for the long steps (downloads, unpacking, packing)."""
+
+    def __init__(self) -> None:
+        from kdiag.cli._output import err_console
+
+        self.console = err_console()
+        self.start = time.monotonic()
+        self.status = self.console.status("lab build")
+
+    def __enter__(self) -> _Progress:
+        self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.status.__exit__(None, None, None)
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.monotonic() - self.start
+        self.console.print(f"[dim]{elapsed:6.1f}s[/] {message}")
+        self.status.update(message)
+
+
+@lab_app.command("build")
+def build_cmd(
+    root: _Root = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if nothing changed.")
+    ] = False,
+    json_out: _Json = False,
+) -> None:
+    """Download the Debian packages (cached) and assemble the guest kernel and initramfs."""
+    from kdiag.cli._output import print_json
+
+    with _Progress() as progress:
+        info = _lab(root).build(progress, force=force)
+    if json_out:
+        print_json(info.to_json())
+        return
+    state = "cached" if info.cached else "built"
+    typer.echo(f"{state}: {info.directory}")
+    typer.echo(f"kernel {info.kernel_release} ({info.kernel_package} {info.kernel_version})")
+    typer.echo(
+        f"main initramfs {info.main_initrd.stat().st_size} B, capture initramfs "
+        f"{info.capture_initrd.stat().st_size} B"
+    )
+    typer.echo(
+        f"crashme module: {'yes' if info.crashme else 'no (linux-headers missing)'}; "
+        f"facts collector: {'yes' if info.collector else 'no'}"
+    )
+
+
+@lab_app.command("up")
+def up_cmd(
+    *,
+    name: Annotated[str, typer.Option("--name", help="Guest name.")] = "lab",
+    memory: Annotated[str, typer.Option("--memory", help="Guest RAM (512M, 2G).")] = "512M",
+    cpus: Annotated[int, typer.Option("--cpus", help="Virtual CPUs.")] = 2,
+    profile: Annotated[
+        str, typer.Option("--profile", help="Guest profile (see `lab profiles`).")
+    ] = "default",
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for the readiness marker.")
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for readiness.")
+    ] = 300.0,
+    root: _Root = None,
+    json_out: _Json = False,
+) -> None:
+    """Boot a guest (QMP socket, serial console to a file, kdump armed per profile)."""
+    from kdiag.cli._output import err_console, print_json
+
+    with _Progress() as progress:
+        guest = _lab(root).up(
+            name=name, profile=profile, memory=memory, cpus=cpus, progress=progress
+        )
+    err = err_console()
+    err.print(f"{guest.name}: accelerator {guest.accel} ({guest.config['accel_reason']})")
+    if wait:
+        started = time.monotonic()
+        with err.status(f"waiting for {guest.name} to be ready"):
+            guest.wait_ready(timeout)
+        err.print(
+            f"{guest.name}: ready in {time.monotonic() - started:.1f}s, "
+            f"kdump_loaded={int(bool(guest.status().get('kdump_loaded')))}"
+        )
+    if json_out:
+        print_json(guest.to_json())
+    else:
+        typer.echo(f"qmp: {guest.qmp_socket}")
+        typer.echo(f"console: {guest.console_path}")
+        typer.echo(f"crash tree: {guest.crash_dir}")
+
+
+def _guest_rows(guests: list[Any]) -> None:
+    from rich.table import Table
+
+    from kdiag.cli._output import stdout_console
+
+    table = Table()
+    for column in ("name", "profile", "phase", "kdump", "accel", "memory", "boots", "dumps"):
+        table.add_column(column)
+    for g in guests:
+        data = g.to_json()
+        kdump = {True: "loaded", False: "not loaded", None: "-"}[data["kdump_loaded"]]
+        table.add_row(
+            data["name"],
+            data["profile"],
+            str(data["phase"]),
+            kdump,
+            data["accel"],
+            f"{data['memory_mib']}M",
+            str(data["boots"]),
+            str(data["dumps"]),
+        )
+    stdout_console().print(table)
+
+
+@lab_app.command("list")
+def list_cmd(root: _Root = None, json_out: _Json = False) -> None:
+    """List the lab's guests, running or stopped."""
+    from kdiag.cli._output import print_json
+
+    guests = _lab(root).list()
+    if json_out:
+        print_json([g.to_json() for g in guests])
+    else:
+        _guest_rows(guests)
+
+
+@lab_app.command("status")
+def status_cmd(name: str, root: _Root = None, json_out: _Json = False) -> None:
+    """Show one guest: phase, kdump state, sockets, crash tree."""
+    from kdiag.cli._output import print_json
+
+    guest = _lab(root).get(name)
+    data = guest.to_json()
+    data["dumps_saved"] = [str(p) for p in guest.dumps()]
+    if json_out:
+        print_json(data)
+        return
+    for key in sorted(data):
+        typer.echo(f"{key}: {data[key]}")
+
+
+@lab_app.command("down")
+def down_cmd(name: str, root: _Root = None) -> None:
+    """Stop a guest (its console log and crash tree stay)."""
+    guest = _lab(root).get(name)
+    guest.down()
+    typer.echo(f"{name}: stopped")
+
+
+@lab_app.command("console")
+def console_cmd(
+    name: str,
+    root: _Root = None,
+    follow: Annotated[
+        bool, typer.Option("--follow/--no-follow", "-f", help="Keep following.")
+    ] = True,
+) -> None:
+    """Print the guest's serial console and follow it until the guest stops (Ctrl-C ends)."""
+    import sys
+
+    from kdiag.lab.console import follow as follow_lines
+
+    guest = _lab(root).get(name)
+    if not follow:
+        sys.stdout.write(guest.console_path.read_text(errors="replace"))
+        return
+    for line in follow_lines(guest.console_path, stop=lambda: not guest.running):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+@lab_app.command("nmi")
+def nmi_cmd(
+    name: str,
+    root: _Root = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the vmcore.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout")] = 300.0,
+) -> None:
+    """Send a diagnostic NMI over QMP (inject-nmi)."""
+    guest = _lab(root).get(name)
+    guest.inject_nmi()
+    typer.echo(f"{name}: NMI sent")
+    if wait:
+        typer.echo(str(guest.wait_dump(timeout)))
+
+
+@lab_app.command("trigger")
+def trigger_cmd(
+    name: str,
+    kind: str,
+    root: _Root = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the vmcore.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout")] = 300.0,
+) -> None:
+    """Crash the guest: sysrq-c, oom, hung-task, null, bug, gpf, warn, softlockup, rcu."""
+    guest = _lab(root).get(name)
+    guest.trigger(kind)
+    typer.echo(f"{name}: {kind} triggered")
+    if wait:
+        typer.echo(str(guest.wait_dump(timeout)))
+
+
+@lab_app.command("profiles")
+def profiles_cmd(json_out: _Json = False) -> None:
+    """List the guest profiles."""
+    from kdiag.cli._output import print_json
+    from kdiag.lab.profiles import PROFILES
+
+    if json_out:
+        print_json({p.name: p.description for p in PROFILES.values()})
+        return
+    for p in PROFILES.values():
+        typer.echo(f"{p.name:16} {p.description}")
+
+
+@lab_app.command("corpus")
+def corpus_cmd(
+    out_dir: Path,
+    *,
+    trigger: Annotated[
+        list[str] | None, typer.Option("--trigger", help="Trigger (repeat); default: all.")
+    ] = None,
+    fmt: Annotated[
+        list[str] | None, typer.Option("--format", help="Dump format (repeat); default: all.")
+    ] = None,
+    memory: Annotated[str, typer.Option("--memory")] = "512M",
+    root: _Root = None,
+    json_out: _Json = False,
+) -> None:
+    """Crash a guest once per trigger and save each dump in several formats, with a manifest."""
+    from kdiag.cli._output import print_json
+    from kdiag.lab.corpus import CORPUS_FORMATS, CORPUS_TRIGGERS, make_corpus
+
+    with _Progress() as progress:
+        manifest = make_corpus(
+            out_dir,
+            triggers=trigger or CORPUS_TRIGGERS,
+            formats=fmt or tuple(CORPUS_FORMATS),
+            memory=memory,
+            lab=_lab(root),
+            progress=progress,
+        )
+    if json_out:
+        print_json(manifest)
+    else:
+        typer.echo(f"{len(manifest['dumps'])} dumps in {out_dir} (manifest.json)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lab_app, name="lab")
