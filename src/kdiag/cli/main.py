@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "analyze": "kdiag.cli.analyze",
     "audit": "kdiag.cli.audit",
     "iam": "kdiag.cli.iam",
+    "lab": "kdiag.cli.lab",
     "instances": "kdiag.cli.instances",
     "configure": "kdiag.cli.configure",
     "doctor": "kdiag.cli.doctor",
