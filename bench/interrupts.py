@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from kdiag.backends import BackendPool
 from kdiag.backends.fake import FakeBackend
 from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
@@ -38,7 +40,7 @@ POLICY = {
 }
 
 
-def _fresh_pg(admin_url: str) -> tuple[str, object]:
+def _fresh_pg(admin_url: str) -> tuple[str, tuple[Engine, str]]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -50,10 +52,10 @@ def _fresh_pg(admin_url: str) -> tuple[str, object]:
     return admin.set(database=name).render_as_string(hide_password=False), (engine, name)
 
 
-def _drop_pg(handle: object) -> None:
+def _drop_pg(handle: tuple[Engine, str]) -> None:
     from sqlalchemy import text
 
-    engine, name = handle  # type: ignore[misc]
+    engine, name = handle
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
@@ -105,7 +107,7 @@ def main() -> None:
                 cases += [("postgresql", "fake")] + ([("postgresql", "qmp")] if proc else [])
             print(f"{'database':<11} {'backend':<8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
             for i, (db, backend) in enumerate(cases):
-                handle = None
+                handle: tuple[Engine, str] | None = None
                 if db == "sqlite":
                     url = f"sqlite:///{Path(tmp) / f'bench{i}.db'}"
                 else:
