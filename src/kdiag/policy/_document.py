@@ -28,7 +28,6 @@ _STATEMENT_FIELDS = frozenset(
     {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 )
 _SID = re.compile(r"[A-Za-z0-9]*")
-_QUALIFIERS = ("ForAnyValue", "ForAllValues")
 
 
 @dataclass(frozen=True, slots=True)
