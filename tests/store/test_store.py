@@ -314,3 +314,13 @@ def test_downgrade_and_upgrade_again(db_url, state_dir):
         assert current_revision(s._engine) == HEAD
         assert s.list_users() == []
         assert s.default_account().name == "default"
+
+
+def test_in_memory_sqlite_is_one_database_for_all_threads(state_dir):
+    with Store.open("sqlite:///:memory:") as s:
+        s.create_user("alice")
+        seen: list[list[str]] = []
+        t = threading.Thread(target=lambda: seen.append([u.name for u in s.list_users()]))
+        t.start()
+        t.join()
+        assert seen == [["alice"]]
