@@ -188,3 +188,22 @@ def test_a_copy_cut_short_opens_incomplete_and_serves_what_is_left(case, tmp_pat
         assert served > 0
         assert missing > 0
         assert store is not None
+
+
+def test_a_dump_without_vmcoreinfo_finds_it_in_memory(fixture_dump, vmcore_fixtures):
+    path = fixture_dump("nmi-elf")
+    with kdiag.vmcore.open(path, vmcoreinfo="") as dump:
+        assert dump.vmcoreinfo.raw == {}
+        assert dump.utsname is None
+        with pytest.raises(DumpFormatError):
+            dump.kernel_log()
+        steps = []
+        found = dump.scan_vmcoreinfo(progress=lambda step, done, total: steps.append(step))
+        assert found is not None
+        assert steps
+        assert found.osrelease == "6.1.0-56-amd64"
+        dump.use_vmcoreinfo(found)
+        assert dump.utsname is not None
+        assert dump.utsname.nodename == "fixture-nmi"
+        text = kdiag.vmcore.format_dmesg(dump.kernel_log()).encode()
+    assert text == (vmcore_fixtures / "nmi-elf" / "makedumpfile-dmesg.txt").read_bytes()

@@ -75,16 +75,49 @@ class Dump:
         self.nr_cpus = layout.nr_cpus or len(layout.cpus)
         self.eraseinfo = layout.eraseinfo
         self.flattened = isinstance(source, FlattenedSource)
-        info = layout.vmcoreinfo
+        self.phys = PhysicalMemory(layout.store)
+        self._translator: Translator | None = None
+        self.use_vmcoreinfo(layout.vmcoreinfo)
+
+    def use_vmcoreinfo(self, info: VmcoreInfo) -> None:
+        """Read the dump with ``info`` (a VMCOREINFO from elsewhere, like makedumpfile ``-i``).
+
+        Everything derived from VMCOREINFO (phys_base, translation, utsname, memory size,
+        crash time) is recomputed on next use.
+        """
+        self.vmcoreinfo = info
         phys_base = info.phys_base
         if phys_base is None:
-            phys_base = layout.phys_base
+            phys_base = self.layout.phys_base
         phys_base = phys_base or 0
         # The kernel writes NUMBER(phys_base) with %ld; the sub header holds the same as u64.
         self.phys_base = phys_base - (1 << 64) if phys_base >= 1 << 63 else phys_base
         self.kaslr_offset = info.kerneloffset or 0
-        self.phys = PhysicalMemory(layout.store)
-        self._translator: Translator | None = None
+        self._translator = None
+        for name in ("virt", "utsname", "memory_bytes", "crash_time"):
+            self.__dict__.pop(name, None)
+
+    def scan_vmcoreinfo(self, *, progress: ProgressFn | None = None) -> VmcoreInfo | None:
+        """Find the kernel's VMCOREINFO page in memory (for dumps written without the note).
+
+        The kernel keeps the text in a page of its own that starts with ``OSRELEASE=``;
+        this reads every page in the dump until it finds one, so it is proportional to the
+        dump and only done on request.  Returns the parsed text; use :meth:`use_vmcoreinfo`.
+        """
+        store = self.layout.store
+        pfns = list(store.present_pfns()) if hasattr(store, "present_pfns") else []
+        for done, pfn in enumerate(pfns):
+            if progress is not None and done % 4096 == 0:
+                progress("scan for VMCOREINFO", done, len(pfns))
+            try:
+                page = self.phys.store.load_page(pfn)
+            except DumpFormatError:
+                continue
+            if page.startswith(b"OSRELEASE="):
+                info = VmcoreInfo.parse(page)
+                if info.pagesize and info.symbol("init_uts_ns") is not None:
+                    return info
+        return None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -264,9 +297,16 @@ def _detect(source: ByteSource, progress: ProgressFn | None) -> tuple[ByteSource
 
 
 def open(  # the contract's name, like io.open
-    path: str | os.PathLike[str], *, progress: ProgressFn | None = None
+    path: str | os.PathLike[str],
+    *,
+    progress: ProgressFn | None = None,
+    vmcoreinfo: str | bytes | None = None,
 ) -> Dump:
-    """Open a crash dump, detecting its format from its content."""
+    """Open a crash dump, detecting its format from its content.
+
+    ``vmcoreinfo`` replaces the dump's own VMCOREINFO (text of ``KEY=VALUE`` lines), for
+    dumps written without it or with a wrong one.
+    """
     file = FileSource(path)
     try:
         source, layout = _detect(file, progress)
@@ -276,4 +316,7 @@ def open(  # the contract's name, like io.open
     except BaseException:
         file.close()
         raise
-    return Dump(pathlib.Path(path), source, layout)
+    dump = Dump(pathlib.Path(path), source, layout)
+    if vmcoreinfo is not None:
+        dump.use_vmcoreinfo(VmcoreInfo.parse(vmcoreinfo))
+    return dump

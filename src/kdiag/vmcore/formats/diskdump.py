@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kdiag.errors import CorruptPage, NotACrashDump, PageNotPresent, TruncatedDump, UnsupportedDump
@@ -219,6 +220,20 @@ class KdumpPages:
                 address=address,
             )
         return data
+
+    def present_pfns(self) -> Iterator[int]:
+        """Every dumped pfn, in order (a full pass over the 2nd bitmap)."""
+        for index in range(self.bitmap2.nblocks):
+            block = self.bitmap2.block(index)
+            value = int.from_bytes(block, "little")
+            base = index * len(block) * 8
+            while value:
+                low = value & -value
+                pfn = base + low.bit_length() - 1
+                if pfn >= self.max_mapnr:
+                    return
+                yield pfn
+                value ^= low
 
     def dumped_pages(self) -> int:
         return self.bitmap2.count()

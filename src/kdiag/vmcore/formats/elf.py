@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kdiag.errors import NotACrashDump, PageNotPresent, TruncatedDump, UnsupportedDump
@@ -116,6 +117,14 @@ class ElfPages:
             out += self.source.read(at, take, "PT_LOAD data")
             addr += take
         return bytes(out)
+
+    def present_pfns(self) -> Iterator[int]:
+        """Every pfn wholly held in the file, in address order."""
+        size = self.page_size
+        for seg in self.segments:
+            first = -(-seg.paddr // size)
+            last = (seg.paddr + min(seg.filesz, self.source.size - seg.offset)) // size
+            yield from range(first, last)
 
     def ram_bytes(self) -> int:
         return sum(p.memsz for p in self.segments)
