@@ -11,6 +11,7 @@ the previous build and a changed one rebuilds. Layout under ``cache_dir()/"lab"`
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import lzma
@@ -234,9 +235,34 @@ def build(progress: Progress | None = None, *, force: bool = False) -> BuildInfo
     """Download, unpack and assemble; reuses the previous build when no input changed."""
     note: Progress = progress or (lambda _msg: None)
     cache = lab_cache()
+    with open(cache / "build.lock", "w") as lock:
+        # several test sessions may build at once; one builds, the others then reuse it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(cache, note, force=force)
+
+
+def _resolve(cache: Path, note: Progress) -> tuple[str, str, dict[str, str]]:
+    """Kernel package, kernel release and every package to download; cached until the apt
+    lists change (``apt-cache`` takes seconds per call)."""
+    lists = Path("/var/lib/apt/lists")
+    key = f"{lists.stat().st_mtime_ns if lists.exists() else 0}|{BUILD_FORMAT}"
+    record = cache / "resolved.json"
+    try:
+        saved = json.loads(record.read_text())
+        if saved["key"] == key and isinstance(saved["packages"], dict):
+            return saved["kpkg"], saved["kver"], saved["packages"]
+    except (OSError, ValueError, KeyError):
+        pass
     kpkg, kver = debs.kernel_package(note)
     libs = debs.library_closure(("kexec-tools", "makedumpfile"))
-    deb_list = debs.download((kpkg, *debs.TOOL_PACKAGES, *libs), cache / "debs", note)
+    packages = debs.candidates([kpkg, *debs.TOOL_PACKAGES, *libs], note)
+    record.write_text(json.dumps({"key": key, "kpkg": kpkg, "kver": kver, "packages": packages}))
+    return kpkg, kver, packages
+
+
+def _build_locked(cache: Path, note: Progress, *, force: bool) -> BuildInfo:
+    kpkg, kver, packages = _resolve(cache, note)
+    deb_list = debs.download(packages, cache / "debs", note)
     collector = collector_path()
     digest = _inputs_hash(deb_list, collector)
     out = cache / "build" / digest

@@ -19,6 +19,7 @@ from kdiag.errors import ConfigError
 __all__ = (
     "TOOL_PACKAGES",
     "Deb",
+    "candidates",
     "download",
     "kernel_package",
     "library_closure",
@@ -142,14 +143,18 @@ def _candidates(packages: list[str]) -> dict[str, str | None]:
     return result
 
 
-def download(packages: Iterable[str], dest: Path, note: Note) -> list[Deb]:
-    """``apt-get download`` each package's candidate into ``dest`` unless already there."""
+def candidates(packages: Iterable[str], note: Note) -> dict[str, str]:
+    """The candidate version of each package (``apt-get update`` once if one has none)."""
+    names = list(packages)
+    found = _candidates(names)
+    return {name: found.get(name) or _ensure_candidate(name, note) for name in names}
+
+
+def download(versions: dict[str, str], dest: Path, note: Note) -> list[Deb]:
+    """``apt-get download`` each ``package=version`` into ``dest`` unless already there."""
     dest.mkdir(parents=True, exist_ok=True)
     debs = []
-    names = list(packages)
-    versions = _candidates(names)
-    for package in names:
-        version = versions.get(package) or _ensure_candidate(package, note)
+    for package, version in versions.items():
         file_version = version.replace(":", "%3a")
         matches = sorted(dest.glob(f"{package}_{file_version}_*.deb"))
         if not matches:
