@@ -1,0 +1,103 @@
+"""EC2 Query parsing, filters, the token bucket, and limits of the wire."""
+
+import httpx
+import pytest
+
+from kdiag.service.ec2 import Filter, indexed, parse_bool, parse_filters, parse_params
+from kdiag.service.errors import ApiError
+from kdiag.service.ratelimit import TokenBucketLimiter
+from kdiag.service.sigv4 import IncomingRequest
+from kdiag.service.wire import MAX_BODY
+
+
+def _req(body=b"", query="", content_type="application/x-www-form-urlencoded"):
+    return IncomingRequest("POST", "http", "/", query, [("content-type", content_type)], body)
+
+
+def test_params_from_body_and_query_without_sigv4_fields():
+    params = parse_params(
+        _req(b"Action=DescribeInstances&InstanceId.1=i-1", "Version=2016-11-15&X-Amz-Date=x")
+    )
+    assert params == {"Action": "DescribeInstances", "InstanceId.1": "i-1", "Version": "2016-11-15"}
+
+
+def test_conflicting_duplicate_parameter_is_refused():
+    with pytest.raises(ApiError) as info:
+        parse_params(_req(b"InstanceId=i-1&InstanceId=i-2"))
+    assert info.value.code == "InvalidParameterCombination"
+
+
+def test_body_must_be_a_form():
+    with pytest.raises(ApiError) as info:
+        parse_params(_req(b"{}", content_type="application/json"))
+    assert info.value.code == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("False", False), (None, False)])
+def test_bool(value, expected):
+    assert parse_bool({} if value is None else {"DryRun": value}, "DryRun") is expected
+
+
+def test_bad_bool():
+    with pytest.raises(ApiError):
+        parse_bool({"DryRun": "yes"}, "DryRun")
+
+
+def test_indexed_and_filters_in_index_order():
+    params = {
+        "InstanceId.10": "c",
+        "InstanceId.2": "b",
+        "InstanceId.1": "a",
+        "InstanceId.x": "no",
+        "Filter.2.Name": "tag-key",
+        "Filter.2.Value.1": "Team",
+        "Filter.1.Name": "tag:Owner",
+        "Filter.1.Value.2": "bob",
+        "Filter.1.Value.1": "alice",
+    }
+    assert indexed(params, "InstanceId") == ["a", "b", "c"]
+    assert parse_filters(params) == [
+        Filter("tag:Owner", ("alice", "bob")),
+        Filter("tag-key", ("Team",)),
+    ]
+
+
+def test_filter_without_values():
+    with pytest.raises(ApiError):
+        parse_filters({"Filter.1.Name": "tag:Owner"})
+
+
+def test_token_bucket_refills():
+    now = [0.0]
+    limiter = TokenBucketLimiter(rate=2.0, burst=2, clock=lambda: now[0])
+    limiter.take("a")
+    limiter.take("a")
+    with pytest.raises(ApiError) as info:
+        limiter.take("a")
+    assert info.value.code == "RequestLimitExceeded"
+    limiter.take("b")
+    now[0] = 0.5
+    limiter.take("a")
+    with pytest.raises(ApiError):
+        limiter.take("a")
+
+
+def test_token_bucket_memory_is_bounded():
+    now = [0.0]
+    limiter = TokenBucketLimiter(rate=1.0, burst=1, max_principals=10, clock=lambda: now[0])
+    for n in range(10):
+        limiter.take(f"p{n}")
+    now[0] = 5.0
+    limiter.take("new")
+    assert len(limiter._buckets) <= 10
+
+
+def test_oversized_body_is_refused_and_audited(service):
+    response = httpx.post(
+        service.url + "/",
+        content=b"A=" + b"x" * MAX_BODY,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    rows = service.store.audit_rows(request_id=response.headers["x-amzn-requestid"])
+    assert [r.error_code for r in rows] == ["RequestEntityTooLarge"]
