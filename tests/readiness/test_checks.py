@@ -159,3 +159,11 @@ def test_bad_facts_documents(tmp_path: Path) -> None:
     bad.write_text('{"schema": 1}')
     with pytest.raises(ConfigError, match="lacks"):
         facts.load(bad)
+
+
+def test_cmdline_value_overridden_at_runtime_fails(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("rhel9-unprepared")
+    (root / "proc/cmdline").write_text("root=/dev/vda panic=10\n")
+    check = run_checks(facts.read_root(root)).get("panic-reboot")
+    assert check.status == "fail"
+    assert "overridden since boot" in check.evidence

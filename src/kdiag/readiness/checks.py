@@ -181,6 +181,9 @@ def _judge_sysctl(
         return Check(check_id, "pass", evidence, "")
     if runtime_ok:
         return Check(check_id, "warn", evidence + "; reverts at the next boot", fix)
+    if persisted_ok and s.persisted_where and s.persisted_where.startswith("/proc/cmdline"):
+        # A command-line value was applied at boot; something has overridden it since.
+        return Check(check_id, severity, evidence + "; overridden since boot", fix)
     if persisted_ok:
         return Check(
             check_id,
