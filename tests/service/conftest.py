@@ -86,13 +86,14 @@ def deny(action="ec2:SendDiagnosticInterrupt", resource="*"):
     }
 
 
-def run_service(tmp, *, rate=1000.0, burst=1000):
-    """A fresh store in ``tmp`` and the app serving it; a context manager yielding Service."""
+def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None):
+    """A fresh store in ``tmp`` (or at ``db_url``) and the app serving it; a context manager
+    yielding Service."""
     import contextlib
 
     @contextlib.contextmanager
     def running():
-        store = Store.open(f"sqlite:///{tmp}/kdiag.db", key_file=tmp / "kdiag.key")
+        store = Store.open(db_url or f"sqlite:///{tmp}/kdiag.db", key_file=tmp / "kdiag.key")
         backend = FakeBackend()
         ctx = ServiceContext(
             store,
