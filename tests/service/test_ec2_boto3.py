@@ -334,3 +334,13 @@ def test_describe_instances_dry_run(service, world):
     with pytest.raises(botocore.exceptions.ClientError) as info:
         service.client(world["alice"]).describe_instances(DryRun=True)
     assert _error(info)[0] == "DryRunOperation"
+
+
+def test_inactive_key(service, world):
+    user = service.store.create_user("retired")
+    key, secret = service.store.create_access_key(user)
+    service.store.set_access_key_status(key.id, "Inactive")
+    creds = type(world["alice"])("retired", key.id, secret)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        service.client(creds).describe_instances()
+    assert _error(info)[0] == "AuthFailure"

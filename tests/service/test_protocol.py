@@ -101,3 +101,34 @@ def test_oversized_body_is_refused_and_audited(service):
     assert response.status_code == 413
     rows = service.store.audit_rows(request_id=response.headers["x-amzn-requestid"])
     assert [r.error_code for r in rows] == ["RequestEntityTooLarge"]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+    ],
+)
+def test_is_loopback(host, loopback):
+    from kdiag.service.server import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_serve_refuses_a_port_in_use(tmp_path, monkeypatch, capsys):
+    from kdiag.cli import main as cli_main
+    from kdiag.service.server import bind_socket
+
+    monkeypatch.setenv("KDIAG_STATE_DIR", str(tmp_path))
+    taken = bind_socket()
+    try:
+        port = taken.getsockname()[1]
+        code = cli_main.run(["serve", "--port", str(port), "--db", f"sqlite:///{tmp_path}/k.db"])
+    finally:
+        taken.close()
+    assert code == 2
+    assert "cannot listen" in capsys.readouterr().err
