@@ -167,3 +167,16 @@ def test_cmdline_value_overridden_at_runtime_fails(make_tree: Callable[[str], Pa
     check = run_checks(facts.read_root(root)).get("panic-reboot")
     assert check.status == "fail"
     assert "overridden since boot" in check.evidence
+
+
+def test_deprecated_directives(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("rhel9-ready")
+    assert statuses(root)["deprecated-directives"] == "pass"
+    conf = root / "etc/kdump.conf"
+    conf.write_text(conf.read_text() + "blacklist hv_vmbus\ndefault shell\n")
+    check = run_checks(facts.read_root(root)).get("deprecated-directives")
+    assert check.status == "warn"
+    assert "rd.driver.blacklist" in check.fix
+    assert "failure_action" in check.fix
+    # RHEL 6 still needs them
+    assert statuses(make_tree("azure-centos6"))["deprecated-directives"] == "n/a"

@@ -224,3 +224,40 @@ def test_panic_timeout_option(make_tree: Callable[[str], Path]) -> None:
     assert not cfg.plan(root, panic_timeout=30).changes
     with pytest.raises(ConfigError):
         cfg.plan(root, panic_timeout=0)
+
+
+def test_for_hang_adds_the_lockup_panics(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("rhel9-unprepared")
+    assert run_checks(facts.read_root(root), "hang").get("hang-panics").status == "fail"
+    assert run(["configure", "--root", str(root), "--for", "hang"]) == 0
+    text = (root / "etc/sysctl.d/99-kdiag-kdump.conf").read_text()
+    assert "kernel.softlockup_panic = 1\n" in text
+    assert "kernel.hung_task_panic = 1\n" in text
+    # persisted, not applied: the running values still say 0
+    assert run_checks(facts.read_root(root), "hang").get("hang-panics").status == "fail"
+    for key in ("softlockup_panic", "hung_task_panic", "hardlockup_panic"):
+        (root / "proc/sys/kernel" / key).write_text("1\n")
+    assert run_checks(facts.read_root(root), "hang").get("hang-panics").status == "pass"
+
+
+def test_install_runs_the_package_manager_in_a_chroot(
+    make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from tests.conftest import require_tool
+
+    root = make_tree("rhel9-unprepared")
+    (root / "usr/sbin/makedumpfile").unlink()
+    # a static busybox is the chroot's /bin/sh; the "dnf" in the tree logs its arguments
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy(require_tool("busybox"), root / "bin/busybox")
+    os.symlink("busybox", root / "bin/sh")
+    (root / "usr/bin/dnf").write_text('#!/bin/sh\necho "$@" > /dnf.log\n')
+    assert run(["configure", "--root", str(root), "--install"]) == 0
+    out = capsys.readouterr().out
+    assert f"installing: chroot {root} dnf install -y makedumpfile crash" in out
+    assert (root / "dnf.log").read_text() == "install -y makedumpfile crash\n"
+    (root / "usr/bin/dnf").write_text("#!/bin/sh\nexit 3\n")
+    assert run(["configure", "--root", str(root), "--install"]) == 1
+    assert "package installation failed (exit 3)" in capsys.readouterr().err

@@ -32,6 +32,12 @@ def configure(
             "configured one, else the architecture's recommendation.",
         ),
     ] = None,
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--for", help="nmi (default), oops, hang or all: hang adds the lockup panics."
+        ),
+    ] = "nmi",
     install: Annotated[
         bool,
         typer.Option("--install", help="Install missing kdump packages with the package manager."),
@@ -46,7 +52,9 @@ def configure(
     from kdiag.readiness import configure as cfg
 
     target = str(root) if root is not None else "/"
-    plan = cfg.plan(target, panic_timeout=panic_timeout, crashkernel_size=crashkernel)
+    plan = cfg.plan(
+        target, panic_timeout=panic_timeout, crashkernel_size=crashkernel, purpose=purpose
+    )
     if user_data:
         sys.stdout.write(cfg.user_data(plan))
         return

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from kdiag.readiness import crashkernel, kdumpconf, sysctlconf
 from kdiag.readiness.distro import family as distro_family
+from kdiag.readiness.distro import kdump_conf_directives as distro_directives
 from kdiag.readiness.distro import layout
 from kdiag.readiness.facts import Facts
 from kdiag.readiness.platform import Platform, detect
@@ -45,6 +46,7 @@ CHECK_IDS = (
     "sysrq",
     "dump-target-space",
     "core-collector",
+    "deprecated-directives",
     "hyperv-capture-drivers",
     "platform",
 )
@@ -58,6 +60,7 @@ CONFIG_CHECK_IDS = (
     "panic-on-oops",
     "sysrq",
     "core-collector",
+    "deprecated-directives",
     "hyperv-capture-drivers",
 )
 
@@ -521,6 +524,39 @@ def _core_collector(facts: Facts, coll: kdumpconf.Collector | None) -> Check:
     )
 
 
+#: kdump.conf directives kdump-utils deprecates (kdump.conf.5 "DEPRECATED OPTIONS"), with the
+#: replacement text.
+_DEPRECATED = {
+    "net": "use the nfs or ssh directive",
+    "blacklist": "rd.driver.blacklist=<m1>,<m2> in KDUMP_COMMANDLINE_APPEND",
+    "options": "<module>.<param>=<value> in KDUMP_COMMANDLINE_APPEND",
+    "disk_timeout": "removed; see kdump.conf(5)",
+    "link_delay": "removed; see kdump.conf(5)",
+    "debug_mem_level": "removed; see kdump.conf(5)",
+    "default": "failure_action",
+}
+
+
+def _deprecated(facts: Facts, fam: str | None) -> Check:
+    conf = facts.files.get("/etc/kdump.conf")
+    if conf is None:
+        return Check("deprecated-directives", "n/a", "no /etc/kdump.conf", "")
+    version = kdumpconf.kernel_version(facts.kernel_release)
+    if version is not None and version[:2] < LEGACY_KERNEL:
+        return Check(
+            "deprecated-directives",
+            "n/a",
+            f"kernel {facts.kernel_release}: RHEL 6 mkdumprd still reads the old directives",
+            "",
+        )
+    found = [(word, rest) for word, rest in distro_directives(conf) if word in _DEPRECATED]
+    if not found:
+        return Check("deprecated-directives", "pass", "/etc/kdump.conf: none deprecated", "")
+    evidence = "/etc/kdump.conf: " + "; ".join(f"{w} {r}".strip() for w, r in found)
+    fix = "; ".join(f"{w} -> {_DEPRECATED[w]}" for w, _ in found)
+    return Check("deprecated-directives", "warn", evidence, fix)
+
+
 _MODERN_FIX = (
     "rd.driver.blacklist=hv_vmbus,hv_storvsc,hv_utils,hv_netvsc,hid_hyperv "
     "ata_piix.prefer_ms_hyperv=0 in KDUMP_COMMANDLINE_APPEND (RHEL 7+, /etc/sysconfig/kdump); "
@@ -627,6 +663,7 @@ def run_checks(facts: Facts, purpose: str = "nmi") -> Report:
         _sysrq(facts, plat),
         _dump_target_space(facts, coll),
         _core_collector(facts, coll),
+        _deprecated(facts, fam),
         _hyperv(facts, fam, plat),
         _platform(plat),
     )

@@ -184,7 +184,17 @@ def _sysrq_value(facts: Facts) -> str:
     return "1" if current == 1 else str(current | 8)
 
 
-def _plan_sysctl(files: _Files, facts: Facts, panic_timeout: int, root: str) -> list[str]:
+_HANG_SYSCTLS = {
+    "kernel.softlockup_panic": "1",
+    "kernel.hung_task_panic": "1",
+    "kernel.hardlockup_panic": "1",
+    "kernel.nmi_watchdog": "1",
+}
+
+
+def _plan_sysctl(
+    files: _Files, facts: Facts, panic_timeout: int, root: str, purpose: str
+) -> list[str]:
     desired = {
         "kernel.unknown_nmi_panic": "1",
         "kernel.panic_on_unrecovered_nmi": "1",
@@ -192,6 +202,8 @@ def _plan_sysctl(files: _Files, facts: Facts, panic_timeout: int, root: str) -> 
         "kernel.panic_on_oops": "1",
         "kernel.sysrq": _sysrq_value(facts),
     }
+    if purpose in ("hang", "all"):
+        desired.update(_HANG_SYSCTLS)
     use_dir = any(
         os.path.isdir(resolve_in_root(root, d))
         for d in ("/etc/sysctl.d", "/usr/lib/sysctl.d", "/lib/systemd", "/usr/lib/systemd")
@@ -403,9 +415,13 @@ def plan(
     *,
     panic_timeout: int = 10,
     crashkernel_size: str | None = None,
+    purpose: str = "nmi",
 ) -> Plan:
-    """The changes that make ``root`` ready for an NMI-triggered crash dump."""
+    """The changes that make ``root`` ready for an NMI-triggered crash dump (and, with
+    ``purpose`` hang or all, for lockups and hung tasks too)."""
     root_s = os.fspath(root)
+    if purpose not in ("nmi", "oops", "hang", "all"):
+        raise ConfigError("--for must be one of nmi, oops, hang, all")
     if panic_timeout <= 0:
         raise ConfigError("--panic-timeout must be > 0 (seconds before the reboot)")
     facts = read_root(root_s)
@@ -417,7 +433,7 @@ def plan(
     files = _Files(root_s)
     commands: list[str] = []
     notes: list[str] = []
-    commands += _plan_sysctl(files, facts, panic_timeout, root_s)
+    commands += _plan_sysctl(files, facts, panic_timeout, root_s, purpose)
     grub_cmds, grub_notes = _plan_crashkernel(files, facts, lay, crashkernel_size)
     notes += grub_notes
     notes += _plan_collector(files, facts, lay)
