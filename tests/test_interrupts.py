@@ -17,9 +17,9 @@ from kdiag.errors import (
 )
 from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
 from kdiag.store import Store
-from tests.dbfixtures import db_url, state_dir, store
+from tests.dbfixtures import db_url, pg_template, sqlite_template, state_dir, store
 
-__all__ = ("db_url", "state_dir", "store")
+__all__ = ("db_url", "pg_template", "sqlite_template", "state_dir", "store")
 
 ACTION = "ec2:SendDiagnosticInterrupt"
 

@@ -13,9 +13,9 @@ import pytest
 from kdiag.cli import main as cli_main
 from kdiag.cli.audit import parse_since
 from kdiag.store import Store
-from tests.dbfixtures import db_url, state_dir
+from tests.dbfixtures import db_url, pg_template, sqlite_template, state_dir
 
-__all__ = ("db_url", "state_dir")
+__all__ = ("db_url", "pg_template", "sqlite_template", "state_dir")
 
 ALLOW_ALL = json.dumps(
     {
