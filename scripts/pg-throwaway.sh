@@ -25,10 +25,12 @@ if [[ -z "$pgbin" ]]; then
 fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kdiag-pg.XXXXXX")"
-run_pg() { "$@"; }
+# The server's tools run from inside the temp directory: the unprivileged user may not be
+# allowed into the caller's working directory.
+run_pg() { (cd "$tmp" && "$@"); }
 if [[ "$(id -u)" -eq 0 ]]; then
     chown postgres: "$tmp"
-    run_pg() { runuser -u postgres -- "$@"; }
+    run_pg() { (cd "$tmp" && runuser -u postgres -- "$@"); }
 fi
 
 cleanup() {
