@@ -53,6 +53,18 @@ def test_nmi_to_vmcore_and_back_to_ready(lab_root: Path, tmp_path: Path) -> None
 
     log = _dmesg_with_makedumpfile(vmcore, tmp_path)
     assert "Kernel panic - not syncing: NMI: Not continuing" in log
+    import kdiag.vmcore
+
+    with kdiag.vmcore.open(vmcore) as dump:
+        assert dump.format == "kdump"
+        assert dump.compression == "zlib"
+        assert dump.dump_level == 31
+        assert dump.utsname is not None
+        assert dump.utsname.nodename == "e2e-default"
+        assert dump.nr_cpus == 2
+        ours = kdiag.vmcore.format_dmesg(dump.kernel_log())
+    assert "Kernel panic - not syncing: NMI: Not continuing" in ours
+    assert ours == log
     assert "NMI: Not continuing" in (vmcore.parent / "dmesg.txt").read_text(errors="replace")
 
     events_text = (guest.directory / "events.jsonl").read_text()
