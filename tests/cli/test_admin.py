@@ -162,6 +162,16 @@ def test_instances(kdiag):
     assert "KEY=VALUE" in kdiag(
         "instances", "add", "--backend", "fake", "--target", "x", "--tag", "novalue", code=2
     )
+    assert '"address"' in kdiag("instances", "add", "--backend", "qmp", "--target", "{}", code=2)
+    assert "timeout" in kdiag(
+        "instances",
+        "add",
+        "--backend",
+        "qmp",
+        "--target",
+        '{"address": "/x", "timeout": -1}',
+        code=2,
+    )
     kdiag("instances", "set-state", iid, "stopped")
     states = {
         i["InstanceId"]: i["State"]

@@ -27,7 +27,7 @@ import errno
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
 from kdiag.backends.base import NMI_ARCHITECTURES, NMIResult, Target
@@ -35,6 +35,7 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    ConfigError,
     IncorrectState,
     NMINotSupported,
 )
@@ -199,6 +200,20 @@ class QMPBackend:
                 return client
 
     # --- the Backend interface -------------------------------------------------------------
+
+    def check_target(self, settings: Mapping[str, Any]) -> None:
+        """Validate target settings when an instance is registered (optional hook).
+
+        :raises ConfigError: no ``address``, or a ``timeout`` that is not a positive number.
+        """
+        address = settings.get("address")
+        if not isinstance(address, str) or not address:
+            raise ConfigError('a qmp target needs "address": a QMP socket path or host:port')
+        timeout = settings.get("timeout", self.timeout)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError(
+                f'qmp "timeout" must be a positive number of seconds, not {timeout!r}'
+            )
 
     def state(self, target: Target) -> str:
         async def query(client: Any) -> str:
