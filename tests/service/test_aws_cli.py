@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REGION, allow
+from .conftest import REGION, allow, deny
 
 AWS = str(Path(sys.executable).with_name("aws"))
 
@@ -18,6 +18,13 @@ def world(service):
     account = service.store.default_account().id
     mine = service.store.add_instance(backend="fake", target={}, tags={"Owner": "dave"})
     theirs = service.store.add_instance(backend="fake", target={}, tags={"Owner": "erin"})
+    stopped = service.store.add_instance(
+        backend="fake", target={}, state="stopped", tags={"Owner": "dave"}
+    )
+    arm = service.store.add_instance(
+        backend="fake", target={}, arch="arm64", tags={"Owner": "dave"}
+    )
+    vetoed = service.store.add_instance(backend="fake", target={}, tags={"Owner": "dave"})
     arn = f"arn:aws:ec2:{REGION}:{account}:instance/"
     dave = service.user(
         "dave",
@@ -26,8 +33,16 @@ def world(service):
             Condition={"StringEquals": {"aws:ResourceTag/Owner": "${aws:username}"}},
         ),
         allow(action="ec2:DescribeInstances"),
+        deny(resource=arn + vetoed.id),
     )
-    return {"mine": mine, "theirs": theirs, "dave": dave}
+    return {
+        "mine": mine,
+        "theirs": theirs,
+        "stopped": stopped,
+        "arm": arm,
+        "vetoed": vetoed,
+        "dave": dave,
+    }
 
 
 def aws(service, creds, *args, secret=None):
@@ -119,3 +134,31 @@ def test_describe_instances_with_tag_filter(service, world):
         i["InstanceId"] for r in json.loads(done.stdout)["Reservations"] for i in r["Instances"]
     ]
     assert listed == [world["theirs"].id]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("vetoed", [], "UnauthorizedOperation", "denied"),
+        ("theirs", ["--dry-run"], "UnauthorizedOperation", "denied"),
+        ("stopped", [], "IncorrectInstanceState", "rejected"),
+        ("arm", [], "UnsupportedOperation", "rejected"),
+        # unknown: no tags, so the tag condition denies; "not found" is not revealed
+        ("i-0000000000000000f", [], "UnauthorizedOperation", "denied"),
+        ("i-nothex", [], "InvalidInstanceID.Malformed", "rejected"),
+    ],
+)
+def test_send_errors(service, world, case):
+    which, extra, code, outcome = case
+    instance_id = world[which].id if which in world else which
+    before = len(service.backend.sent)
+    done = aws(
+        service, world["dave"], "send-diagnostic-interrupt", "--instance-id", instance_id, *extra
+    )
+    assert done.returncode != 0
+    assert f"({code})" in done.stderr
+    assert len(service.backend.sent) == before
+    rows = service.store.audit_rows(instance_id=instance_id)
+    assert rows[-1].error_code == code
+    if outcome is not None:
+        assert rows[-1].outcome == outcome

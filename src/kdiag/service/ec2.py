@@ -237,10 +237,20 @@ class Ec2Query:
         self.ctx = ctx
 
     def handle(self, req: IncomingRequest, audit: RequestAudit) -> bytes:
-        """Authenticate, dispatch, and return the success body; raise for errors."""
-        params = parse_params(req)
-        audit.action = params.get("Action") or None
+        """Authenticate, dispatch, and return the success body; raise for errors.
+
+        Authentication comes first: a malformed request from an unauthenticated caller is
+        answered with the authentication error, not with a parameter error.
+        """
+        malformed: ApiError | None = None
+        try:
+            params = parse_params(req)
+        except ApiError as exc:
+            params, malformed = {}, exc
+        audit.action = (params.get("Action") or "")[:64] or None
         principal = self.ctx.authenticate(req, audit)
+        if malformed is not None:
+            raise malformed
         action = params.get("Action")
         if not action:
             raise ApiError("MissingAction", "The request must contain the parameter Action")
