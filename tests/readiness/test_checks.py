@@ -159,6 +159,10 @@ def test_bad_facts_documents(tmp_path: Path) -> None:
     bad.write_text('{"schema": 1}')
     with pytest.raises(ConfigError, match="lacks"):
         facts.load(bad)
+    good = facts.read_root(tmp_path).to_json()
+    good["sysctl"] = None
+    with pytest.raises(ConfigError, match="sysctl is NoneType"):
+        facts.from_json(good)
 
 
 def test_cmdline_value_overridden_at_runtime_fails(make_tree: Callable[[str], Path]) -> None:

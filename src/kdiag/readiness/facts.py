@@ -146,6 +146,24 @@ def from_json(data: Mapping[str, Any], *, origin: str = "") -> Facts:
     missing = sorted(names - data.keys())
     if missing:
         raise ConfigError(f"facts document lacks {', '.join(missing)}")
+    shapes: dict[str, type | tuple[type, ...]] = {
+        "sysctl": dict,
+        "service": dict,
+        "files": dict,
+        "dmi": dict,
+        "hypervisor": dict,
+        "dump_target": dict,
+        "tools": dict,
+        "iomem_crash_kernel": list,
+        "hv_modules": list,
+        "arch": str,
+        "efi": bool,
+    }
+    for name, shape in shapes.items():
+        if not isinstance(data[name], shape):
+            raise ConfigError(f"malformed facts document: {name} is {type(data[name]).__name__}")
+    if not all(isinstance(v, str) for v in data["files"].values()):
+        raise ConfigError("malformed facts document: files must map paths to text")
     try:
         kwargs = {name: data[name] for name in names}
         kwargs["iomem_crash_kernel"] = tuple(data["iomem_crash_kernel"])
