@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from kdiag.errors import ConfigError
 from kdiag.readiness import crashkernel, kdumpconf, sysctlconf
 from kdiag.readiness.distro import family as distro_family
 from kdiag.readiness.distro import kdump_conf_directives as distro_directives
 from kdiag.readiness.distro import layout
 from kdiag.readiness.facts import Facts
+from kdiag.readiness.hyperv import LEGACY_KERNEL, check_hyperv
 from kdiag.readiness.platform import Platform, detect
+from kdiag.readiness.report import Check, Report
 
 __all__ = (
     "CHECK_IDS",
@@ -74,48 +77,6 @@ _DEFAULTS = {
     "kernel.hung_task_panic": "0",
     "kernel.sysrq": "0",
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding."""
-
-    id: str
-    status: str  # pass | warn | fail | n/a
-    evidence: str
-    fix: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "status": self.status, "evidence": self.evidence, "fix": self.fix}
-
-
-@dataclass(frozen=True)
-class Report:
-    """All checks plus the platform they were judged on."""
-
-    platform: Platform
-    family: str | None
-    purpose: str
-    checks: tuple[Check, ...]
-
-    @property
-    def failed(self) -> bool:
-        return any(c.status == "fail" for c in self.checks)
-
-    def get(self, check_id: str) -> Check:
-        for check in self.checks:
-            if check.id == check_id:
-                return check
-        raise KeyError(check_id)
-
-    def to_json(self) -> dict[str, object]:
-        plat = self.platform.to_json()
-        plat["family"] = self.family
-        return {
-            "platform": plat,
-            "purpose": self.purpose,
-            "checks": [c.to_json() for c in self.checks],
-        }
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -278,7 +239,7 @@ def _crashkernel_size(facts: Facts) -> Check:
             return Check("crashkernel-size", "n/a", evidence + "; nothing reserved", "")
         try:
             planned = crashkernel.reserved_for(configured[1], ram)
-        except Exception:  # noqa: BLE001 - any malformed value is reported, not raised
+        except ConfigError:
             planned = 0
         if planned is None:
             return Check("crashkernel-size", "pass", evidence + "; configured auto", "")
@@ -355,7 +316,7 @@ def _kdump_service(facts: Facts, fam: str | None) -> Check:
     return Check("kdump-service", "pass", evidence, "")
 
 
-def _unknown_nmi_panic(facts: Facts, purpose: str, plat: Platform) -> Check:
+def _unknown_nmi_panic(facts: Facts, purpose: str) -> Check:
     if purpose not in ("nmi", "all"):
         return Check("unknown-nmi-panic", "n/a", f"not needed for --for {purpose}", "")
     check = _judge_sysctl(
@@ -427,7 +388,7 @@ def _hang_panics(facts: Facts, purpose: str) -> Check:
     return Check("hang-panics", "pass", evidence, "")
 
 
-def _sysrq(facts: Facts, plat: Platform) -> Check:
+def _sysrq(facts: Facts) -> Check:
     def ok(v: str) -> bool:
         n = _int(v)
         return n is not None and (n == 1 or bool(n & 8))
@@ -557,81 +518,6 @@ def _deprecated(facts: Facts, fam: str | None) -> Check:
     return Check("deprecated-directives", "warn", evidence, fix)
 
 
-_MODERN_FIX = (
-    "rd.driver.blacklist=hv_vmbus,hv_storvsc,hv_utils,hv_netvsc,hid_hyperv "
-    "ata_piix.prefer_ms_hyperv=0 in KDUMP_COMMANDLINE_APPEND (RHEL 7+, /etc/sysconfig/kdump); "
-    "modprobe.blacklist=hv_vmbus,hv_storvsc,hv_utils,hv_netvsc,hid_hyperv "
-    "ata_piix.prefer_ms_hyperv=0 in KDUMP_CMDLINE_APPEND (Debian/Ubuntu)"
-)
-_LEGACY_FIX = (
-    "/etc/kdump.conf (RHEL 6): blacklist hv_vmbus hv_storvsc hv_utils hv_netvsc hid_hyperv; "
-    "extra_modules ata_piix sr_mod sd_mod; options ata_piix prefer_ms_hyperv=0; "
-    "disk_timeout 100"
-)
-#: Guest kernels older than this predate working Hyper-V kdump with the synthetic drivers.
-LEGACY_KERNEL = (3, 10)
-
-
-def _hyperv(facts: Facts, fam: str | None, plat: Platform) -> Check:
-    if not plat.is_hyperv:
-        return Check(
-            "hyperv-capture-drivers",
-            "n/a",
-            f"platform is {plat.hypervisor}, not Hyper-V/Azure",
-            "",
-        )
-    version = kdumpconf.kernel_version(facts.kernel_release)
-    legacy = version is not None and version[:2] < LEGACY_KERNEL
-    fix_found = kdumpconf.hyperv_blacklist(fam, facts.files)
-    where = "Azure" if plat.cloud == "azure" else "Hyper-V"
-    evidence = f"{where}; kernel {facts.kernel_release}; hv modules {', '.join(facts.hv_modules)}"
-    if fix_found is not None:
-        kind, text = fix_found
-        evidence += f"; {kind} fix present: {text}"
-        if facts.efi:
-            return Check(
-                "hyperv-capture-drivers",
-                "warn",
-                evidence + "; UEFI (Generation 2) VM: no emulated IDE, blacklisting "
-                "hv_storvsc removes the only disk path",
-                "remove the blacklist unless an end-to-end test proved it necessary",
-            )
-        if legacy and kind == "modern" and fam == "rhel":
-            return Check(
-                "hyperv-capture-drivers",
-                "fail",
-                evidence + "; RHEL 6 mkdumprd ignores rd.driver.blacklist",
-                f"{_CONFIGURE} (legacy form) — {_LEGACY_FIX}",
-            )
-        return Check("hyperv-capture-drivers", "pass", evidence, "")
-    if legacy:
-        form = _LEGACY_FIX if fam == "rhel" else _MODERN_FIX
-        return Check(
-            "hyperv-capture-drivers",
-            "fail",
-            evidence + "; old guest kernel and no blacklist: the capture kernel's hv_storvsc "
-            "reconnects to a VMBus channel the crashed kernel still holds and hangs "
-            "(Microsoft KB2858695)",
-            f"{_CONFIGURE} — {form}",
-        )
-    cpus = facts.cpus or 0
-    _, _, append = kdumpconf.capture_append(fam, facts.files)
-    if cpus >= 15 and "nr_cpus=1" not in append and fam == "debian":
-        return Check(
-            "hyperv-capture-drivers",
-            "warn",
-            evidence + f"; {cpus} vCPUs (KB2858695: 15+ vCPUs hang on 2012 R2 hosts)",
-            "add nr_cpus=1 to the capture kernel command line",
-        )
-    return Check(
-        "hyperv-capture-drivers",
-        "pass",
-        evidence + "; current kernels handle the synthetic drivers in the capture kernel; "
-        f"if an end-to-end test hangs, fall back to: {_MODERN_FIX}",
-        "",
-    )
-
-
 def _platform(plat: Platform) -> Check:
     where = plat.hypervisor + (f" on {plat.cloud}" if plat.cloud else "")
     evidence = f"{where} ({'; '.join(plat.evidence)})"
@@ -644,8 +530,6 @@ def _platform(plat: Platform) -> Check:
 def run_checks(facts: Facts, purpose: str = "nmi") -> Report:
     """Every check, in ``CHECK_IDS`` order, for the purpose (nmi, oops, hang or all)."""
     if purpose not in PURPOSES:
-        from kdiag.errors import ConfigError
-
         raise ConfigError(f"--for must be one of {', '.join(PURPOSES)}")
     plat = detect(facts)
     fam = distro_family(facts.files)
@@ -656,15 +540,15 @@ def run_checks(facts: Facts, purpose: str = "nmi") -> Report:
         _crashkernel_size(facts),
         _capture_loaded(facts, fam),
         _kdump_service(facts, fam),
-        _unknown_nmi_panic(facts, purpose, plat),
+        _unknown_nmi_panic(facts, purpose),
         _panic_reboot(facts),
         _panic_on_oops(facts, purpose),
         _hang_panics(facts, purpose),
-        _sysrq(facts, plat),
+        _sysrq(facts),
         _dump_target_space(facts, coll),
         _core_collector(facts, coll),
         _deprecated(facts, fam),
-        _hyperv(facts, fam, plat),
+        check_hyperv(facts, fam, plat),
         _platform(plat),
     )
     return Report(plat, fam, purpose, tuple(checks))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdiag.errors import ConfigError
-from kdiag.readiness.checks import Check
+from kdiag.readiness.report import Check
 
 __all__ = ("CRASH_CONTROL", "RegValue", "WindowsReport", "check_registry", "parse_reg")
 
