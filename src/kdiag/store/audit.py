@@ -1,0 +1,116 @@
+"""The audit log: one row per request, intent committed before delivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+from sqlalchemy import insert, select, update
+
+from kdiag.errors import NoSuchEntity
+from kdiag.store._base import StoreBase
+from kdiag.store.models import AuditRow
+from kdiag.store.records import AuditEntry
+
+__all__ = ("AuditLog",)
+
+
+class AuditLog(StoreBase):
+    """Append, complete and read audit rows."""
+
+    # --- audit log ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(row: AuditRow) -> AuditEntry:
+        return AuditEntry(
+            id=row.id,
+            time=row.time,
+            request_id=row.request_id,
+            principal=row.principal,
+            access_key_id=row.access_key_id,
+            source_ip=row.source_ip,
+            action=row.action,
+            instance_id=row.instance_id,
+            region=row.region,
+            decision=row.decision,
+            reason=row.reason,
+            outcome=row.outcome,
+            error_code=row.error_code,
+            message=row.message,
+            latency_ms=row.latency_ms,
+            dry_run=row.dry_run,
+            backend=row.backend,
+        )
+
+    def record_audit(self, entry: AuditEntry) -> int:
+        """Store one audit row (committed when this returns); its id."""
+        values = {
+            "time": entry.time,
+            "request_id": entry.request_id,
+            "principal": entry.principal,
+            "access_key_id": entry.access_key_id,
+            "source_ip": entry.source_ip,
+            "action": entry.action,
+            "instance_id": entry.instance_id[:80] if entry.instance_id else entry.instance_id,
+            "region": entry.region,
+            "decision": entry.decision,
+            "reason": entry.reason,
+            "outcome": entry.outcome,
+            "error_code": entry.error_code,
+            "message": entry.message,
+            "latency_ms": entry.latency_ms,
+            "dry_run": entry.dry_run,
+            "backend": entry.backend,
+        }
+        with self._writer.begin() as conn:
+            return int(
+                conn.execute(insert(AuditRow).values(values).returning(AuditRow.id)).scalar_one()
+            )
+
+    def start_audit(self, entry: AuditEntry) -> int:
+        """Record the intent (outcome ``pending``), committed before anything is sent."""
+        return self.record_audit(replace(entry, outcome="pending"))
+
+    def finish_audit(
+        self,
+        audit_id: int,
+        *,
+        outcome: str,
+        error_code: str | None = None,
+        message: str | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        """Complete a row that :meth:`start_audit` opened."""
+        with self._writer.begin() as conn:
+            result = conn.execute(
+                update(AuditRow)
+                .where(AuditRow.id == audit_id)
+                .values(
+                    outcome=outcome, error_code=error_code, message=message, latency_ms=latency_ms
+                )
+            )
+            if result.rowcount == 0:
+                raise NoSuchEntity(f"no audit row {audit_id}")
+
+    def audit_rows(
+        self,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+        *,
+        instance_id: str | None = None,
+        request_id: str | None = None,
+    ) -> list[AuditEntry]:
+        """Audit rows, oldest first; ``limit`` keeps the newest ``limit`` of them."""
+        with self._read() as session:
+            query = select(AuditRow).order_by(AuditRow.id.desc())
+            if since is not None:
+                query = query.where(AuditRow.time >= since)
+            if instance_id is not None:
+                query = query.where(AuditRow.instance_id == instance_id)
+            if request_id is not None:
+                query = query.where(AuditRow.request_id == request_id)
+            if limit is not None:
+                query = query.limit(limit)
+            rows = [self._audit(r) for r in session.scalars(query)]
+        rows.reverse()
+        return rows

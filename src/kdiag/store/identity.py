@@ -1,0 +1,224 @@
+"""Users, access keys and inline policies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kdiag.errors import ConfigError, EntityAlreadyExists, NoSuchEntity
+from kdiag.store import ids
+from kdiag.store._base import _POLICY_NAME, StoreBase, _check_name, _now
+from kdiag.store.models import AccessKeyRow, UserPolicyRow, UserRow
+from kdiag.store.records import AccessKey, User
+
+__all__ = ("Identity",)
+
+
+class Identity(StoreBase):
+    """Users, their access keys (secrets sealed at rest) and their inline policies."""
+
+    # --- users ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _user(row: UserRow) -> User:
+        return User(row.id, row.name, row.account_id, row.created_at)
+
+    def create_user(self, name: str, *, account_id: str | None = None) -> User:
+        """Create a user in ``account_id`` (default: the default account)."""
+        _check_name("user", name)
+        row = UserRow(
+            id=ids.new_user_id(),
+            account_id=self._account_id(account_id),
+            name=name,
+            created_at=_now(),
+        )
+        try:
+            with self._write() as session:
+                session.add(row)
+        except IntegrityError as exc:
+            raise EntityAlreadyExists(f"user {name!r} already exists") from exc
+        return self._user(row)
+
+    def get_user(self, name: str, *, account_id: str | None = None) -> User | None:
+        acct = account_id if account_id is not None else self.default_account().id
+        with self._read() as session:
+            row = session.scalars(
+                select(UserRow).where(UserRow.account_id == acct, UserRow.name == name)
+            ).first()
+            return None if row is None else self._user(row)
+
+    def user(self, user: User | str, *, account_id: str | None = None) -> User:
+        """``user`` itself, or the user by that name.
+
+        :raises NoSuchEntity: no such user.
+        """
+        if isinstance(user, User):
+            return user
+        found = self.get_user(user, account_id=account_id)
+        if found is None:
+            raise NoSuchEntity(f"no user named {user!r}")
+        return found
+
+    def list_users(self, *, account_id: str | None = None) -> list[User]:
+        with self._read() as session:
+            query = select(UserRow).order_by(UserRow.account_id, UserRow.name)
+            if account_id is not None:
+                query = query.where(UserRow.account_id == account_id)
+            return [self._user(r) for r in session.scalars(query)]
+
+    def delete_user(self, user: User | str) -> None:
+        """Delete a user with its keys and policies."""
+        found = self.user(user)
+        with self._write() as session:
+            session.execute(delete(AccessKeyRow).where(AccessKeyRow.user_id == found.id))
+            session.execute(delete(UserPolicyRow).where(UserPolicyRow.user_id == found.id))
+            session.execute(delete(UserRow).where(UserRow.id == found.id))
+
+    # --- access keys -----------------------------------------------------------------------
+
+    def create_access_key(self, user: User | str) -> tuple[AccessKey, str]:
+        """A new active access key for ``user`` and its secret (shown to no one else, ever).
+
+        The secret is stored Fernet-encrypted with the key file.
+        """
+        found = self.user(user)
+        secret = ids.new_secret_access_key()
+        row = AccessKeyRow(
+            id=ids.new_access_key_id(),
+            user_id=found.id,
+            secret_sealed=self._box.seal(secret),
+            status="Active",
+            created_at=_now(),
+        )
+        with self._write() as session:
+            session.add(row)
+        return AccessKey(row.id, found.id, found.name, row.status, row.created_at), secret
+
+    def list_access_keys(self, user: User | str | None = None) -> list[AccessKey]:
+        with self._read() as session:
+            query = (
+                select(AccessKeyRow, UserRow)
+                .join(UserRow, AccessKeyRow.user_id == UserRow.id)
+                .order_by(UserRow.name, AccessKeyRow.created_at)
+            )
+            if user is not None:
+                query = query.where(AccessKeyRow.user_id == self.user(user).id)
+            return [
+                AccessKey(k.id, u.id, u.name, k.status, k.created_at)
+                for k, u in session.execute(query)
+            ]
+
+    def lookup_access_key(self, key_id: str) -> tuple[AccessKey, User, str] | None:
+        """The active key ``key_id`` with its user and decrypted secret, or ``None``.
+
+        Inactive and unknown keys look the same to the caller (both ``None``).
+        """
+        # Core, not ORM: this runs on every authenticated request.
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    AccessKeyRow.id,
+                    AccessKeyRow.status,
+                    AccessKeyRow.created_at,
+                    AccessKeyRow.secret_sealed,
+                    UserRow.id.label("user_id"),
+                    UserRow.name.label("user_name"),
+                    UserRow.account_id,
+                    UserRow.created_at.label("user_created_at"),
+                )
+                .join(UserRow, AccessKeyRow.user_id == UserRow.id)
+                .where(AccessKeyRow.id == key_id, AccessKeyRow.status == "Active")
+            ).first()
+        if row is None:
+            return None
+        user = User(row.user_id, row.user_name, row.account_id, row.user_created_at)
+        key = AccessKey(row.id, user.id, user.name, row.status, row.created_at)
+        return key, user, self._box.open(row.secret_sealed)
+
+    def set_access_key_status(self, key_id: str, status: str) -> None:
+        if status not in {"Active", "Inactive"}:
+            raise ConfigError("status must be Active or Inactive")
+        with self._write() as session:
+            if session.get(AccessKeyRow, key_id) is None:
+                raise NoSuchEntity(f"no access key {key_id}")
+            session.execute(
+                update(AccessKeyRow).where(AccessKeyRow.id == key_id).values(status=status)
+            )
+
+    def delete_access_key(self, key_id: str) -> None:
+        with self._write() as session:
+            if session.execute(delete(AccessKeyRow).where(AccessKeyRow.id == key_id)).rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
+                raise NoSuchEntity(f"no access key {key_id}")
+
+    # --- inline policies ----------------------------------------------------------------------
+
+    def put_user_policy(
+        self, user: User | str, policy_name: str, document: str | Mapping[str, Any]
+    ) -> None:
+        """Attach (or replace) the inline policy ``policy_name`` on ``user``.
+
+        :raises PolicyError: the document is not a valid IAM policy (kdiag.policy.validate).
+        """
+        from kdiag import policy
+
+        found = self.user(user)
+        _check_name("policy", policy_name, _POLICY_NAME)
+        policy.validate(document)
+        text = document if isinstance(document, str) else json.dumps(document)
+        with self._write() as session:
+            row = session.scalars(
+                select(UserPolicyRow).where(
+                    UserPolicyRow.user_id == found.id, UserPolicyRow.name == policy_name
+                )
+            ).first()
+            if row is None:
+                session.add(
+                    UserPolicyRow(
+                        user_id=found.id, name=policy_name, document=text, updated_at=_now()
+                    )
+                )
+            else:
+                row.document = text
+                row.updated_at = _now()
+
+    def get_user_policies(self, user: User | str) -> dict[str, str]:
+        """The user's inline policies by name."""
+        found = self.user(user)
+        with self._read() as session:
+            rows = session.scalars(
+                select(UserPolicyRow)
+                .where(UserPolicyRow.user_id == found.id)
+                .order_by(UserPolicyRow.name)
+            )
+            return {r.name: r.document for r in rows}
+
+    def user_policies(self, user: User | str) -> list[str]:
+        """The user's inline policy documents (JSON text), in name order."""
+        return list(self.get_user_policies(user).values())
+
+    def policies_of(self, account_id: str, user_name: str) -> list[str]:
+        """The inline policy documents of ``user_name`` in ``account_id`` (one query; an
+        unknown user has none).  This is what authorization reads on every request."""
+        with self._engine.connect() as conn:
+            rows = conn.scalars(
+                select(UserPolicyRow.document)
+                .join(UserRow, UserPolicyRow.user_id == UserRow.id)
+                .where(UserRow.account_id == account_id, UserRow.name == user_name)
+                .order_by(UserPolicyRow.name)
+            )
+            return list(rows)
+
+    def delete_user_policy(self, user: User | str, policy_name: str) -> None:
+        found = self.user(user)
+        with self._write() as session:
+            result = session.execute(
+                delete(UserPolicyRow).where(
+                    UserPolicyRow.user_id == found.id, UserPolicyRow.name == policy_name
+                )
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
+                raise NoSuchEntity(f"user {found.name!r} has no policy {policy_name!r}")
