@@ -72,6 +72,7 @@ def test_escaping_round_trips_exact_bytes(make_tree: Any) -> None:
     assert data["files"]["/etc/default/grub.d/kdump-tools.cfg"] == ""
     # an absolute symlink inside the tree resolves inside the tree, not on the host
     assert data["files"]["/etc/sysctl.d/99-link.conf"] == "kernel.panic = 5\n"
+    assert data["files"]['/etc/sysctl.d/20-we"ird\\name $x.conf'] == "kernel.sysrq = 1\n"
     assert data["hypervisor"]["cpuinfo_flag"] is False  # "hypervisor_x" is not the flag
     assert data["hypervisor"]["proc_xen"] is True
     assert data["hypervisor"]["device_tree"] == "linux,kvm"

@@ -428,6 +428,7 @@ def tricky(root: Path) -> Path:
         '\x01\x02\x1b[0m\x7f caf\u00e9 \u65e5\u672c\n\n\nno-final-newline \\ \\\\ "',
         "etc/default/grub.d/kdump-tools.cfg": b"",
         "etc/sysctl.d/10-a.conf": "kernel.panic = 5\n",
+        'etc/sysctl.d/20-we"ird\\name $x.conf': "kernel.sysrq = 1\n",
         "etc/sysctl.d/99-link.conf": b"",
         "proc/cmdline": 'a="b c" \\x quote" \t tab\n\n',
         "sys/class/dmi/id/product_name": "Standard PC \\ (Q35)\n",

@@ -25,7 +25,10 @@ def _print_table(report: Any, title: str) -> None:
     for check in report.checks:
         style = _STYLE.get(check.status, "")
         table.add_row(check.id, f"[{style}]{check.status}[/]", check.evidence, check.fix)
-    stdout_console().print(table)
+    counts = {s: sum(1 for c in report.checks if c.status == s) for s in _STYLE}
+    console = stdout_console()
+    console.print(table)
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
 
 
 def doctor(
