@@ -98,6 +98,12 @@ def run(port: int, requests: list[tuple[bytes, dict[str, str]]], expect: int = 2
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(name: str, latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
@@ -263,13 +269,27 @@ def main(argv: list[str] | None = None) -> int:
         # Interleave the two servers so that noise from the rest of the machine hits both.
         fake_ms: list[float] = []
         moto_ms: list[float] = []
+        kdiag_pid, moto_pid = procs[-2].pid, procs[-1].pid
+        kdiag_cpu = moto_cpu = 0.0
         for _ in range(rounds):
-            fake_ms += run(kdiag_port, kdiag_batch(fake, n // rounds))
-            moto_ms += run(moto_port, moto_batch(n // rounds))
+            batch = kdiag_batch(fake, n // rounds)
+            before = cpu_seconds(kdiag_pid)
+            fake_ms += run(kdiag_port, batch)
+            kdiag_cpu += cpu_seconds(kdiag_pid) - before
+            batch = moto_batch(n // rounds)
+            before = cpu_seconds(moto_pid)
+            moto_ms += run(moto_port, batch)
+            moto_cpu += cpu_seconds(moto_pid) - before
         results = {
             "kdiag": summary("kdiag SendDiagnosticInterrupt (fake)", fake_ms),
             "moto": summary("moto RebootInstances", moto_ms),
         }
+        kdiag_cpu_ms = kdiag_cpu * 1000 / len(fake_ms)
+        moto_cpu_ms = moto_cpu * 1000 / len(moto_ms)
+        print(
+            f"server CPU per request: kdiag {kdiag_cpu_ms:.2f} ms, moto {moto_cpu_ms:.2f} ms "
+            f"(ratio {kdiag_cpu_ms / moto_cpu_ms:.2f}; less sensitive to a busy machine)"
+        )
         if qmp is not None:
             run(kdiag_port, kdiag_batch(qmp, min(w, 50)))
             qmp_ms = run(kdiag_port, kdiag_batch(qmp, args.qmp_requests))
