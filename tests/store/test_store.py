@@ -324,3 +324,12 @@ def test_in_memory_sqlite_is_one_database_for_all_threads(state_dir):
         t.start()
         t.join()
         assert seen == [["alice"]]
+
+
+def test_secret_looking_target_settings_are_masked_in_output(store):
+    inst = store.add_instance(
+        backend="fake", target={"address": "bmc.example", "password": "hunter2", "api_token": "t"}
+    )
+    shown = inst.to_json()["Target"]
+    assert shown == {"address": "bmc.example", "password": "***", "api_token": "***"}
+    assert store.get_instance(inst.id).target["password"] == "hunter2"

@@ -127,6 +127,7 @@ def list_instances(
     from rich.table import Table
 
     from kdiag.cli._output import stdout_console
+    from kdiag.store.records import masked_settings
 
     table = Table(title="instances")
     table.add_column("instance", no_wrap=True)
@@ -139,7 +140,7 @@ def list_instances(
             inst.availability_zone,
             inst.arch,
             inst.backend,
-            json.dumps(dict(inst.target), sort_keys=True),
+            json.dumps(masked_settings(inst.target), sort_keys=True),
             ", ".join(f"{k}={v}" for k, v in sorted(inst.tags.items())),
         )
     stdout_console().print(table)

@@ -19,11 +19,23 @@ __all__ = (
     "AuditEntry",
     "Instance",
     "User",
+    "masked_settings",
 )
 
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential")
+
+
+def masked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Backend settings fit to show: values of keys that look secret (password, secret,
+    token, credential) are replaced by ``"***"``."""
+    return {
+        k: "***" if any(w in k.lower() for w in _SECRET_WORDS) else v for k, v in settings.items()
+    }
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -117,7 +129,7 @@ class Instance:
             "Region": self.region,
             "AvailabilityZone": self.availability_zone,
             "Backend": self.backend,
-            "Target": dict(self.target),
+            "Target": masked_settings(self.target),
             "Architecture": self.arch,
             "State": self.state,
             "Tags": dict(self.tags),
