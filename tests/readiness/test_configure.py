@@ -261,3 +261,43 @@ def test_install_runs_the_package_manager_in_a_chroot(
     (root / "usr/bin/dnf").write_text("#!/bin/sh\nexit 3\n")
     assert run(["configure", "--root", str(root), "--install"]) == 1
     assert "package installation failed (exit 3)" in capsys.readouterr().err
+
+
+def test_hyperv_fallback_on_a_current_rhel_keeps_the_continued_line(
+    make_tree: Callable[[str], Path],
+) -> None:
+    from tests.readiness.trees import RHEL_SYSCONFIG
+
+    root = make_tree("azure-centos6")
+    (root / "proc/sys/kernel/osrelease").write_text("5.14.0-427.el9.x86_64\n")
+    (root / "etc/sysconfig/kdump").write_text(RHEL_SYSCONFIG)
+    assert statuses(root)["hyperv-capture-drivers"] == "pass"  # current kernel: not asked for
+    assert not any(c.path == "/etc/sysconfig/kdump" for c in cfg.plan(root).changes)
+    cfg.apply(cfg.plan(root, hyperv_fallback=True))
+    text = (root / "etc/sysconfig/kdump").read_text()
+    assert (
+        'KDUMP_COMMANDLINE_APPEND="irqpoll nr_cpus=1 reset_devices cgroup_disable=memory '
+        "mce=off numa=off udev.children-max=2 panic=10 acpi_no_memhotplug "
+        "transparent_hugepage=never "
+        "rd.driver.blacklist=hv_vmbus,hv_storvsc,hv_utils,hv_netvsc,hid_hyperv "
+        'ata_piix.prefer_ms_hyperv=0"\n'
+    ) in text
+    assert (
+        'numa=off udev.children-max=2 panic=10 acpi_no_memhotplug transparent_hugepage=never"\n'
+        not in text
+    )
+    assert "# This variable lets us append arguments" in text
+    assert 'KEXEC_ARGS="-s"' in text
+    check = run_checks(facts.read_root(root)).get("hyperv-capture-drivers")
+    assert check.status == "pass"
+    assert "modern fix present" in check.evidence
+    assert not cfg.plan(root, hyperv_fallback=True).changes  # idempotent
+    # Generation 2 (UEFI): refused with a note, nothing written
+    (root / "etc/sysconfig/kdump").write_text(RHEL_SYSCONFIG)
+    (root / "sys/firmware/efi").mkdir(parents=True)
+    plan = cfg.plan(root, hyperv_fallback=True)
+    assert not any(c.path == "/etc/sysconfig/kdump" for c in plan.changes)
+    assert any("Generation 2" in n for n in plan.notes)
+    # not Hyper-V at all: an error
+    with pytest.raises(ConfigError, match="not a Hyper-V"):
+        cfg.plan(make_tree("rhel9-ready"), hyperv_fallback=True)

@@ -38,6 +38,14 @@ def configure(
             "--for", help="nmi (default), oops, hang or all: hang adds the lockup panics."
         ),
     ] = "nmi",
+    hyperv_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--hyperv-fallback",
+            help="Keep Hyper-V's synthetic drivers out of the capture kernel even on current "
+            "kernels (after an end-to-end test hung; never on Generation 2 VMs).",
+        ),
+    ] = False,
     install: Annotated[
         bool,
         typer.Option("--install", help="Install missing kdump packages with the package manager."),
@@ -53,7 +61,11 @@ def configure(
 
     target = str(root) if root is not None else "/"
     plan = cfg.plan(
-        target, panic_timeout=panic_timeout, crashkernel_size=crashkernel, purpose=purpose
+        target,
+        panic_timeout=panic_timeout,
+        crashkernel_size=crashkernel,
+        purpose=purpose,
+        hyperv_fallback=hyperv_fallback,
     )
     if user_data:
         sys.stdout.write(cfg.user_data(plan))

@@ -338,9 +338,15 @@ def _plan_collector(files: _Files, facts: Facts, lay: Layout) -> list[str]:
     return notes
 
 
-def _plan_hyperv(files: _Files, facts: Facts, lay: Layout, report: Report) -> list[str]:
+def _plan_hyperv(
+    files: _Files, facts: Facts, lay: Layout, report: Report, *, force: bool
+) -> list[str]:
     check = report.get("hyperv-capture-drivers")
-    if check.status != "fail":
+    if force and check.status == "n/a":
+        raise ConfigError("--hyperv-fallback: this is not a Hyper-V/Azure machine")
+    if kdumpconf.hyperv_blacklist(lay.family, facts.files) is not None:
+        return []
+    if check.status != "fail" and not force:
         return []
     if facts.efi:
         return ["Hyper-V fallback not applied: UEFI (Generation 2) VM has no emulated IDE"]
@@ -416,9 +422,11 @@ def plan(
     panic_timeout: int = 10,
     crashkernel_size: str | None = None,
     purpose: str = "nmi",
+    hyperv_fallback: bool = False,
 ) -> Plan:
     """The changes that make ``root`` ready for an NMI-triggered crash dump (and, with
-    ``purpose`` hang or all, for lockups and hung tasks too)."""
+    ``purpose`` hang or all, for lockups and hung tasks too).  ``hyperv_fallback`` applies the
+    KB2858695 blacklist even where doctor does not ask for it (after a capture kernel hung)."""
     root_s = os.fspath(root)
     if purpose not in ("nmi", "oops", "hang", "all"):
         raise ConfigError("--for must be one of nmi, oops, hang, all")
@@ -437,7 +445,7 @@ def plan(
     grub_cmds, grub_notes = _plan_crashkernel(files, facts, lay, crashkernel_size)
     notes += grub_notes
     notes += _plan_collector(files, facts, lay)
-    notes += _plan_hyperv(files, facts, lay, report)
+    notes += _plan_hyperv(files, facts, lay, report, force=hyperv_fallback)
     changes = files.changes()
     if not any("sysctl" in c.path for c in changes):
         commands = []
