@@ -344,3 +344,15 @@ def test_inactive_key(service, world):
     with pytest.raises(botocore.exceptions.ClientError) as info:
         service.client(creds).describe_instances()
     assert _error(info)[0] == "AuthFailure"
+
+
+def test_region_scoping(service, world):
+    """The signing region is the request's region: instances of another region are not
+    listed, and their ARN in this region is what the policy sees."""
+    eu = service.client(world["alice"], region="eu-west-1")
+    assert eu.describe_instances()["Reservations"] == []
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        eu.send_diagnostic_interrupt(InstanceId=world["running"].id)
+    code, meta = _error(info)
+    assert code == "UnauthorizedOperation"
+    assert service.audit(meta["RequestId"]).region == "eu-west-1"

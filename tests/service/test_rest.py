@@ -114,6 +114,16 @@ def test_presigned_query_on_the_ec2_endpoint(service, world):
     assert httpx.get(request.url).status_code == 401  # once
 
 
-def test_unknown_path(service):
-    assert httpx.get(service.url + "/v1/nothing").status_code == 404
-    assert httpx.get(service.url + "/nothing").status_code == 404
+def test_unknown_path_and_method_are_audited(service):
+    for method, path, status in [
+        ("GET", "/v1/nothing", 404),
+        ("GET", "/nothing", 404),
+        ("PUT", "/", 405),
+        ("DELETE", "/v1/instances", 405),
+    ]:
+        response = httpx.request(method, service.url + path)
+        assert response.status_code == status
+        (row,) = service.store.audit_rows(request_id=response.headers["x-amzn-requestid"])
+        assert row.action == f"{method} {path}"
+        assert row.outcome == "rejected"
+        assert row.source_ip == "127.0.0.1"

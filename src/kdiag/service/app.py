@@ -59,17 +59,22 @@ def create_app(ctx: ServiceContext) -> Starlette:
 
     routes = [Route("/", ec2_endpoint, methods=["GET", "POST"]), *rest_routes(ctx)]
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        error = ApiError("NotFound", f"no such endpoint: {request.method} {request.url.path}")
+    async def unrouted(request: Request, error: ApiError) -> Response:
+        audit = new_audit(request)
+        audit.action = f"{request.method} {request.url.path}"[:64]
+        await run_in_threadpool(ctx.run, _raiser(error), audit)
+        headers = response_headers(audit.request_id)
         if request.url.path.startswith("/v1/"):
-            return JSONResponse(error_json(error, ""), error.status)
-        return Response(error_xml(error, ""), error.status, media_type=_XML)
+            return JSONResponse(error_json(error, audit.request_id), error.status, headers)
+        return Response(error_xml(error, audit.request_id), error.status, headers, _XML)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return await unrouted(request, ApiError("NotFound", "no such endpoint"))
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        error = ApiError("MethodNotAllowed", f"{request.method} is not allowed here")
-        if request.url.path.startswith("/v1/"):
-            return JSONResponse(error_json(error, ""), error.status)
-        return Response(error_xml(error, ""), error.status, media_type=_XML)
+        return await unrouted(
+            request, ApiError("MethodNotAllowed", f"{request.method} is not allowed here")
+        )
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.ctx = ctx
