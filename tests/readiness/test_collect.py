@@ -116,3 +116,14 @@ def test_print_collector_is_the_shipped_file() -> None:
     )
     assert proc.stdout == COLLECT.read_bytes()
     assert callable(run)
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_root_with_spaces_and_glob_characters(shell: str, tmp_path: Path) -> None:
+    from tests.readiness.trees import azure_centos6
+
+    root = azure_centos6(tmp_path / "my root [1] *")
+    sh_facts = run_collector(shell, root)
+    assert comparable(sh_facts) == comparable(facts.read_root(root).to_json())
+    assert "/etc/kdump.conf" in sh_facts["files"]
+    assert sh_facts["service"]["enabled"] is True

@@ -125,7 +125,7 @@ config_files() {
         "/etc/default/grub.d/*.cfg" /etc/default/kdump-tools /etc/kdump.conf /etc/os-release \
         /etc/redhat-release /etc/sysconfig/kdump /etc/sysctl.conf "/etc/sysctl.d/*.conf" \
         /etc/system-release /usr/lib/os-release "/usr/lib/sysctl.d/*.conf"; do
-        for _f in $R$_g; do
+        for _f in "$R"$_g; do
             _a="${_f#"$R"}"
             _p=$(rp "$_a")
             [ -f "$_p" ] && [ -r "$_p" ] || continue
@@ -217,8 +217,8 @@ service() {
     fi
     jstr "$_name"
     _en=false
-    for _l in $R/etc/systemd/system/*.wants/$_name.service $R/etc/rc[2345].d/S*$_name \
-        $R/etc/rc.d/rc[2345].d/S*$_name; do
+    for _l in "$R"/etc/systemd/system/*.wants/"$_name".service "$R"/etc/rc[2345].d/S*"$_name" \
+        "$R"/etc/rc.d/rc[2345].d/S*"$_name"; do
         if [ -e "$_l" ] || [ -L "$_l" ]; then _en=true; break; fi
     done
     printf ', "enabled": %s, "active": ' "$_en"
