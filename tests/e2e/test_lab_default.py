@@ -36,6 +36,10 @@ def test_nmi_to_vmcore_and_back_to_ready(lab_root: Path, tmp_path: Path) -> None
     assert guest.accel in {"kvm", "tcg"}
     guest.wait_ready(BOOT)
     assert guest.status()["kdump_loaded"] is True
+    # the readiness collector ran in the guest and its JSON was published on the host
+    facts = json.loads(guest.facts_path.read_text())
+    assert facts["kernel_release"] == guest.config["kernel_release"]
+    assert str(facts["kexec_crash_loaded"]) == "1"
     assert [g.name for g in lab.list()] == ["e2e-default"]
 
     guest.inject_nmi()
