@@ -356,3 +356,15 @@ def test_region_scoping(service, world):
     code, meta = _error(info)
     assert code == "UnauthorizedOperation"
     assert service.audit(meta["RequestId"]).region == "eu-west-1"
+
+
+def test_forwarded_for_is_not_trusted(service, world):
+    """aws:SourceIp is the peer address: X-Forwarded-For from a client is ignored."""
+    body = "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag-key&Filter.1.Value.1=xff"
+    request = _signed_request(service, world["alice"], body)
+    import httpx
+
+    headers = {**dict(request.headers.items()), "X-Forwarded-For": "203.0.113.9"}
+    response = httpx.post(request.url, content=request.body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert service.audit(response.headers["x-amzn-requestid"]).source_ip == "127.0.0.1"

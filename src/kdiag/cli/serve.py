@@ -30,6 +30,14 @@ def serve(
         float, typer.Option("--rate", help="Requests per second allowed per principal.")
     ] = 50.0,
     burst: Annotated[int, typer.Option("--burst", help="Token-bucket size per principal.")] = 100,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated proxy addresses whose X-Forwarded-For is trusted "
+            "(the client address policies see); default: trust none.",
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (uvicorn access log).")
     ] = False,
@@ -76,7 +84,12 @@ def serve(
     )
     sys.stderr.flush()
     server = uvicorn.Server(
-        uvicorn_config(create_app(ctx), access_log=access_log, log_level="info")
+        uvicorn_config(
+            create_app(ctx),
+            access_log=access_log,
+            log_level="info",
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
     )
     try:
         server.run(sockets=[sock])

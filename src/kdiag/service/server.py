@@ -46,10 +46,23 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def uvicorn_config(app: Any, *, access_log: bool = False, log_level: str = "warning") -> Any:
-    """The uvicorn settings kdiag runs with (HTTP/1.1 keep-alive, no websockets, no lifespan)."""
+def uvicorn_config(
+    app: Any,
+    *,
+    access_log: bool = False,
+    log_level: str = "warning",
+    forwarded_allow_ips: str | None = None,
+) -> Any:
+    """The uvicorn settings kdiag runs with (HTTP/1.1 keep-alive, no websockets, no lifespan).
+
+    ``X-Forwarded-For``/``-Proto`` are ignored unless ``forwarded_allow_ips`` names the
+    proxies allowed to set them: the peer address is ``aws:SourceIp`` in policies, and
+    uvicorn's default would let any local process claim another address.
+    """
     return uvicorn.Config(
         app,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
         lifespan="off",
         ws="none",
         access_log=access_log,
