@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kdiag.errors import (
+    BackendError,
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
@@ -190,6 +191,10 @@ class Guest:
         def dumped(status: dict[str, Any]) -> str | None:
             if int(status.get("dumps", 0)) > self._dumps_seen:
                 return str(status.get("last_dump"))
+            if status.get("phase") == "dump-failed":
+                raise BackendError(
+                    f"lab guest {self.name}: the capture failed (see {self.console_path})"
+                )
             return None
 
         directory = Path(self._wait("vmcore", timeout, dumped))

@@ -186,11 +186,18 @@ class Supervisor:
             self.save(phase="capturing", capture_started=time.time())
         elif "LAB-CAPTURE-HANG" in text:
             self.save(phase="capture-hang")
+        elif "LAB: LAB-DUMP-FAILED" in text:
+            self.save(phase="dump-failed")
         elif "LAB: LAB-DUMP-DONE" in text:
             when = self.capture_time or datetime.datetime.now().replace(microsecond=0)
-            path = extract_dump(
-                self.dir / "disk.img", self.dir / "crash", self.config["name"], when
-            )
+            try:
+                path = extract_dump(
+                    self.dir / "disk.img", self.dir / "crash", self.config["name"], when
+                )
+            except OSError as exc:
+                print(f"extracting the dump failed: {exc}", file=sys.stderr, flush=True)
+                self.save(phase="dump-failed")
+                return
             self.save(phase="rebooting", dumps=self.status["dumps"] + 1, last_dump=str(path))
 
     def run(self) -> int:
