@@ -1,0 +1,334 @@
+"""Corrupt dumps derived from the real fixtures: only DumpFormatError, quickly, in bounded memory.
+
+Each fixture is opened and triaged once while the test records every byte range the reader
+reads. A case is then a *sparse* copy of the dump (same size, holes elsewhere) holding those
+ranges, with one mutation applied: a truncation, bit flips in one structure (headers, page
+descriptors, bitmaps, ELF program headers, notes, compressed pages, flattened record headers),
+or a hypothesis-chosen set of byte edits. Because the untouched copy triages exactly like the
+original, every mutation lands on bytes the reader actually consumes.
+
+Every case must finish with a result or a :class:`~kdiag.errors.DumpFormatError` subclass,
+within a hang guard of a few seconds (SIGALRM), and with a bounded Python heap (tracemalloc
+peak, sampled). The default run makes a few thousand cases in about a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import struct
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+import kdiag.vmcore
+from kdiag.errors import DumpFormatError
+from kdiag.vmcore import source
+from kdiag.vmcore.triage import triage
+from tests.vmcore.conftest import FIXTURE_NAMES
+
+pytestmark = pytest.mark.fuzz
+
+HANG_GUARD_S = 20  # a case taking this long is a hang, not slowness (a case takes ~50 ms)
+HEAP_LIMIT = 64 << 20  # Python heap peak per case; a clean triage peaks under 2 MiB
+TRACE_EVERY = 7  # tracemalloc slows a case ~3x: trace every 7th case (and all hypothesis ones)
+FLIPS_PER_REGION = 48
+TRUNCATIONS = 48
+
+
+@dataclass
+class Image:
+    """The bytes a clean triage reads, by offset, and what they are."""
+
+    name: str
+    size: int
+    chunks: dict[int, bytes]
+    kinds: dict[str, list[tuple[int, int]]]  # structure -> [(offset, length)]
+
+    def offsets(self) -> list[tuple[int, int]]:
+        return sorted((off, len(data)) for off, data in self.chunks.items())
+
+
+def _record_reads(path: Path) -> dict[int, bytes]:
+    seen: list[tuple[int, int]] = []
+    original = source.FileSource._pread
+
+    def spy(self: source.FileSource, offset: int, size: int) -> bytes:
+        data = original(self, offset, size)
+        seen.append((offset, len(data)))
+        return data
+
+    source.FileSource._pread = spy  # type: ignore[method-assign]
+    try:
+        with kdiag.vmcore.open(path) as dump:
+            triage(dump)
+    finally:
+        source.FileSource._pread = original  # type: ignore[method-assign]
+    # merge overlapping ranges, then read them
+    merged: list[list[int]] = []
+    for off, size in sorted(seen):
+        if merged and off <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], off + size)
+        else:
+            merged.append([off, off + size])
+    chunks = {}
+    with path.open("rb") as f:
+        for start, end in merged:
+            f.seek(start)
+            chunks[start] = f.read(end - start)
+    return chunks
+
+
+def _kinds(path: Path, chunks: dict[int, bytes]) -> dict[str, list[tuple[int, int]]]:
+    """Label the structures of a dump (from its own headers) that the reader touched."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    spans: dict[str, tuple[int, int]] = {}
+    if head[:8] == b"KDUMP   ":
+        bs, sub, bitmap_blocks = struct.unpack_from("<iiI", head, 428)
+        first = (1 + sub) * bs
+        desc = (1 + sub + bitmap_blocks) * bs
+        spans = {
+            "header": (0, 464),
+            "sub-header+notes": (bs, first),
+            "bitmap-1": (first, first + bitmap_blocks // 2 * bs),
+            "bitmap-2": (first + bitmap_blocks // 2 * bs, desc),
+            "page-descriptors": (desc, desc + 24 * (1 << 20)),
+            "page-data": (desc + 24, 1 << 62),
+        }
+    elif head[:4] == b"\x7fELF":
+        (phoff,) = struct.unpack_from("<Q", head, 32)
+        (phnum,) = struct.unpack_from("<H", head, 56)
+        # the first program header is the PT_NOTE: p_offset at +8, p_filesz at +32
+        (note_off,) = struct.unpack_from("<Q", head, phoff + 8)
+        (note_size,) = struct.unpack_from("<Q", head, phoff + 32)
+        spans = {
+            "elf-header": (0, 64),
+            "program-headers": (phoff, phoff + 56 * phnum),
+            "notes": (note_off, note_off + note_size),
+            "memory": (note_off + note_size, 1 << 62),
+        }
+    elif head[:12] == b"makedumpfile":
+        spans = {"flat-header": (0, 4096), "records": (4096, 1 << 62)}
+    kinds: dict[str, list[tuple[int, int]]] = {}
+    for off, data in chunks.items():
+        for name, (lo, hi) in spans.items():
+            a, b = max(off, lo), min(off + len(data), hi)
+            if a < b:
+                kinds.setdefault(name, []).append((a, b - a))
+    if "page-descriptors" in kinds:  # descriptors are whatever lies before the data area
+        kinds["page-descriptors"] = [(o, min(n, 24 * 64)) for o, n in kinds["page-descriptors"]]
+    return kinds
+
+
+_IMAGES: dict[str, Image] = {}
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Iterator[Path]:
+    """Where cases are written: tmpfs when there is one (cases are sparse, so small)."""
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        where = Path(tempfile.mkdtemp(prefix="kdiag-fuzz-", dir=shm))
+        yield where
+        shutil.rmtree(where, ignore_errors=True)
+    else:
+        yield tmp_path
+
+
+def image(fixture_dump: Callable[[str], Path], name: str) -> Image:
+    if name not in _IMAGES:
+        path = fixture_dump(name)
+        chunks = _record_reads(path)
+        _IMAGES[name] = Image(name, path.stat().st_size, chunks, _kinds(path, chunks))
+    return _IMAGES[name]
+
+
+def _write(img: Image, target: Path, edits: dict[int, int], size: int | None = None) -> None:
+    """The sparse copy: ``size`` bytes (default the original), read ranges, then ``edits``."""
+    size = img.size if size is None else size
+    # A fresh file each time: truncating and rewriting one in place makes ext4
+    # (auto_da_alloc) flush it to disk synchronously, seconds per case on a busy disk.
+    target.unlink(missing_ok=True)
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        for off, data in img.chunks.items():
+            if off < size:
+                os.pwrite(fd, data[: size - off], off)
+        for off, value in edits.items():
+            if off < size:
+                os.pwrite(fd, bytes([value]), off)
+    finally:
+        os.close(fd)
+
+
+class Hang(Exception):
+    pass
+
+
+@contextmanager
+def _guard(seconds: int) -> Iterator[None]:
+    def alarm(signum: int, frame: object) -> None:
+        raise Hang(f"case did not finish within {seconds}s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+_counter = {"n": 0}
+
+
+def run_case(path: Path, *, trace: bool | None = None) -> str:
+    """Open and triage ``path``; return "ok", "log-error" or the error class name.
+
+    Anything but a DumpFormatError subclass propagates and fails the test."""
+    _counter["n"] += 1
+    if trace is None:
+        trace = _counter["n"] % TRACE_EVERY == 0
+    if trace:
+        tracemalloc.start()
+    try:
+        with _guard(HANG_GUARD_S):
+            try:
+                with kdiag.vmcore.open(path) as dump:
+                    t = triage(dump)
+                    t.to_json()
+                    for cpu in dump.cpus[:2]:
+                        if cpu.sp:
+                            with suppress(DumpFormatError):
+                                dump.read_virt(cpu.sp, 64)
+                    kdiag.vmcore.format_dmesg(t.log)
+                    # triage() keeps going past an unreadable log; count that as detected
+                    return "log-error" if t.log_error else "ok"
+            except DumpFormatError as exc:
+                return type(exc).__name__
+    finally:
+        if trace:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert peak < HEAP_LIMIT, f"{path}: heap peak {peak >> 20} MiB"
+
+
+def _flip_cases(img: Image, rng: random.Random) -> Iterator[tuple[str, dict[int, int]]]:
+    for kind, ranges in sorted(img.kinds.items()):
+        total = sum(n for _, n in ranges)
+        for i in range(FLIPS_PER_REGION):
+            k = rng.randrange(total)
+            for off, n in ranges:
+                if k < n:
+                    at = off + k
+                    break
+                k -= n
+            chunk_off = max(o for o in img.chunks if o <= at)
+            old = img.chunks[chunk_off][at - chunk_off]
+            edits = {at: old ^ (1 << rng.randrange(8))}
+            if i % 4 == 3:  # a burst: a whole field overwritten with 0xff or 0x00
+                fill = 0xFF if i % 8 == 3 else 0x00
+                edits = {at + j: fill for j in range(8)}
+            yield kind, edits
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_bit_flips_in_every_structure(
+    fixture_dump: Callable[[str], Path], scratch: Path, name: str
+) -> None:
+    img = image(fixture_dump, name)
+    rng = random.Random(f"flips-{name}")
+    target = scratch / "case"
+    outcomes: dict[str, int] = {}
+    for kind, edits in _flip_cases(img, rng):
+        _write(img, target, edits)
+        result = run_case(target)
+        outcomes[f"{kind}:{result}"] = outcomes.get(f"{kind}:{result}", 0) + 1
+    assert len(img.kinds) >= 2
+    assert sum(outcomes.values()) == FLIPS_PER_REGION * len(img.kinds)
+    # The mutations reach the reader: a good share of them are detected and typed.
+    errors = sum(n for key, n in outcomes.items() if not key.endswith(":ok"))
+    assert errors >= FLIPS_PER_REGION // 4, outcomes
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_truncations(fixture_dump: Callable[[str], Path], scratch: Path, name: str) -> None:
+    img = image(fixture_dump, name)
+    rng = random.Random(f"cut-{name}")
+    points = {0, 1, 3, 4, 7, 8, 15, 16, 63, 64, 463, 464, 4095, 4096, 4097, img.size - 1}
+    for off, n in img.offsets():  # inside and at the edges of every structure read
+        points.update({off, off + 1, off + n // 2, off + n - 1})
+    points = sorted(p for p in points if 0 <= p < img.size)
+    chosen = sorted([*rng.sample(points, min(TRUNCATIONS, len(points))), 0, 64, 4096])
+    target = scratch / "case"
+    results = []
+    for cut in chosen:
+        _write(img, target, {}, size=cut)
+        results.append(run_case(target))
+    assert results[0] == "NotACrashDump"  # an empty file
+    _write(img, target, {})
+    assert run_case(target, trace=True) == "ok"  # the sparse copy itself is a good dump
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_sparse_copy_triages_like_the_original(
+    fixture_dump: Callable[[str], Path], scratch: Path, name: str
+) -> None:
+    img = image(fixture_dump, name)
+    target = scratch / "copy"
+    _write(img, target, {})
+    with kdiag.vmcore.open(fixture_dump(name)) as a, kdiag.vmcore.open(target) as b:
+        assert triage(a).to_json() | {"path": ""} == triage(b).to_json() | {"path": ""}
+
+
+_FUZZ_NAMES = [n for n in FIXTURE_NAMES if not n.startswith("<")]
+
+
+@seed(20261122)
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    which=st.sampled_from(_FUZZ_NAMES or ["none"]),
+    picks=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=6
+    ),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_hypothesis_mutations(
+    fixture_dump: Callable[[str], Path],
+    scratch: Path,
+    which: str,
+    picks: list[tuple[float, int]],
+    cut: float | None,
+) -> None:
+    img = image(fixture_dump, which)
+    offsets = img.offsets()
+    total = sum(n for _, n in offsets)
+    edits: dict[int, int] = {}
+    for frac, value in picks:
+        k = int(frac * total)
+        for off, n in offsets:
+            if k < n:
+                edits[off + k] = value
+                break
+            k -= n
+    size = None if cut is None else int(cut * img.size)
+    target = scratch / "hcase"
+    _write(img, target, edits, size=size)
+    run_case(target, trace=_counter["n"] % 3 == 0)
