@@ -5,6 +5,7 @@ boto3 and the real ``aws`` CLI, isolated from the developer's AWS configuration.
 """
 
 import json
+import os
 from dataclasses import dataclass
 
 import boto3
@@ -21,10 +22,11 @@ from kdiag.store import Store
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _isolated_aws_env():
+    """No developer AWS configuration leaks in; undone after each module."""
     mp = pytest.MonkeyPatch()
-    for var in list(__import__("os").environ):
+    for var in list(os.environ):
         if var.startswith("AWS_"):
             mp.delenv(var)
     mp.setenv("AWS_CONFIG_FILE", "/dev/null")
