@@ -196,7 +196,7 @@ class Dump:
     def crash_time(self) -> datetime.datetime | None:
         """``CRASHTIME`` from VMCOREINFO (UTC), else the kdump header's dump time."""
         seconds = self.vmcoreinfo.crashtime
-        if seconds is not None and seconds > 0:
+        if seconds is not None and 0 < seconds < 253_402_300_800:
             try:
                 return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
             except (OverflowError, OSError, ValueError):

@@ -40,7 +40,10 @@ _SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
 _PAGE_DESC = struct.Struct("<qIIQ")
 _MAX_NOTES = 64 << 20
 _MAX_ERASEINFO = 1 << 20
-_MAX_PFN = 1 << 42  # 2^52 bytes of physical memory with 4 KiB pages
+_MAX_PFN = 1 << 42
+_MAX_TIMESTAMP = (
+    253_402_300_799  # 9999-12-31T23:59:59Z  # 2^52 bytes of physical memory with 4 KiB pages
+)
 _DESC_BLOCK = 4096 // _PAGE_DESC.size * _PAGE_DESC.size  # 170 descriptors per read
 
 
@@ -324,7 +327,7 @@ def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> 
 
     is_qemu = qemu_notes > 0 or (not head.utsname.release and bool(head.utsname.machine))
     header_time = None
-    if head.timestamp_sec > 0:
+    if 0 < head.timestamp_sec < _MAX_TIMESTAMP:  # a garbage time is no time
         header_time = datetime.datetime.fromtimestamp(
             head.timestamp_sec, tz=datetime.UTC
         ) + datetime.timedelta(microseconds=max(0, min(head.timestamp_usec, 999_999)))
