@@ -149,7 +149,37 @@ def analyze(
     sys.stdout.write("".join(out))
 
 
+def _bool_flags_without_pydantic() -> None:
+    """Keep Typer from importing pydantic (about 90 ms) to coerce boolean flags.
+
+    Typer 0.2x coerces every parameter through a pydantic ``TypeAdapter`` unless the value
+    is already a bool; an absent ``--help`` arrives as ``None`` and so pulls pydantic in on
+    every run. A bool flag only ever holds a bool or ``None``, so a pass-through coercion is
+    exact. Applied only in processes that load this command; harmless if Typer changes (the
+    private names are looked up defensively).
+    """
+    try:
+        from typer import _coercion, core
+    except ImportError:  # pragma: no cover - another Typer layout
+        return
+    param_cls: Any = getattr(core, "_TyperParameter", None)
+    passthrough: Any = getattr(_coercion, "PassThroughRuntimeParam", None)
+    if param_cls is None or passthrough is None or getattr(param_cls, "_kdiag_fast_bool", False):
+        return
+    original = param_cls.get_runtime_param
+
+    def get_runtime_param(self: Any) -> Any:
+        desc: Any = getattr(self, "type_descriptor", None)
+        if getattr(self, "_runtime_param", 1) is None and getattr(desc, "annotation", None) is bool:
+            self._runtime_param = passthrough(annotation=bool, parameter_info=desc.parameter_info)
+        return original(self)
+
+    param_cls.get_runtime_param = get_runtime_param
+    param_cls._kdiag_fast_bool = True
+
+
 def register(app: typer.Typer) -> None:
+    _bool_flags_without_pydantic()
     app.command(
         "analyze",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
