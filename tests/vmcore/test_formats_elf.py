@@ -154,3 +154,17 @@ def test_prstatus_offsets_match_the_c_layout():
     assert cpu.registers["rip"] == 0x1000 + 16
     assert cpu.registers["rsp"] == 0x1000 + 19
     assert cpu.registers["gs"] == 0x1000 + 26
+
+
+def test_arm64_notes_give_pids_and_registers(tmp_path):
+    desc = bytearray(prstatus(77, {}))
+    desc += bytes(max(0, 112 + 34 * 8 + 8 - len(desc)))
+    struct.pack_into("<34Q", desc, 112, *range(100, 134))
+    notes = note("CORE", 1, bytes(desc)) + note("VMCOREINFO", 0, b"PAGESIZE=4096\n")
+    data = build_elf([Segment(0, bytes(PAGE))], notes, machine=183)
+    with kdiag.vmcore.open(_write(tmp_path, data)) as dump:
+        assert dump.arch == "arm64"
+        (cpu,) = dump.cpus
+        assert (cpu.pid, cpu.registers["x0"], cpu.ip, cpu.sp) == (77, 100, 132, 131)
+        with pytest.raises(UnsupportedDump, match="arm64"):
+            dump.read_virt(0xFFFF800008000000, 8)

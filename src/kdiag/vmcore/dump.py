@@ -94,6 +94,7 @@ class Dump:
         self.phys_base = phys_base - (1 << 64) if phys_base >= 1 << 63 else phys_base
         self.kaslr_offset = info.kerneloffset or 0
         self._translator = None
+        self._log: list[LogRecord] | None = None
         for name in ("virt", "utsname", "memory_bytes", "crash_time"):
             self.__dict__.pop(name, None)
 
@@ -265,8 +266,13 @@ class Dump:
         return self.read_virt(self.vmcoreinfo.need_symbol(name), size)
 
     def kernel_log(self) -> list[LogRecord]:
-        """The printk log: lockless ring buffer (5.10+) or structured ``log_buf`` (3.5-5.9)."""
-        return read_kernel_log(self.virt, self.vmcoreinfo)
+        """The printk log: lockless ring buffer (5.10+) or structured ``log_buf`` (3.5-5.9).
+
+        Read once and kept; each call returns a new list of the same records.
+        """
+        if self._log is None:
+            self._log = read_kernel_log(self.virt, self.vmcoreinfo)
+        return list(self._log)
 
 
 def _detect(source: ByteSource, progress: ProgressFn | None) -> tuple[ByteSource, Layout]:

@@ -16,11 +16,13 @@ from kdiag.errors import TruncatedDump
 from kdiag.vmcore.model import CpuState
 
 __all__ = (
+    "ARM64_REGISTERS",
     "NT_PRSTATUS",
     "X86_64_PRSTATUS_SIZE",
     "X86_64_REGISTERS",
     "Note",
     "iter_notes",
+    "parse_prstatus",
     "parse_prstatus_x86_64",
 )
 
@@ -76,6 +78,30 @@ def iter_notes(blob: bytes, *, strict: bool = False) -> Iterator[Note]:
         name = blob[name_at : name_at + namesz].split(b"\0", 1)[0].decode("ascii", "replace")
         yield Note(name, ntype, blob[desc_at : desc_at + descsz], pos)
         pos = nxt
+
+
+#: ``struct user_pt_regs`` order inside ``pr_reg`` on arm64 (x0-x30, sp, pc, pstate).
+ARM64_REGISTERS = (*(f"x{i}" for i in range(31)), "sp", "pc", "pstate")
+_REGISTER_SETS = {"x86_64": X86_64_REGISTERS, "arm64": ARM64_REGISTERS}
+
+
+def parse_prstatus(desc: bytes, cpu: int, arch: str) -> CpuState:
+    """``struct elf_prstatus`` of a 64-bit kernel: ``pr_pid`` always, registers when known.
+
+    The generic part (``pr_pid`` at 32, ``pr_reg`` at 112) is the same on every LP64
+    architecture; the register order is per architecture (x86_64 and arm64 here).
+    """
+    if arch == "x86_64":
+        return parse_prstatus_x86_64(desc, cpu)
+    if len(desc) < _PR_REG_OFFSET:
+        raise TruncatedDump(f"NT_PRSTATUS of CPU {cpu} is {len(desc)} bytes")
+    (pid,) = _PR_PID.unpack_from(desc, _PR_PID_OFFSET)
+    names = _REGISTER_SETS.get(arch, ())
+    regs: dict[str, int] = {}
+    if names and len(desc) >= _PR_REG_OFFSET + 8 * len(names):
+        values = struct.unpack_from(f"<{len(names)}Q", desc, _PR_REG_OFFSET)
+        regs = dict(zip(names, values, strict=True))
+    return CpuState(cpu=cpu, pid=pid, registers=regs)
 
 
 def parse_prstatus_x86_64(desc: bytes, cpu: int) -> CpuState:

@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kdiag.errors import CorruptPage, NotACrashDump, PageNotPresent, TruncatedDump, UnsupportedDump
+from kdiag.vmcore.arch import arch_from_uname
 from kdiag.vmcore.cache import LRU
 from kdiag.vmcore.compression import COMPRESSION_MASK, Codec, codec_name, decompress_page
 from kdiag.vmcore.formats import Layout, ProgressFn
 from kdiag.vmcore.formats.bitmap import Bitmap
 from kdiag.vmcore.model import CpuState, Utsname
-from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus_x86_64
+from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus
 from kdiag.vmcore.source import ByteSource, check_range
 from kdiag.vmcore.vmcoreinfo import MAX_VMCOREINFO_BYTES, VmcoreInfo
 
@@ -297,11 +298,12 @@ def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> 
         source, sub.offset_vmcoreinfo, sub.size_vmcoreinfo, MAX_VMCOREINFO_BYTES, "VMCOREINFO"
     )
     notes_blob = _read_blob(source, sub.offset_note, sub.size_note, _MAX_NOTES, "ELF notes")
+    arch = arch_from_uname(head.utsname.machine)
     cpus: list[CpuState] = []
     qemu_notes = 0
     for note in iter_notes(notes_blob):
         if note.name == "CORE" and note.type == NT_PRSTATUS:
-            cpus.append(parse_prstatus_x86_64(note.desc, len(cpus)))
+            cpus.append(parse_prstatus(note.desc, len(cpus), arch))
         elif note.name == "VMCOREINFO" and not vmcoreinfo_text:
             vmcoreinfo_text = note.desc
         elif note.name == "QEMU":
@@ -336,7 +338,7 @@ def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> 
         compression=codec_name(head.status),
         store=pages,
         page_size=bs,
-        arch=head.utsname.machine or "x86_64",
+        arch=arch,
         vmcoreinfo=info,
         cpus=tuple(cpus),
         complete=complete,

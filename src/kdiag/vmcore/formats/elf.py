@@ -19,7 +19,7 @@ from kdiag.errors import NotACrashDump, PageNotPresent, TruncatedDump, Unsupport
 from kdiag.vmcore.arch import MACHINES
 from kdiag.vmcore.formats import Layout
 from kdiag.vmcore.model import CpuState
-from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus_x86_64
+from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus
 from kdiag.vmcore.source import ByteSource
 from kdiag.vmcore.vmcoreinfo import MAX_VMCOREINFO_BYTES, VmcoreInfo
 
@@ -179,8 +179,8 @@ def open_elf(source: ByteSource) -> Layout:
             reasons.append("the file ends inside the ELF notes")
         blob = source.read_upto(ph.offset, ph.filesz)
         for note in iter_notes(blob):
-            if note.name == "CORE" and note.type == NT_PRSTATUS and arch == "x86_64":
-                cpus.append(parse_prstatus_x86_64(note.desc, len(cpus)))
+            if note.name == "CORE" and note.type == NT_PRSTATUS:
+                cpus.append(parse_prstatus(note.desc, len(cpus), arch))
             elif note.name == "VMCOREINFO" and len(note.desc) <= MAX_VMCOREINFO_BYTES:
                 vmcoreinfo_text = note.desc
             elif note.name == "QEMU":
