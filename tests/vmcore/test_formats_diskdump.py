@@ -15,6 +15,7 @@ from kdiag.errors import (
     UnsupportedDump,
 )
 from kdiag.vmcore import compression
+from kdiag.vmcore.formats import bitmap
 from tests.vmcore.synthdump import PAGE, KdumpSpec, build_kdump, note, prstatus
 
 
@@ -81,7 +82,10 @@ def test_vmcoreinfo_falls_back_to_the_note(tmp_path):
         assert dump.vmcoreinfo.pagesize == 4096
 
 
-def test_a_sparse_bitmap_ranks_across_many_blocks(tmp_path):
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_sparse_bitmap_ranks_across_many_blocks(tmp_path, monkeypatch, keep):
+    if not keep:  # large-bitmap mode: only prefix sums stay, blocks are re-read via an LRU
+        monkeypatch.setattr(bitmap, "KEEP_BYTES", 4096)
     # 2^20 pfns: each bitmap is 128 KiB (32 blocks); pages scattered over all of it.
     pfns = [0, 5, 32767, 32768, 32769, 65536 * 3 + 9, 500_000, (1 << 20) - 1]
     pages = {pfn: _page(pfn) for pfn in pfns}

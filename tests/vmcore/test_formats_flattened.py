@@ -43,7 +43,10 @@ def test_shuffled_records_serve_the_reassembled_file(tmp_path, overlap_noise):
         assert src.bytes_read <= asked + 32 + 16 * (src.records + 1)
     finally:
         src.close()
-    with kdiag.vmcore.open(_write(tmp_path, stream)) as dump:
+    steps = []
+    with kdiag.vmcore.open(_write(tmp_path, stream), progress=lambda *a: steps.append(a)) as dump:
+        assert {step for step, _done, _total in steps} == {"index flattened records"}
+        assert all(done <= total for _step, done, total in steps)
         assert dump.format == "flattened"
         assert dump.flattened
         for pfn, page in PAGES.items():

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from kdiag.vmcore.cache import LRU
 from kdiag.vmcore.source import ByteSource
 
-__all__ = ("BLOCK_BYTES", "Bitmap")
+__all__ = ("BLOCK_BYTES", "KEEP_BYTES", "Bitmap")
 
 BLOCK_BYTES = 4096
 _BLOCK_BITS = BLOCK_BYTES * 8
 _CHUNK_BLOCKS = 64  # count 256 KiB per read
-#: Keep bitmaps up to this size in memory (covers 256 GiB of RAM with 4 KiB pages).
-_KEEP_BYTES = 8 << 20
+#: Keep bitmaps up to this size in memory (covers 64 GiB of RAM with 4 KiB pages).
+KEEP_BYTES = 2 << 20
 
 
 class Bitmap:
@@ -45,7 +45,7 @@ class Bitmap:
         self.nbits = nbits
         self.nblocks = (self.length + BLOCK_BYTES - 1) // BLOCK_BYTES
         self._prefix: list[int] = [0]  # _prefix[i] = set bits in blocks < i
-        self._keep = self.length <= _KEEP_BYTES
+        self._keep = self.length <= KEEP_BYTES
         self._kept: dict[int, bytes] = {}
         self._lru: LRU[int, bytes] = LRU(64)
         self._progress = progress
