@@ -57,6 +57,7 @@ def test_every_header_version_and_codec_reads_back(tmp_path, version, codec):
         assert dump.read_phys(2 * PAGE - 10, 20) == PAGES[1][-10:] + PAGES[2][:10]
         with pytest.raises(PageNotPresent, match="excluded"):
             dump.read_phys(3 * PAGE, 8)
+        assert dump.read_phys(3 * PAGE - 2, 4, zero_excluded=True) == PAGES[2][-2:] + bytes(2)
         with pytest.raises(PageNotPresent, match="hole"):
             dump.read_phys(100 * PAGE, 8)
         with pytest.raises(PageNotPresent, match="beyond"):

@@ -253,17 +253,24 @@ class Dump:
     def virt(self) -> VirtualMemory:
         return VirtualMemory(self.phys, self.translator)
 
-    def read_phys(self, paddr: int, size: int) -> bytes:
-        """Bytes at a physical address; ``PageNotPresent`` for excluded or missing pages."""
-        return self.phys.read(paddr, size)
+    def read_phys(self, paddr: int, size: int, *, zero_excluded: bool = False) -> bytes:
+        """Bytes at a physical address; ``PageNotPresent`` for excluded or missing pages.
 
-    def read_virt(self, vaddr: int, size: int) -> bytes:
-        """Bytes at a kernel virtual address (page-table walk, no vmlinux needed)."""
-        return self.virt.read(vaddr, size)
+        ``zero_excluded=True`` reads such pages as zeros instead (crash's
+        ``set zero_excluded``); corrupt pages still raise.
+        """
+        return self.phys.read(paddr, size, fill=zero_excluded)
 
-    def read_symbol(self, name: str, size: int) -> bytes:
+    def read_virt(self, vaddr: int, size: int, *, zero_excluded: bool = False) -> bytes:
+        """Bytes at a kernel virtual address (page-table walk, no vmlinux needed).
+
+        An unmapped address raises ``PageNotPresent`` whatever ``zero_excluded`` says.
+        """
+        return self.virt.read(vaddr, size, fill=zero_excluded)
+
+    def read_symbol(self, name: str, size: int, *, zero_excluded: bool = False) -> bytes:
         """``size`` bytes at ``SYMBOL(name)`` from VMCOREINFO."""
-        return self.read_virt(self.vmcoreinfo.need_symbol(name), size)
+        return self.read_virt(self.vmcoreinfo.need_symbol(name), size, zero_excluded=zero_excluded)
 
     def kernel_log(self) -> list[LogRecord]:
         """The printk log: lockless ring buffer (5.10+) or structured ``log_buf`` (3.5-5.9).
