@@ -155,3 +155,52 @@ def test_debuginfo_release_check_without_build_id(tmp_path: Path) -> None:
 
     with pytest.raises(DebuginfoMismatch, match=r"5\.10\.0-9-amd64"):
         check_vmlinux(T(), image)  # type: ignore[arg-type]
+
+
+class _Tty:
+    """A stderr that claims to be a terminal and keeps what Rich writes."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_bar_only_after_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdiag.cli import analyze
+
+    now = [100.0]
+    monkeypatch.setattr(analyze.time, "monotonic", lambda: now[0])
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    progress = analyze._LazyProgress()
+    progress("bitmap", 0, 100)
+    now[0] += 0.5
+    progress("bitmap", 50, 100)
+    assert progress.bar is None  # a quick step shows nothing
+    now[0] += 0.6
+    progress("bitmap", 80, 100)
+    assert progress.bar is not None  # past a second: a bar
+    progress("bitmap", 100, 100)
+    progress.close()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdiag.cli import analyze
+
+    now = [0.0]
+    monkeypatch.setattr(analyze.time, "monotonic", lambda: now[0])
+    progress = analyze._LazyProgress()
+    progress("index", 0, 10)
+    now[0] += 5
+    progress("index", 5, 10)
+    assert progress.bar is None
+    progress.close()
