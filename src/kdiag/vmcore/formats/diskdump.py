@@ -48,7 +48,7 @@ _MAX_TIMESTAMP = (
 _DESC_BLOCK = 4096 // _PAGE_DESC.size * _PAGE_DESC.size  # 170 descriptors per read
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DiskDumpHeader:
     """``struct disk_dump_header`` (464 bytes, LP64 little-endian)."""
 
@@ -77,7 +77,7 @@ class DiskDumpHeader:
         return cls(fields[0], fields[1], uts, *fields[8:])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class KdumpSubHeader:
     """``struct kdump_sub_header``; fields beyond the header version read as ``None``/0."""
 

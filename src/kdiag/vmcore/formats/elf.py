@@ -39,7 +39,7 @@ _MAX_NOTES = 64 << 20
 _START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ElfHeader:
     """The ``Elf64_Ehdr`` fields a vmcore reader needs."""
 
@@ -60,7 +60,7 @@ class ElfHeader:
         return cls(ident, etype, machine, flags, phoff, shoff, phentsize, phnum, shentsize)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ProgramHeader:
     """``Elf64_Phdr``."""
 
