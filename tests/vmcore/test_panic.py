@@ -613,3 +613,30 @@ def test_fixture_logs(vmcore_fixtures) -> None:  # type: ignore[no-untyped-def]
         ), folder.name
         assert info.panic_line == expected["panic_message"], folder.name
         assert info.crash_panic == expected["crash_sys_panic"], folder.name
+
+
+LAB_EXPECTED = {
+    # class: (cpu, pid, comm, signature)
+    "warn": (0, 418, "init", "warn: WARNING at crashme.c | crashme_write < proc_reg_write < vfs_write"),
+    "bug": (0, 418, "init", "bug: kernel BUG at crashme.c | crashme_write < proc_reg_write < vfs_write"),
+    "gpf": (0, 418, "init", "gpf: general protection fault | crashme_gpf < crashme_write < proc_reg_write"),
+    "oom": (0, 420, "dd", "oom: Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled"
+            " | out_of_memory < __alloc_pages_slowpath < __alloc_pages"),
+    "null-deref": (0, 419, "init", "null-deref: BUG: kernel NULL pointer dereference"
+                   " | crashme_null < crashme_write < proc_reg_write"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("klass", sorted(LAB_EXPECTED))
+def test_real_lab_dump_logs(klass: str) -> None:
+    from tests.vmcore.lab_logs import LAB
+
+    info = classify(LAB[klass].splitlines())
+    cpu, pid, comm, signature = LAB_EXPECTED[klass]
+    assert info.klass == klass
+    assert info.signature == signature
+    assert (info.cpu, info.pid, info.comm) == (cpu, pid, comm)
+    assert info.panic_line is not None
+    assert info.panic_line.startswith("Kernel panic - not syncing: ")
+    # the temporary build directory of the module never reaches the signature
+    assert "/tmp/" not in info.signature

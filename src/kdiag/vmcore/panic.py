@@ -583,6 +583,10 @@ def _title(klass: str, reason: str, report: tuple[int, str, str, re.Match[str]] 
     if report is not None and (not reason or klass not in _OWN_TRACE):
         _, _, template, m = report
         groups = {k: (v or "") for k, v in m.groupdict().items()}
+        if groups.get("file", "").startswith("/"):
+            # An out-of-tree module built in a temporary directory reports an absolute path
+            # (/tmp/kdiag-crashme-ib9spt53/crashme.c); only the file name is stable.
+            groups["file"] = groups["file"].rsplit("/", 1)[-1]
         return template.format(**groups)
     if reason:
         return _panic_title(reason)
