@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -204,3 +205,21 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch: pytest.Monke
     progress("index", 5, 10)
     assert progress.bar is None
     progress.close()
+
+
+# The debug vmlinux of the fixtures' kernel is an 858 MB package, not part of `make test`; with
+# $KDIAG_DEBUG_VMLINUX pointing at usr/lib/debug/boot/vmlinux-6.1.0-56-amd64 from
+# linux-image-6.1.0-56-amd64-dbg 6.1.192-2 this test also runs the drgn path for real.
+if os.environ.get("KDIAG_DEBUG_VMLINUX"):
+
+    @pytest.mark.parametrize("name", ["oops-null-zlib", "sysrq-zlib", "nmi-zlib"])
+    def test_debuginfo_tasks_and_load_average(
+        fixture_dump: Callable[[str], Path], name: str
+    ) -> None:
+        vmlinux = os.environ["KDIAG_DEBUG_VMLINUX"]
+        run = kdiag("analyze", "--json", "--debuginfo", vmlinux, fixture_dump(name))
+        assert run.returncode == 0, run.stderr
+        doc = json.loads(run.stdout)
+        assert doc["tasks"] == meta(name)["expected"]["tasks"]  # drgn for_each_task, pid > 0
+        load = crash_sys(name)["LOAD AVERAGE"]
+        assert ", ".join(doc["load_average"]) == load
