@@ -233,14 +233,22 @@ class Guest:
             raise IncorrectState(f"lab guest {self.name} is not running")
         if self.phase != "ready":
             raise IncorrectState(f"lab guest {self.name} is not ready (phase {self.phase})")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            try:
-                sock.connect(str(self.command_socket))
-                sock.sendall(kind.encode() + b"\n")
-                time.sleep(0.2)
-            except OSError as exc:
-                raise BackendUnavailable(f"command channel of {self.name}: {exc}") from exc
+        # the guest acknowledges each command on the console; resend if a byte was lost
+        for _attempt in range(3):
+            start = self.console_path.stat().st_size
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                try:
+                    sock.connect(str(self.command_socket))
+                    sock.sendall(b"\n" + kind.encode() + b"\n")
+                except OSError as exc:
+                    raise BackendUnavailable(f"command channel of {self.name}: {exc}") from exc
+                try:
+                    self.wait_console(rf"LAB: command {re.escape(kind)} ", 30, start=start)
+                except BackendTimeout:
+                    continue
+                return
+        raise BackendTimeout(f"lab guest {self.name} did not acknowledge {kind!r}")
 
     def inject_nmi(self) -> None:
         """QMP ``inject-nmi`` (what ``SendDiagnosticInterrupt`` does to an EC2 instance)."""

@@ -117,6 +117,11 @@ if [ -x /kdiag/collect.sh ]; then
     echo "$printk" > /proc/sys/kernel/printk
 fi
 
+# open the command channel (the second serial port) before announcing readiness: bytes that
+# arrive while the port is closed are dropped
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+exec 3< /dev/ttyS1
+
 say "LAB-READY kdump_loaded=$loaded profile=$(arg lab_profile)"
 
 trigger() {
@@ -151,9 +156,7 @@ trigger() {
     esac
 }
 
-# the command channel: one word per line on the second serial port
-stty -F /dev/ttyS1 raw -echo 2>/dev/null
-exec 3< /dev/ttyS1
+# the command channel: one word per line; each is acknowledged on the console
 while :; do
     if read -r cmd <&3; then
         cmd=$(echo "$cmd" | tr -d '\r')
