@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from kdiag.errors import NoSuchEntity
 from kdiag.store._base import StoreBase
@@ -13,6 +13,21 @@ from kdiag.store.models import AuditRow
 from kdiag.store.records import AuditEntry
 
 __all__ = ("AuditLog",)
+
+# Built once: these run twice per interrupt, and building a statement costs more than
+# running it (SQLAlchemy's cache key is then computed once, not per call).
+_TABLE = AuditRow.metadata.tables["audit_log"]
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_FINISH = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("audit_id"))
+    .values(
+        outcome=bindparam("outcome"),
+        error_code=bindparam("error_code"),
+        message=bindparam("message"),
+        latency_ms=bindparam("latency_ms"),
+    )
+)
 
 
 class AuditLog(StoreBase):
@@ -63,9 +78,7 @@ class AuditLog(StoreBase):
             "backend": entry.backend,
         }
         with self._writer.begin() as conn:
-            return int(
-                conn.execute(insert(AuditRow).values(values).returning(AuditRow.id)).scalar_one()
-            )
+            return int(conn.execute(_INSERT, values).scalar_one())
 
     def start_audit(self, entry: AuditEntry) -> int:
         """Record the intent (outcome ``pending``), committed before anything is sent."""
@@ -83,11 +96,14 @@ class AuditLog(StoreBase):
         """Complete a row that :meth:`start_audit` opened."""
         with self._writer.begin() as conn:
             result = conn.execute(
-                update(AuditRow)
-                .where(AuditRow.id == audit_id)
-                .values(
-                    outcome=outcome, error_code=error_code, message=message, latency_ms=latency_ms
-                )
+                _FINISH,
+                {
+                    "audit_id": audit_id,
+                    "outcome": outcome,
+                    "error_code": error_code,
+                    "message": message,
+                    "latency_ms": latency_ms,
+                },
             )
             if result.rowcount == 0:
                 raise NoSuchEntity(f"no audit row {audit_id}")

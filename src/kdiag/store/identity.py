@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kdiag.errors import ConfigError, EntityAlreadyExists, NoSuchEntity
@@ -16,6 +16,28 @@ from kdiag.store.models import AccessKeyRow, UserPolicyRow, UserRow
 from kdiag.store.records import AccessKey, User
 
 __all__ = ("Identity",)
+
+# Built once (building costs more than running): these run on every request.
+_KEY = (
+    select(
+        AccessKeyRow.id,
+        AccessKeyRow.status,
+        AccessKeyRow.created_at,
+        AccessKeyRow.secret_sealed,
+        UserRow.id.label("user_id"),
+        UserRow.name.label("user_name"),
+        UserRow.account_id,
+        UserRow.created_at.label("user_created_at"),
+    )
+    .join(UserRow, AccessKeyRow.user_id == UserRow.id)
+    .where(AccessKeyRow.id == bindparam("key_id"), AccessKeyRow.status == "Active")
+)
+_POLICIES = (
+    select(UserPolicyRow.document)
+    .join(UserRow, UserPolicyRow.user_id == UserRow.id)
+    .where(UserRow.account_id == bindparam("account_id"), UserRow.name == bindparam("name"))
+    .order_by(UserPolicyRow.name)
+)
 
 
 class Identity(StoreBase):
@@ -117,22 +139,8 @@ class Identity(StoreBase):
 
         Inactive and unknown keys look the same to the caller (both ``None``).
         """
-        # Core, not ORM: this runs on every authenticated request.
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(
-                    AccessKeyRow.id,
-                    AccessKeyRow.status,
-                    AccessKeyRow.created_at,
-                    AccessKeyRow.secret_sealed,
-                    UserRow.id.label("user_id"),
-                    UserRow.name.label("user_name"),
-                    UserRow.account_id,
-                    UserRow.created_at.label("user_created_at"),
-                )
-                .join(UserRow, AccessKeyRow.user_id == UserRow.id)
-                .where(AccessKeyRow.id == key_id, AccessKeyRow.status == "Active")
-            ).first()
+            row = conn.execute(_KEY, {"key_id": key_id}).first()
         if row is None:
             return None
         user = User(row.user_id, row.user_name, row.account_id, row.user_created_at)
@@ -204,13 +212,7 @@ class Identity(StoreBase):
         """The inline policy documents of ``user_name`` in ``account_id`` (one query; an
         unknown user has none).  This is what authorization reads on every request."""
         with self._engine.connect() as conn:
-            rows = conn.scalars(
-                select(UserPolicyRow.document)
-                .join(UserRow, UserPolicyRow.user_id == UserRow.id)
-                .where(UserRow.account_id == account_id, UserRow.name == user_name)
-                .order_by(UserPolicyRow.name)
-            )
-            return list(rows)
+            return list(conn.scalars(_POLICIES, {"account_id": account_id, "name": user_name}))
 
     def delete_user_policy(self, user: User | str, policy_name: str) -> None:
         found = self.user(user)

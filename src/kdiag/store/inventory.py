@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from kdiag.errors import ConfigError, EntityAlreadyExists, NoSuchEntity
@@ -24,6 +24,8 @@ INSTANCE_STATES = ("pending", "running", "shutting-down", "terminated", "stoppin
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 _TAG_KEY_MAX = 128
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "i686": "i386"}
+_TABLE = InstanceRow.metadata.tables["instances"]
+_GET = select(_TABLE).where(_TABLE.c.id == bindparam("id"))  # built once: on every request
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
@@ -112,10 +114,8 @@ class Inventory(StoreBase):
         return self._instance(row)
 
     def get_instance(self, instance_id: str) -> Instance | None:
-        with self._engine.connect() as conn:  # Core: on every request
-            row = conn.execute(
-                select(InstanceRow.__table__).where(InstanceRow.id == instance_id)
-            ).first()
+        with self._engine.connect() as conn:
+            row = conn.execute(_GET, {"id": instance_id}).first()
         return None if row is None else self._instance(row)
 
     def list_instances(
