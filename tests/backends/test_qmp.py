@@ -232,3 +232,21 @@ def test_concurrent_callers_take_turns_on_one_monitor(pc, backend):
         t.join()
     other.close()
     assert errors == []
+
+
+def test_kept_session_is_replaced_after_qemu_restarts(tmp_path, backend):
+    machine = ["-M", "pc", "-m", "32", "-accel", "tcg"]
+    first = _start(tmp_path, machine)
+    qemu = next(first)
+    assert backend.state(qemu.target()) == "pending"  # this session is kept for a moment
+    first.close()  # kills that QEMU
+    qemu.sock.unlink(missing_ok=True)
+    second = _start(tmp_path, machine)
+    qemu = next(second)
+    try:
+        assert backend.state(qemu.target()) == "pending"
+        qemu.hmp("cont")  # another client gets the monitor while kdiag's session lingers
+        assert "accepted" in backend.send_nmi(qemu.target()).detail
+        assert backend.state(qemu.target()) == "running"
+    finally:
+        second.close()

@@ -5,9 +5,13 @@ optionally, ``timeout`` in seconds (default 5).
 
 qemu.qmp is asyncio; this backend runs it on an event loop in a thread of its own and offers
 the plain synchronous :class:`~kdiag.backends.base.Backend` interface, so it works the same
-from a CLI, a worker thread or a thread pool under an async server.  Each call opens one QMP
-session (greeting, ``qmp_capabilities``), runs its commands and closes it: QEMU serves one
-QMP client per socket at a time, and a held connection would lock everyone else out.
+from a CLI, a worker thread or a thread pool under an async server.  QEMU serves one QMP
+client per socket at a time, so calls on one address take turns, and a session (greeting,
+``qmp_capabilities``) is kept between calls only briefly: it is closed once idle for
+``_LINGER_SECONDS`` and not reused once older than ``_MAX_HOLD_SECONDS``, so another client
+waits at most about that long for the monitor.  A kept session that turns out to be dead is
+replaced by a fresh one, and the call retried, only while nothing has been sent that could
+have reached the guest.
 
 ``send_nmi`` asks ``query-status`` first, in the same session, and refuses a guest that is
 not running (an NMI to a paused guest would sit queued until someone resumes it: that is not
@@ -49,6 +53,9 @@ _T = TypeVar("_T")
 # A monitor socket that another client holds refuses (or, on Linux, answers EINVAL/EAGAIN).
 _BUSY_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EINVAL, errno.EAGAIN})
 _BUSY_RETRY_SECONDS = 1.0
+# A session is kept this long after its last call, and reused for at most this long.
+_LINGER_SECONDS = 0.25
+_MAX_HOLD_SECONDS = 1.0
 _UNSUPPORTED = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
 
 #: QEMU run states (qapi RunState) under the names EC2 uses, where it has one.
@@ -112,6 +119,11 @@ def map_qmp_errors(target: Target, *, sent: threading.Event | None = None) -> It
         ) from exc
 
 
+async def _disconnect(client: Any) -> None:
+    with contextlib.suppress(Exception):  # the session is being abandoned either way
+        await client.disconnect()
+
+
 def _unconfirmed(sent: threading.Event | None) -> str:
     return "; delivery of the NMI is unconfirmed" if sent is not None and sent.is_set() else ""
 
@@ -126,7 +138,11 @@ class QMPBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._locks: dict[str, asyncio.Lock] = {}  # per address; used on the loop thread only
+        # Per address, used on the loop thread only: the turn lock, and the kept session
+        # (client, when it was opened, the timer that closes it when idle).
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._kept: dict[str, tuple[Any, float, asyncio.TimerHandle]] = {}
+        self._expiring: set[asyncio.Future[None]] = set()
 
     # --- the event loop ------------------------------------------------------------------
 
@@ -158,24 +174,79 @@ class QMPBackend:
         except (TypeError, ValueError):
             return self.timeout
 
-    async def _session(self, target: Target, commands: Callable[[Any], Awaitable[_T]]) -> _T:
-        from qemu.qmp import QMPClient
+    async def _session(
+        self,
+        target: Target,
+        commands: Callable[[Any], Awaitable[_T]],
+        sent: threading.Event | None = None,
+    ) -> _T:
+        from qemu.qmp import ExecInterruptedError, QMPClient, Runstate, StateError
 
         if not target.address:
             raise BackendUnavailable(
                 f"instance {target.instance_id} has no QMP address in its target settings",
                 target=target.instance_id,
             )
+        address = target.address
         # QEMU serves one client per monitor socket: take turns within this process, and
         # retry briefly while another process holds the monitor.
-        lock = self._locks.setdefault(target.address, asyncio.Lock())
+        lock = self._locks.setdefault(address, asyncio.Lock())
         async with lock:
-            client = await self._connect(target, QMPClient)
+            loop = asyncio.get_running_loop()
+            client, opened = self._take(address)
+            if client is not None and client.runstate != Runstate.RUNNING:
+                await _disconnect(client)
+                client = None
+            kept = client is not None
+            if client is None:
+                client, opened = await self._connect(target, QMPClient), loop.time()
             try:
-                return await commands(client)
-            finally:
-                with contextlib.suppress(Exception):
-                    await client.disconnect()
+                try:
+                    result = await commands(client)
+                except (ExecInterruptedError, StateError, OSError, EOFError):
+                    # A kept session QEMU has dropped: start over once, if nothing went out.
+                    if not kept or (sent is not None and sent.is_set()):
+                        raise
+                    await _disconnect(client)
+                    client, opened = await self._connect(target, QMPClient), loop.time()
+                    result = await commands(client)
+            except BaseException:
+                await _disconnect(client)
+                raise
+            if loop.time() - opened < _MAX_HOLD_SECONDS:
+                self._keep(address, client, opened)
+            else:
+                await _disconnect(client)
+            return result
+
+    def _take(self, address: str) -> tuple[Any, float]:
+        kept = self._kept.pop(address, None)
+        if kept is None:
+            return None, 0.0
+        client, opened, timer = kept
+        timer.cancel()
+        return client, opened
+
+    def _keep(self, address: str, client: Any, opened: float) -> None:
+        async def expire() -> None:
+            async with self._locks[address]:
+                if self._kept.get(address, (None,))[0] is client:
+                    del self._kept[address]
+                    await _disconnect(client)
+
+        def start_expiry() -> None:
+            task = asyncio.ensure_future(expire())
+            self._expiring.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._expiring.discard)
+
+        timer = asyncio.get_running_loop().call_later(_LINGER_SECONDS, start_expiry)
+        self._kept[address] = (client, opened, timer)
+
+    async def _release_all(self) -> None:
+        while self._kept:
+            client, _, timer = self._kept.pop(next(iter(self._kept)))
+            timer.cancel()
+            await _disconnect(client)
 
     async def _connect(self, target: Target, client_class: Any) -> Any:
         from qemu.qmp import ConnectError
@@ -242,7 +313,7 @@ class QMPBackend:
             return status
 
         with map_qmp_errors(target, sent=sent):
-            self._run(lambda: self._session(target, inject), self._timeout(target))
+            self._run(lambda: self._session(target, inject, sent), self._timeout(target))
         log.info("inject-nmi accepted by QEMU for %s", target.instance_id)
         return NMIResult(
             self.name, target.instance_id, f"NMI accepted by QEMU (inject-nmi on {target.address})"
@@ -254,6 +325,8 @@ class QMPBackend:
             self._loop = self._thread = None
             self._locks = {}
         if loop is not None and thread is not None:
+            with contextlib.suppress(Exception):  # closing: a stuck monitor must not block it
+                asyncio.run_coroutine_threadsafe(self._release_all(), loop).result(5)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
