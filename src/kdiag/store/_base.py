@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from kdiag.errors import ConfigError, EntityAlreadyExists, NoSuchEntity
 from kdiag.store import ids
-from kdiag.store.engine import WRITE
+from kdiag.store.engine import DURABLE, WRITE
 from kdiag.store.keyfile import SecretBox
 from kdiag.store.models import AccountRow
 from kdiag.store.records import Account
@@ -45,6 +45,7 @@ class StoreBase:
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE: True})
+        self._durable_writer = engine.execution_options(**{WRITE: True, DURABLE: True})
         self._box = box
 
     @contextmanager

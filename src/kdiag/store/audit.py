@@ -57,8 +57,9 @@ class AuditLog(StoreBase):
             backend=row.backend,
         )
 
-    def record_audit(self, entry: AuditEntry) -> int:
-        """Store one audit row (committed when this returns); its id."""
+    def record_audit(self, entry: AuditEntry, *, durable: bool = False) -> int:
+        """Store one audit row (committed when this returns: it survives the process being
+        killed; with ``durable``, a power loss too); its id."""
         values = {
             "time": entry.time,
             "request_id": entry.request_id,
@@ -77,12 +78,13 @@ class AuditLog(StoreBase):
             "dry_run": entry.dry_run,
             "backend": entry.backend,
         }
-        with self._writer.begin() as conn:
+        with (self._durable_writer if durable else self._writer).begin() as conn:
             return int(conn.execute(_INSERT, values).scalar_one())
 
     def start_audit(self, entry: AuditEntry) -> int:
-        """Record the intent (outcome ``pending``), committed before anything is sent."""
-        return self.record_audit(replace(entry, outcome="pending"))
+        """Record the intent (outcome ``pending``), committed durably (fsynced) before
+        anything is sent."""
+        return self.record_audit(replace(entry, outcome="pending"), durable=True)
 
     def finish_audit(
         self,

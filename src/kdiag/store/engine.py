@@ -6,6 +6,14 @@ A bare path is taken as a SQLite file.  PostgreSQL URLs use psycopg 3:
 
 SQLite runs every write transaction as ``BEGIN IMMEDIATE``, so two writers queue on the
 busy timeout instead of failing when a read lock cannot be upgraded.
+
+Durability on SQLite: WAL with ``synchronous=NORMAL`` by default, so a commit survives the
+process being killed but not a power loss (the WAL is not fsynced at each commit).  A
+transaction run with the ``kdiag_durable`` execution option commits with
+``synchronous=FULL``: the WAL is fsynced before the commit returns, and because the WAL is
+append-only that also makes every earlier commit durable.  The store uses it for the audit
+intent that must be on disk before an NMI goes out (one fsync per NMI, not per write).
+PostgreSQL commits durably by default (``synchronous_commit=on``).
 """
 
 from __future__ import annotations
@@ -22,11 +30,20 @@ from sqlalchemy.pool import StaticPool
 from kdiag.errors import ConfigError
 from kdiag.paths import state_dir
 
-__all__ = ("BUSY_TIMEOUT_MS", "DB_FILE_NAME", "create_store_engine", "resolve_url", "safe_url")
+__all__ = (
+    "BUSY_TIMEOUT_MS",
+    "DB_FILE_NAME",
+    "DURABLE",
+    "WRITE",
+    "create_store_engine",
+    "resolve_url",
+    "safe_url",
+)
 
 DB_FILE_NAME = "kdiag.db"
 BUSY_TIMEOUT_MS = 10_000
-WRITE = "kdiag_write"
+WRITE = "kdiag_write"  # execution option: a write transaction (BEGIN IMMEDIATE on SQLite)
+DURABLE = "kdiag_durable"  # execution option: a write fsynced before its commit returns
 
 
 def resolve_url(url: str | None = None) -> URL:
@@ -84,7 +101,15 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(WRITE, False)
+        options = conn.get_execution_options()
+        durable = options.get(DURABLE, False)
+        # Set outside the transaction, and only when it changes (conn.info is per DBAPI
+        # connection, so it follows the pooled connection).
+        synchronous = "FULL" if durable else "NORMAL"
+        if conn.info.get("synchronous", "NORMAL") != synchronous:
+            conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+            conn.info["synchronous"] = synchronous
+        immediate = durable or options.get(WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
