@@ -6,11 +6,13 @@ signature once) and sends them one after another over a single keep-alive HTTP c
 so the figures are server time plus loopback, not client cost.
 
 kdiag's path is the whole thing: SigV4 verification, per-principal token bucket, policy
-evaluation, the audit intent committed to SQLite before delivery, the backend, the outcome
-row.  Two backends: ``fake`` (records the call) and ``qmp`` (a real
-``qemu-system-x86_64 -machine pc`` guest with no disk; each NMI opens a QMP session, asks
-``query-status`` and sends ``inject-nmi``).  moto answers ``RebootInstances`` (its closest
-action; it does not implement SendDiagnosticInterrupt) without authentication.
+evaluation, the audit intent committed to SQLite and fsynced before delivery, the backend,
+the outcome row.  The disk's own flush latency is measured and printed first: it is a floor
+under every NMI's latency that no server code can remove.  Two backends: ``fake`` (records
+the call) and ``qmp`` (a real ``qemu-system-x86_64 -machine pc`` guest with no disk; each
+NMI asks ``query-status`` and sends ``inject-nmi`` on a QMP session the backend keeps for
+up to a second).  moto answers ``RebootInstances`` (its closest action; it does not
+implement SendDiagnosticInterrupt) without authentication.
 
 Run: ``.venv/bin/python bench/service.py [--requests 2000]``.  Bars (issue 5): p99 < 20 ms
 and at least as fast as moto per request.
@@ -102,6 +104,27 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def flush_latency(directory: Path, n: int = 200) -> tuple[float, float]:
+    """p50/p99 ms of a 4 KiB overwrite + fdatasync in ``directory``: the floor under the
+    durable (fsynced) audit intent that precedes every NMI."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"\0" * 4096)
+        os.fdatasync(fd)
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter()
+            os.pwrite(fd, os.urandom(4096), 0)
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - start) * 1000.0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    samples.sort()
+    return statistics.median(samples), samples[int(0.99 * n)]
 
 
 def summary(name: str, latencies: list[float]) -> dict[str, float]:
@@ -252,10 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         sdi = "Action=SendDiagnosticInterrupt&Version=2016-11-15&InstanceId={}"
         reboot = f"Action=RebootInstances&Version=2016-11-15&InstanceId.1={moto_id}"
         n, w, rounds = args.requests, args.warmup, args.rounds
+        flush50, flush99 = flush_latency(tmp)
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {n} sequential "
             f"requests per server in {rounds} interleaved rounds after {w} warm-up, "
             "one keep-alive connection each\n"
+            f"disk flush (4 KiB write + fdatasync, one per NMI intent): p50 {flush50:.2f} ms, "
+            f"p99 {flush99:.2f} ms\n"
         )
 
         def kdiag_batch(instance_id: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
