@@ -39,6 +39,8 @@ __all__ = (
 
 #: bumped whenever the layout of a build changes
 BUILD_FORMAT = 3
+#: finished builds kept in the cache (each about 27 MB)
+KEEP_BUILDS = 4
 
 FIRST_MODULES = ("qemu_fw_cfg", "pvpanic", "pvpanic-mmio")
 # load order matters: virtio_ring before virtio (see docs/lab.md)
@@ -322,7 +324,16 @@ def _build_locked(cache: Path, note: Progress, *, force: bool) -> BuildInfo:
         final.rename(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    _prune(out.parent, keep=KEEP_BUILDS)
     return _info(out, data, cached=False)
+
+
+def _prune(builds: Path, *, keep: int) -> None:
+    """Remove all but the ``keep`` newest builds (older guests may still use recent ones)."""
+    done = [d for d in builds.iterdir() if (d / "build.json").exists()]
+    done.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in done[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _info(out: Path, data: dict[str, object], *, cached: bool) -> BuildInfo:
