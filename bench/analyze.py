@@ -173,7 +173,8 @@ def format_of(path: Path) -> str:
 def bench_dump(name: str, path: Path, runs: int, work: Path) -> list[Result]:
     fmt = format_of(path)
     results: list[Result] = []
-    out = work / f"{name}.json"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    out = work / f"{safe}.json"
     cli = measure([str(KDIAG), "analyze", "--json", str(path)], runs, "kdiag analyze --json", out)
     if cli.times:
         cli.read = json.loads(out.read_text())["bytes_read"]
@@ -188,7 +189,7 @@ def bench_dump(name: str, path: Path, runs: int, work: Path) -> list[Result]:
         why = "needs `makedumpfile -R` first" if fmt == "flattened" else "cannot read QEMU kdump"
         results.append(Result("makedumpfile --dump-dmesg", note=f"skipped: {why}"))
     else:
-        log = work / f"{name}.dmesg"
+        log = work / f"{safe}.dmesg"
         results.append(
             measure(
                 [mdf, "--dump-dmesg", str(path), str(log)],
@@ -250,7 +251,10 @@ def report(name: str, size: int, results: list[Result]) -> None:
     if cli and mdf:
         ratios.append(f"CLI/makedumpfile {cli / mdf:.2f}x")
     if cli and crash:
-        ratios.append(f"CLI/crash 1/{crash / cli:.0f} (bar <= 1/20)")
+        ratios.append(f"CLI/crash wall 1/{crash / cli:.0f} (bar <= 1/20)")
+        cli_cpu, crash_cpu = by["kdiag analyze --json"].cpu_median, by["crash sys + log"].cpu_median
+        if cli_cpu and crash_cpu:
+            ratios.append(f"CPU 1/{crash_cpu / cli_cpu:.0f}")
     if cli:
         cli_cpu = by["kdiag analyze --json"].cpu_median or 0.0
         ratios.append(f"CLI {cli:.3f}s wall, {cli_cpu:.3f}s CPU (bar < 0.25)")
@@ -263,11 +267,15 @@ def report(name: str, size: int, results: list[Result]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per tool (median)")
+    parser.add_argument(
+        "--no-fixtures", action="store_true", help="only $KDIAG_BENCH_DUMP, not the fixtures"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kdiag-bench-"))
     try:
         dumps: list[tuple[str, Path]] = []
-        for folder in sorted(p for p in FIXTURES.iterdir() if (p / "meta.json").exists()):
+        folders = [] if args.no_fixtures else sorted(FIXTURES.iterdir())
+        for folder in (p for p in folders if (p / "meta.json").exists()):
             if (folder / "vmcore").exists():
                 dumps.append((folder.name, folder / "vmcore"))
             elif (folder / "vmcore.zst").exists():
@@ -286,6 +294,8 @@ def main() -> None:
                 )
                 dumps.append((folder.name, target))
         big = os.environ.get("KDIAG_BENCH_DUMP")
+        if not big and not dumps:
+            parser.error("--no-fixtures needs $KDIAG_BENCH_DUMP")
         if big:
             dumps.append((f"KDIAG_BENCH_DUMP={big}", Path(big)))
         else:
