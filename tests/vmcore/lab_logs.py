@@ -323,4 +323,169 @@ LAB = {
 [   11.956175] Kernel panic - not syncing: Fatal exception
 [   11.956932] Kernel Offset: 0x23600000 from 0xffffffff81000000 (relocation range: 0xffffffff80000000-0xffffffffbfffffff)
 """,
+    "soft-lockup": """\
+[   10.431195] crashme: softlockup
+[   10.881172] hrtimer: interrupt took 17920050 ns
+[   18.820516] watchdog: BUG: soft lockup - CPU#0 stuck for 8s! [init:428]
+[   18.820686] Modules linked in: crashme(OE) pvpanic_mmio pvpanic qemu_fw_cfg
+[   18.820686] CPU: 0 PID: 428 Comm: init Kdump: loaded Tainted: G           OE      6.1.0-56-amd64 #1  Debian 6.1.192-2
+[   18.820686] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014
+[   18.820686] RIP: 0010:crashme_spin+0x13/0x20 [crashme]
+[   18.820686] Code: 00 00 00 61 69 64 6b c3 cc cc cc cc 66 66 2e 0f 1f 84 00 00 00 00 00 0f 1f 44 00 00 40 84 ff 75 0b 65 ff 05 0f 7b d2 3f f3 90 <eb> fc e8 76 bc e3 c4 eb ee 0f 1f 40 00 0f 1f 44 00 00 53 65 48 8b
+[   18.826498] RSP: 0018:ff4f07d6407d3bf0 EFLAGS: 00000282
+[   18.826498] RAX: 0000000000000000 RBX: 000000000000000b RCX: c0000000ffffefff
+[   18.826498] RDX: 0000000000000000 RSI: ffffffffc02f90eb RDI: 0000000000000000
+[   18.826498] RBP: 000000000000000b R08: 0000000000000000 R09: ff4f07d6407d3a90
+[   18.826498] R10: 0000000000000003 R11: ffffffff86ad4448 R12: 000000003edb4f50
+[   18.826498] R13: 000000003edb4f50 R14: ff169540c1b6a800 R15: 0000000000000000
+[   18.826498] FS:  000000003edb03c0(0000) GS:ff169540de400000(0000) knlGS:0000000000000000
+[   18.826498] CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033
+[   18.826498] CR2: 0000000000559c5a CR3: 000000001d9fc000 CR4: 0000000000751ef0
+[   18.826498] PKRU: 55555554
+[   18.826498] Call Trace:
+[   18.826498]  <TASK>
+[   18.826498]  crashme_write+0x177/0x177 [crashme]
+[   18.826498]  proc_reg_write+0x56/0xa0
+[   18.826498]  vfs_write+0xc7/0x3f0
+[   18.826498]  ksys_write+0x6b/0xf0
+[   18.826498]  do_syscall_64+0x5d/0xb0
+[   18.826498]  ? do_fault+0x1a7/0x410
+[   18.826498]  ? __handle_mm_fault+0x660/0xfa0
+[   18.826498]  ? handle_mm_fault+0xdb/0x2d0
+[   18.826498]  ? do_user_addr_fault+0x1b0/0x570
+[   18.826498]  ? exit_to_user_mode_prepare+0x44/0x240
+[   18.826498]  entry_SYSCALL_64_after_hwframe+0x6e/0xd8
+[   18.826498] RIP: 0033:0x47b7a0
+[   18.826498] Code: 40 00 48 c7 c2 e0 ff ff ff f7 d8 64 89 02 48 c7 c0 ff ff ff ff eb b7 0f 1f 00 80 3d e8 85 16 00 00 74 17 b8 01 00 00 00 0f 05 <48> 3d 00 f0 ff ff 77 58 c3 0f 1f 80 00 00 00 00 48 83 ec 28 48 89
+[   18.826498] RSP: 002b:00007ffe4d572bf8 EFLAGS: 00000202 ORIG_RAX: 0000000000000001
+[   18.826498] RAX: ffffffffffffffda RBX: 0000000000000001 RCX: 000000000047b7a0
+[   18.826498] RDX: 000000000000000b RSI: 000000003edb4f50 RDI: 0000000000000001
+[   18.826498] RBP: 000000003edb4f50 R08: 0000000000000000 R09: 0070756b636f6c74
+[   18.826498] R10: 00000000000001b6 R11: 0000000000000202 R12: 000000000000000b
+[   18.826498] R13: 000000003edb03a0 R14: 0000000000000001 R15: 00007ffe4d572c60
+[   18.826498]  </TASK>
+[   18.826498] Kernel panic - not syncing: softlockup: hung tasks
+[   18.826498] CPU: 0 PID: 428 Comm: init Kdump: loaded Tainted: G           OEL     6.1.0-56-amd64 #1  Debian 6.1.192-2
+[   18.826498] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014
+[   18.826498] Call Trace:
+[   18.826498]  <IRQ>
+[   18.826498]  dump_stack_lvl+0x44/0x5c
+[   18.826498]  panic+0x118/0x2f4
+[   18.826498]  watchdog_timer_fn.cold+0xc/0x16
+[   18.826498]  ? lockup_detector_update_enable+0x50/0x50
+[   18.826498]  __hrtimer_run_queues+0x10d/0x250
+[   18.826498]  hrtimer_interrupt+0xf4/0x210
+[   18.826498]  __sysvec_apic_timer_interrupt+0x5d/0x110
+[   18.826498]  sysvec_apic_timer_interrupt+0x69/0x90
+[   18.826498]  </IRQ>
+""",
+    "rcu-stall": """\
+[   12.707151] crashme: module verification failed: signature and/or required key missing - tainting kernel
+[   23.443338] crashme: rcu
+[   26.449249] rcu: INFO: rcu_preempt self-detected stall on CPU
+[   26.449249] rcu: 	0-....: (747 ticks this GP) idle=44b4/1/0x4000000000000000 softirq=738/738 fqs=373
+[   26.449249] 	(t=750 jiffies g=365 q=37 ncpus=2)
+[   26.449249] CPU: 0 PID: 429 Comm: init Kdump: loaded Tainted: G           OE      6.1.0-56-amd64 #1  Debian 6.1.192-2
+[   26.449249] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014
+[   26.449249] RIP: 0010:crashme_spin+0x13/0x20 [crashme]
+[   26.449249] Code: 00 00 00 61 69 64 6b c3 cc cc cc cc 66 66 2e 0f 1f 84 00 00 00 00 00 0f 1f 44 00 00 40 84 ff 75 0b 65 ff 05 0f 5b b9 3f f3 90 <eb> fc e8 76 9c 8a c2 eb ee 0f 1f 40 00 0f 1f 44 00 00 53 65 48 8b
+[   26.449249] RSP: 0018:ff2f6894c06abc10 EFLAGS: 00000282
+[   26.449249] RAX: 0000000000000001 RBX: 0000000000000004 RCX: c0000000ffffefff
+[   26.449249] RDX: ff114da45fefc200 RSI: ffffffffc048b0f6 RDI: 0000000000000001
+[   26.449249] RBP: 0000000000000004 R08: 0000000000000000 R09: ff2f6894c06abab0
+[   26.449249] R10: 0000000000000003 R11: ffffffff846d4448 R12: 000000002fa56f50
+[   26.449249] R13: 000000002fa56f50 R14: ff114da442474800 R15: 0000000000000000
+[   26.449249] FS:  000000002fa523c0(0000) GS:ff114da45e400000(0000) knlGS:0000000000000000
+[   26.453330] CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033
+[   26.453330] CR2: 0000000000559c5a CR3: 000000001841e000 CR4: 0000000000751ef0
+[   26.453330] PKRU: 55555554
+[   26.453330] Call Trace:
+[   26.453330]  <TASK>
+[   26.453330]  crashme_write+0x170/0x177 [crashme]
+[   26.453330]  proc_reg_write+0x56/0xa0
+[   26.453330]  vfs_write+0xc7/0x3f0
+[   26.453330]  ? page_add_file_rmap+0xba/0x2f0
+[   26.453330]  ksys_write+0x6b/0xf0
+[   26.453330]  do_syscall_64+0x5d/0xb0
+[   26.453330]  ? do_fault+0x1a7/0x410
+[   26.453330]  ? __handle_mm_fault+0x660/0xfa0
+[   26.453330]  ? handle_mm_fault+0xdb/0x2d0
+[   26.453330]  ? do_user_addr_fault+0x1b0/0x570
+[   26.453330]  ? exit_to_user_mode_prepare+0x44/0x240
+[   26.453330]  entry_SYSCALL_64_after_hwframe+0x6e/0xd8
+[   26.453330] RIP: 0033:0x47b7a0
+[   26.453330] Code: 40 00 48 c7 c2 e0 ff ff ff f7 d8 64 89 02 48 c7 c0 ff ff ff ff eb b7 0f 1f 00 80 3d e8 85 16 00 00 74 17 b8 01 00 00 00 0f 05 <48> 3d 00 f0 ff ff 77 58 c3 0f 1f 80 00 00 00 00 48 83 ec 28 48 89
+[   26.453330] RSP: 002b:00007ffe69f14748 EFLAGS: 00000202 ORIG_RAX: 0000000000000001
+[   26.453330] RAX: ffffffffffffffda RBX: 0000000000000001 RCX: 000000000047b7a0
+[   26.453330] RDX: 0000000000000004 RSI: 000000002fa56f50 RDI: 0000000000000001
+[   26.453330] RBP: 000000002fa56f50 R08: 0000000000000000 R09: 0000000000000000
+[   26.453330] R10: 00000000000001b6 R11: 0000000000000202 R12: 0000000000000004
+[   26.453330] R13: 000000002fa523a0 R14: 0000000000000001 R15: 00007ffe69f147b0
+[   26.453330]  </TASK>
+[   26.453330] Kernel panic - not syncing: RCU Stall
+[   26.453330] CPU: 0 PID: 429 Comm: init Kdump: loaded Tainted: G           OE      6.1.0-56-amd64 #1  Debian 6.1.192-2
+[   26.453330] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014
+[   26.453330] Call Trace:
+[   26.453330]  <IRQ>
+[   26.453330]  dump_stack_lvl+0x44/0x5c
+[   26.453330]  panic+0x118/0x2f4
+[   26.453330]  panic_on_rcu_stall+0x30/0x35
+[   26.453330]  rcu_sched_clock_irq.cold+0x154/0x459
+[   26.453330]  ? update_load_avg+0x7e/0x780
+[   26.453330]  ? sched_slice+0x87/0x140
+[   26.453330]  ? trigger_load_balance+0x6e/0x340
+[   26.453330]  update_process_times+0x70/0xb0
+[   26.453330]  tick_sched_handle+0x22/0x60
+""",
+    "hung-task": """\
+[    8.019184] crashme: module verification failed: signature and/or required key missing - tainting kernel
+[   12.786165] crashme: hung
+[   16.860139] INFO: task init:429 blocked for more than 3 seconds.
+[   16.860529]       Tainted: G           OE      6.1.0-56-amd64 #1 Debian 6.1.192-2
+[   16.860801] "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+[   16.861026] task:init            state:D stack:0     pid:429   ppid:1      flags:0x00000002
+[   16.861523] Call Trace:
+[   16.861857]  <TASK>
+[   16.862216]  __schedule+0x34d/0xa00
+[   16.862936]  schedule+0x5a/0xd0
+[   16.863084]  crashme_hung+0x1c/0x20 [crashme]
+[   16.863297]  crashme_write+0x142/0x177 [crashme]
+[   16.863412]  proc_reg_write+0x56/0xa0
+[   16.863505]  vfs_write+0xc7/0x3f0
+[   16.863856]  ? kmem_cache_free+0x15/0x310
+[   16.863975]  ? do_sys_openat2+0x9b/0x170
+[   16.864076]  ksys_write+0x6b/0xf0
+[   16.864159]  do_syscall_64+0x5d/0xb0
+[   16.864247]  ? page_add_file_rmap+0xba/0x2f0
+[   16.864346]  ? do_set_pte+0x189/0x1d0
+[   16.864436]  ? filemap_map_pages+0x153/0x720
+[   16.864544]  ? do_fault+0x1a7/0x410
+[   16.864625]  ? __handle_mm_fault+0x660/0xfa0
+[   16.864731]  ? handle_mm_fault+0xdb/0x2d0
+[   16.864823]  ? do_user_addr_fault+0x1b0/0x570
+[   16.864926]  ? exit_to_user_mode_prepare+0x44/0x240
+[   16.865038]  entry_SYSCALL_64_after_hwframe+0x6e/0xd8
+[   16.869478] RIP: 0033:0x47b7a0
+[   16.869823] RSP: 002b:00007ffc23d8e2c8 EFLAGS: 00000202 ORIG_RAX: 0000000000000001
+[   16.870025] RAX: ffffffffffffffda RBX: 0000000000000001 RCX: 000000000047b7a0
+[   16.870182] RDX: 0000000000000005 RSI: 0000000032af8f50 RDI: 0000000000000001
+[   16.870336] RBP: 0000000032af8f50 R08: 0000000000000000 R09: 0000000000000000
+[   16.870489] R10: 00000000000001b6 R11: 0000000000000202 R12: 0000000000000005
+[   16.870641] R13: 0000000032af43a0 R14: 0000000000000001 R15: 00007ffc23d8e330
+[   16.870843]  </TASK>
+[   16.871066] Kernel panic - not syncing: hung_task: blocked tasks
+[   16.871327] CPU: 0 PID: 29 Comm: khungtaskd Kdump: loaded Tainted: G           OE      6.1.0-56-amd64 #1  Debian 6.1.192-2
+[   16.873310] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014
+[   16.873310] Call Trace:
+[   16.873310]  <TASK>
+[   16.873310]  dump_stack_lvl+0x44/0x5c
+[   16.873310]  panic+0x118/0x2f4
+[   16.873310]  watchdog.cold+0xc/0xbb
+[   16.873310]  ? proc_dohung_task_timeout_secs+0x30/0x30
+[   16.873310]  kthread+0xda/0x100
+[   16.873310]  ? kthread_complete_and_exit+0x20/0x20
+[   16.873310]  ret_from_fork+0x22/0x30
+[   16.873310]  </TASK>
+[   16.873310] Kernel Offset: 0x31400000 from 0xffffffff81000000 (relocation range: 0xffffffff80000000-0xffffffffbfffffff)
+""",
 }

@@ -624,6 +624,12 @@ LAB_EXPECTED = {
             " | out_of_memory < __alloc_pages_slowpath < __alloc_pages"),
     "null-deref": (0, 419, "init", "null-deref: BUG: kernel NULL pointer dereference"
                    " | crashme_null < crashme_write < proc_reg_write"),
+    "soft-lockup": (0, 428, "init", "soft-lockup: BUG: soft lockup"
+                    " | crashme_spin < crashme_write < proc_reg_write"),
+    "rcu-stall": (0, 429, "init", "rcu-stall: INFO: rcu detected stall"
+                  " | crashme_spin < crashme_write < proc_reg_write"),
+    "hung-task": (0, 29, "khungtaskd", "hung-task: INFO: task hung"
+                  " | crashme_hung < crashme_write < proc_reg_write"),
 }  # fmt: skip
 
 
