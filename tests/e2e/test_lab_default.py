@@ -28,7 +28,16 @@ def _dmesg_with_makedumpfile(vmcore: Path, tmp_path: Path) -> str:
     return out.read_text(errors="replace")
 
 
-def test_nmi_to_vmcore_and_back_to_ready(lab_root: Path, tmp_path: Path) -> None:
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    from kdiag.cli import main as cli_main
+
+    assert cli_main.run(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def test_nmi_to_vmcore_and_back_to_ready(
+    lab_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from kdiag.lab import Lab
 
     lab = Lab(lab_root)
@@ -81,6 +90,17 @@ def test_nmi_to_vmcore_and_back_to_ready(lab_root: Path, tmp_path: Path) -> None
     assert status["kdump_loaded"] is True
     assert guest.dumps() == [vmcore]
 
-    guest.down()
+    # the CLI sees the same guest
+    listed = json.loads(_cli(capsys, "lab", "list", "--root", str(lab_root), "--json"))
+    assert [(g["name"], g["phase"], g["dumps"]) for g in listed] == [("e2e-default", "ready", 1)]
+    status = json.loads(
+        _cli(capsys, "lab", "status", "e2e-default", "--root", str(lab_root), "--json")
+    )
+    assert status["dumps_saved"] == [str(vmcore)]
+    assert status["accel"] == guest.accel
+    console = _cli(capsys, "lab", "console", "e2e-default", "--root", str(lab_root), "--no-follow")
+    assert console.count("LAB: LAB-READY kdump_loaded=1") == 2
+
+    assert "stopped" in _cli(capsys, "lab", "down", "e2e-default", "--root", str(lab_root))
     assert not guest.running
     assert guest.status()["phase"] == "stopped"
