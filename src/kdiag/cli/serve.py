@@ -60,7 +60,7 @@ def serve(
         raise ConfigError("--rate must be positive and --burst at least 1")
     regions = tuple(region or ("us-east-1",))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    store = Store.open(db)
+    store = Store.open(db, checkpoint_every=1.0)  # WAL checkpoints off the request path
     try:
         sock = bind_socket(host, port)
     except OSError as exc:

@@ -75,7 +75,7 @@ def safe_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, *, autocheckpoint: bool) -> Engine:
     database = url.database
     if database and database != ":memory:":
         path = Path(database)
@@ -97,6 +97,8 @@ def _sqlite_engine(url: URL) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:  # someone else checkpoints (Store.open(checkpoint_every=...))
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -115,10 +117,15 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def create_store_engine(url: URL) -> Engine:
-    """An engine for ``url`` set up the way the store needs it."""
+def create_store_engine(url: URL, *, autocheckpoint: bool = True) -> Engine:
+    """An engine for ``url`` set up the way the store needs it.
+
+    :param autocheckpoint: SQLite: let a committing connection checkpoint the WAL when it
+        passes 1000 pages (SQLite's default).  ``False`` leaves it to the caller, who then
+        must checkpoint (a long-running server does it from a thread of its own).
+    """
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, autocheckpoint=autocheckpoint)
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except ModuleNotFoundError as exc:
