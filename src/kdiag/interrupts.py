@@ -18,7 +18,7 @@ Order of the checks, and why:
 4. **Existence and state** — ``InvalidInstanceID.NotFound``; ``IncorrectInstanceState`` when
    the inventory or the backend says the machine is not ``running``; ``UnsupportedOperation``
    when the backend or the architecture (arm64) cannot take an NMI.
-5. **Intent** — an audit row with outcome ``pending`` is committed.
+5. **Intent** — an audit row with outcome ``pending`` is committed and fsynced.
 6. **Delivery** — ``backend.send_nmi``; then the row is completed (``sent`` or ``failed``).
 
 Every call, whatever its fate, leaves exactly one audit row with its latency.  A process
