@@ -228,9 +228,11 @@ class QMPBackend:
         return client, opened
 
     def _keep(self, address: str, client: Any, opened: float) -> None:
+        lock = self._locks[address]
+
         async def expire() -> None:
-            async with self._locks[address]:
-                if self._kept.get(address, (None,))[0] is client:
+            async with lock:
+                if self._kept.get(address, (None, 0.0, None))[2] is timer:
                     del self._kept[address]
                     await _disconnect(client)
 
