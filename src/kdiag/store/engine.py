@@ -105,13 +105,13 @@ def _sqlite_engine(url: URL, *, autocheckpoint: bool) -> Engine:
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         durable = options.get(DURABLE, False)
-        # Set outside the transaction, and only when it changes (conn.info is per DBAPI
-        # connection, so it follows the pooled connection).
+        immediate = durable or options.get(WRITE, False)
+        # Only writes care; set outside the transaction, and only when it changes
+        # (conn.info belongs to the DBAPI connection, so it follows it through the pool).
         synchronous = "FULL" if durable else "NORMAL"
-        if conn.info.get("synchronous", "NORMAL") != synchronous:
+        if immediate and conn.info.get("synchronous", "NORMAL") != synchronous:
             conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
             conn.info["synchronous"] = synchronous
-        immediate = durable or options.get(WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
