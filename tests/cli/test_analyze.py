@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -207,19 +206,23 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch: pytest.Monke
     progress.close()
 
 
-# The debug vmlinux of the fixtures' kernel is an 858 MB package, not part of `make test`; with
-# $KDIAG_DEBUG_VMLINUX pointing at usr/lib/debug/boot/vmlinux-6.1.0-56-amd64 from
-# linux-image-6.1.0-56-amd64-dbg 6.1.192-2 this test also runs the drgn path for real.
-if os.environ.get("KDIAG_DEBUG_VMLINUX"):
+@pytest.fixture(scope="session")
+def debug_vmlinux(vmcore_fixtures: Path) -> Path:
+    """The fixtures' kernel with DWARF (Debian's -dbg package, cached; see tests/debugvmlinux)."""
+    from tests.debugvmlinux import debug_vmlinux as fetch
+    from tests.debugvmlinux import fixtures_kernel
 
-    @pytest.mark.parametrize("name", ["oops-null-zlib", "sysrq-zlib", "nmi-zlib"])
-    def test_debuginfo_tasks_and_load_average(
-        fixture_dump: Callable[[str], Path], name: str
-    ) -> None:
-        vmlinux = os.environ["KDIAG_DEBUG_VMLINUX"]
-        run = kdiag("analyze", "--json", "--debuginfo", vmlinux, fixture_dump(name))
-        assert run.returncode == 0, run.stderr
-        doc = json.loads(run.stdout)
-        assert doc["tasks"] == meta(name)["expected"]["tasks"]  # drgn for_each_task, pid > 0
-        load = crash_sys(name)["LOAD AVERAGE"]
-        assert ", ".join(doc["load_average"]) == load
+    return fetch(*fixtures_kernel(vmcore_fixtures / "nmi-zlib" / "meta.json"))
+
+
+@pytest.mark.parametrize("name", ["oops-null-zlib", "sysrq-zlib", "nmi-zlib"])
+def test_debuginfo_tasks_and_load_average(
+    fixture_dump: Callable[[str], Path], debug_vmlinux: Path, name: str
+) -> None:
+    vmlinux = debug_vmlinux
+    run = kdiag("analyze", "--json", "--debuginfo", vmlinux, fixture_dump(name))
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["tasks"] == meta(name)["expected"]["tasks"]  # drgn for_each_task, pid > 0
+    load = crash_sys(name)["LOAD AVERAGE"]
+    assert ", ".join(doc["load_average"]) == load
