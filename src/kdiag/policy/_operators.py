@@ -161,19 +161,8 @@ def _bool(values: Sequence[str], variables: bool) -> ValueTest:
         literal = template.literal
         if literal is not None and literal.lower() not in ("true", "false"):
             raise ValueError(f'Bool takes "true" or "false", not {literal!r}')
-    if all(t.literal is not None for t in templates):
-        wanted = frozenset(t.literal.lower() for t in templates if t.literal is not None)
-        return lambda value, ctx: value.lower() in wanted
-
-    def test(value: str, ctx: Context) -> bool:
-        folded = value.lower()
-        for template in templates:
-            resolved = template.resolve(ctx)
-            if resolved is not None and resolved.lower() == folded:
-                return True
-        return False
-
-    return test
+    # Past the check, Bool is a case-insensitive equality ("True" == "true").
+    return _string_equals_ignore_case(values, variables)
 
 
 def _binary(values: Sequence[str], variables: bool) -> ValueTest:
