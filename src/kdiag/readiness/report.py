@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from kdiag.readiness.platform import Platform
 
-__all__ = ("Check", "Report")
+__all__ = ("Check", "CheckList", "Report")
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,9 @@ class Check:
         return {"id": self.id, "status": self.status, "evidence": self.evidence, "fix": self.fix}
 
 
-@dataclass(frozen=True)
-class Report:
-    """All checks plus the platform they were judged on."""
+class CheckList:
+    """What every report offers over its ``checks``: the verdict and lookup by id."""
 
-    platform: Platform
-    family: str | None
-    purpose: str
     checks: tuple[Check, ...]
 
     @property
@@ -40,6 +36,16 @@ class Report:
             if check.id == check_id:
                 return check
         raise KeyError(check_id)
+
+
+@dataclass(frozen=True)
+class Report(CheckList):
+    """All checks plus the platform they were judged on."""
+
+    platform: Platform
+    family: str | None
+    purpose: str
+    checks: tuple[Check, ...]
 
     def to_json(self) -> dict[str, object]:
         plat = self.platform.to_json()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdiag.errors import ConfigError
-from kdiag.readiness.report import Check
+from kdiag.readiness.report import Check, CheckList
 
 __all__ = ("CRASH_CONTROL", "RegValue", "WindowsReport", "check_registry", "parse_reg")
 
@@ -109,21 +109,11 @@ def parse_reg(raw: bytes) -> dict[str, dict[str, RegValue]]:
 
 
 @dataclass(frozen=True)
-class WindowsReport:
+class WindowsReport(CheckList):
     """The Windows checks, shaped like the Linux report."""
 
     source: str
     checks: tuple[Check, ...]
-
-    @property
-    def failed(self) -> bool:
-        return any(c.status == "fail" for c in self.checks)
-
-    def get(self, check_id: str) -> Check:
-        for check in self.checks:
-            if check.id == check_id:
-                return check
-        raise KeyError(check_id)
 
     def to_json(self) -> dict[str, object]:
         return {
