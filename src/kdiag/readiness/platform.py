@@ -149,8 +149,8 @@ def _nmi_path(hypervisor: str, cloud: str | None, facts: Facts) -> tuple[str | N
     if cloud == "openstack":
         return "openstack server dump create SERVER", "Nova microversion >= 2.17; libvirt driver"
     paths = {
-        "kvm": ("virsh inject-nmi DOMAIN, or QMP inject-nmi (kdiag send --backend qmp)", ""),
-        "qemu": ("QMP inject-nmi (kdiag send --backend qmp) or virsh inject-nmi", ""),
+        "kvm": ("virsh inject-nmi DOMAIN, or QMP inject-nmi (kdiag backend qmp)", ""),
+        "qemu": ("QMP inject-nmi (kdiag backend qmp) or virsh inject-nmi", ""),
         "xen": ("xl trigger DOMID nmi", "from dom0"),
         "hyperv": ("Debug-VM -Name VM -InjectNonMaskableInterrupt", "on the Hyper-V host"),
         "vmware": ("vSphere VirtualMachine.SendNMI", "privilege VirtualMachine.Interact"),
