@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: triage every sample crash dump with `kdiag analyze`, then one line per dump.
+# `make demo`: the main job live on a lab guest (scripts/demo-live.sh: doctor, IAM policy,
+# EC2-compatible endpoint, NMI over QMP, kdump, triage, audit), then triage every sample crash
+# dump with `kdiag analyze`, with one line per dump at the end.
 #
 # Dumps come from $KDIAG_FIXTURES (default ../shared/fixtures/vmcores), one folder each with a
 # `vmcore` or a zstd-compressed ELF `vmcore.zst`, which is decompressed to a temporary
@@ -8,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fixtures="${KDIAG_FIXTURES:-../shared/fixtures/vmcores}"
 kdiag=.venv/bin/kdiag
+if [[ "${KDIAG_DEMO_LIVE:-1}" != 0 ]]; then
+    bash scripts/demo-live.sh
+    echo
+    echo "================ the sample dumps in $fixtures ================"
+fi
 python=.venv/bin/python
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
