@@ -301,3 +301,22 @@ def test_hyperv_fallback_on_a_current_rhel_keeps_the_continued_line(
     # not Hyper-V at all: an error
     with pytest.raises(ConfigError, match="not a Hyper-V"):
         cfg.plan(make_tree("rhel9-ready"), hyperv_fallback=True)
+
+
+def test_debian_gets_lzo_level_31_and_keeps_an_existing_choice(
+    make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # -l -d 31 is what bench/lab.py's table recommends (docs/lab.md) in place of an
+    # unfiltered, uncompressed dump; a filtered and compressed choice already there
+    # (-c -d 31, also kdump-tools' default when MAKEDUMP_ARGS is unset) is the user's and stays.
+    root = make_tree("tricky")
+    conf = root / "etc/default/kdump-tools"
+    conf.write_text('USE_KDUMP=1\n# keep me\nMAKEDUMP_ARGS="-d 1"\n')
+    assert run(["configure", "--root", str(root)]) == 0
+    assert "MAKEDUMP_ARGS" in capsys.readouterr().out
+    text = conf.read_text()
+    assert "# keep me\n" in text
+    assert "-l -d 31" in text
+    conf.write_text('USE_KDUMP=1\nMAKEDUMP_ARGS="-c -d 31"\n')
+    assert run(["configure", "--root", str(root)]) == 0
+    assert conf.read_text() == 'USE_KDUMP=1\nMAKEDUMP_ARGS="-c -d 31"\n'
