@@ -10,44 +10,14 @@ from kdiag.vmcore.arch.x86_64 import START_KERNEL_MAP, X86_64Translator
 from kdiag.vmcore.memory import PhysicalMemory, VirtualMemory
 from kdiag.vmcore.printk import read_kernel_log, read_lockless, read_structured
 from kdiag.vmcore.vmcoreinfo import VmcoreInfo
+from tests.vmcore.vmcorewriter import LOCKLESS_LAYOUT
 
 PAGE = 4096
 COMMITTED, FINALIZED, REUSABLE, RESERVED = 1, 2, 3, 0
 LOG_CONT = 0x08
 
-# The 6.1 x86_64 layout, as the fixtures' VMCOREINFO exports it.
-LOCKLESS_KEYS = """\
-SYMBOL(prb)={prb:x}
-SIZE(printk_ringbuffer)=88
-OFFSET(printk_ringbuffer.desc_ring)=0
-OFFSET(printk_ringbuffer.text_data_ring)=48
-OFFSET(printk_ringbuffer.fail)=80
-SIZE(prb_desc_ring)=48
-OFFSET(prb_desc_ring.count_bits)=0
-OFFSET(prb_desc_ring.descs)=8
-OFFSET(prb_desc_ring.infos)=16
-OFFSET(prb_desc_ring.head_id)=24
-OFFSET(prb_desc_ring.tail_id)=32
-SIZE(prb_desc)=24
-OFFSET(prb_desc.state_var)=0
-OFFSET(prb_desc.text_blk_lpos)=8
-SIZE(prb_data_blk_lpos)=16
-OFFSET(prb_data_blk_lpos.begin)=0
-OFFSET(prb_data_blk_lpos.next)=8
-SIZE(printk_info)=88
-OFFSET(printk_info.seq)=0
-OFFSET(printk_info.ts_nsec)=8
-OFFSET(printk_info.text_len)=16
-OFFSET(printk_info.caller_id)=20
-OFFSET(printk_info.dev_info)=24
-SIZE(prb_data_ring)=32
-OFFSET(prb_data_ring.size_bits)=0
-OFFSET(prb_data_ring.data)=8
-OFFSET(prb_data_ring.head_lpos)=16
-OFFSET(prb_data_ring.tail_lpos)=24
-SIZE(atomic_long_t)=8
-OFFSET(atomic_long_t.counter)=0
-"""
+# The 6.1 x86_64 layout, as the fixtures' VMCOREINFO exports it (shared with the writer).
+LOCKLESS_KEYS = "SYMBOL(prb)={prb:x}\n" + LOCKLESS_LAYOUT
 
 
 class Memory:
