@@ -58,6 +58,14 @@ class StoreBase:
         with Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
+    def _insert(self, row: object, what: str) -> None:
+        """Add one new row; a clash with an existing one is :class:`EntityAlreadyExists`."""
+        try:
+            with self._write() as session:
+                session.add(row)
+        except IntegrityError as exc:
+            raise EntityAlreadyExists(f"{what} already exists") from exc
+
     # --- accounts ----------------------------------------------------------------------
 
     @staticmethod

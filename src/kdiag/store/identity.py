@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.exc import IntegrityError
 
-from kdiag.errors import ConfigError, EntityAlreadyExists, NoSuchEntity
+from kdiag.errors import ConfigError, NoSuchEntity
 from kdiag.store import ids
 from kdiag.store._base import _POLICY_NAME, StoreBase, _check_name, _now
 from kdiag.store.models import AccessKeyRow, UserPolicyRow, UserRow
@@ -58,11 +57,7 @@ class Identity(StoreBase):
             name=name,
             created_at=_now(),
         )
-        try:
-            with self._write() as session:
-                session.add(row)
-        except IntegrityError as exc:
-            raise EntityAlreadyExists(f"user {name!r} already exists") from exc
+        self._insert(row, f"user {name!r}")
         return self._user(row)
 
     def get_user(self, name: str, *, account_id: str | None = None) -> User | None:

@@ -8,9 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.exc import IntegrityError
 
-from kdiag.errors import ConfigError, EntityAlreadyExists, NoSuchEntity
+from kdiag.errors import ConfigError, NoSuchEntity
 from kdiag.store import ids
 from kdiag.store._base import StoreBase, _now
 from kdiag.store.models import InstanceRow
@@ -106,11 +105,7 @@ class Inventory(StoreBase):
             tags=clean_tags,
             created_at=_now(),
         )
-        try:
-            with self._write() as session:
-                session.add(row)
-        except IntegrityError as exc:
-            raise EntityAlreadyExists(f"instance {iid} already exists") from exc
+        self._insert(row, f"instance {iid}")
         return self._instance(row)
 
     def get_instance(self, instance_id: str) -> Instance | None:
