@@ -14,7 +14,7 @@ Semantics follow the IAM User Guide; docs/policy.md lists what is supported and 
 kdiag deliberately differs from moto and from principalmapper.
 """
 
-from kdiag.policy._context import instance_arn, request_context
+from kdiag.policy._context import instance_arn, request_context, user_arn
 from kdiag.policy._document import Condition, Policy, Statement, validate
 from kdiag.policy._evaluate import Decision, evaluate
 
@@ -26,5 +26,6 @@ __all__ = (
     "evaluate",
     "instance_arn",
     "request_context",
+    "user_arn",
     "validate",
 )

@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-__all__ = ("instance_arn", "request_context")
+__all__ = ("instance_arn", "request_context", "user_arn")
 
 
 def instance_arn(region: str, account_id: str, instance_id: str, partition: str = "aws") -> str:
     """``arn:aws:ec2:<region>:<account>:instance/<id>``, the resource the action is on."""
     return f"arn:{partition}:ec2:{region}:{account_id}:instance/{instance_id}"
+
+
+def user_arn(account_id: str, user_name: str, partition: str = "aws") -> str:
+    """``arn:aws:iam::<account>:user/<name>``, the principal of a request by an IAM user."""
+    return f"arn:{partition}:iam::{account_id}:user/{user_name}"
 
 
 def request_context(
@@ -61,7 +66,7 @@ def request_context(
     if user_id is not None:
         ctx["aws:userid"] = user_id
     if principal_arn is None and user_name is not None:
-        principal_arn = f"arn:{partition}:iam::{account_id}:user/{user_name}"
+        principal_arn = user_arn(account_id, user_name, partition)
     if principal_arn is not None:
         ctx["aws:PrincipalArn"] = principal_arn
     if secure_transport is not None:

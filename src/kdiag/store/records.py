@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from kdiag import policy
+
 __all__ = (
     "AccessKey",
     "Account",
@@ -64,7 +66,7 @@ class User:
     @property
     def arn(self) -> str:
         """``arn:aws:iam::<account>:user/<name>``, the principal in the audit log."""
-        return f"arn:aws:iam::{self.account_id}:user/{self.name}"
+        return policy.user_arn(self.account_id, self.name)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +122,7 @@ class Instance:
     @property
     def arn(self) -> str:
         """``arn:aws:ec2:<region>:<account>:instance/<id>``."""
-        return f"arn:aws:ec2:{self.region}:{self.account_id}:instance/{self.id}"
+        return policy.instance_arn(self.region, self.account_id, self.id)
 
     def to_json(self) -> dict[str, Any]:
         return {
