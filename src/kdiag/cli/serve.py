@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
 import typer
+
+from kdiag.errors import ConfigError
 
 __all__ = ("register", "serve")
 
@@ -42,24 +45,31 @@ def serve(
         bool, typer.Option("--access-log", help="Log every request (uvicorn access log).")
     ] = False,
 ) -> None:
-    """Serve SendDiagnosticInterrupt and DescribeInstances (EC2 Query, SigV4) until stopped."""
-    import logging
+    """Serve SendDiagnosticInterrupt and DescribeInstances (EC2 Query, SigV4) until stopped.
 
-    import uvicorn
+    Ctrl-C or SIGTERM stops it gracefully (requests in flight finish) with exit status 0.
+    """
+    # The service stack (uvicorn, SQLAlchemy, Starlette) costs ~1 s to import here; importing
+    # it at the top would put that on every `kdiag --help`, which imports each command module.
+    import uvicorn  # noqa: PLC0415 - see above
 
-    from kdiag.backends.base import BackendPool
-    from kdiag.errors import ConfigError
-    from kdiag.service import ServiceContext, create_app
-    from kdiag.service.ratelimit import TokenBucketLimiter
-    from kdiag.service.server import bind_socket, is_loopback, uvicorn_config
-    from kdiag.store import Store
+    from kdiag.backends.base import BackendPool  # noqa: PLC0415 - see above
+    from kdiag.service import ServiceContext, create_app  # noqa: PLC0415 - see above
+    from kdiag.service.ratelimit import TokenBucketLimiter  # noqa: PLC0415 - see above
+    from kdiag.service.server import (  # noqa: PLC0415 - see above
+        bind_socket,
+        is_loopback,
+        run_foreground,
+        uvicorn_config,
+    )
+    from kdiag.store import Store  # noqa: PLC0415 - see above
 
     if not 0 < port < 65536:
         raise ConfigError(f"invalid port {port}")
     if rate <= 0 or burst < 1:
         raise ConfigError("--rate must be positive and --burst at least 1")
     regions = tuple(region or ("us-east-1",))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _configure_logging()
     store = Store.open(db, checkpoint_every=1.0)  # WAL checkpoints off the request path
     try:
         sock = bind_socket(host, port)
@@ -87,16 +97,29 @@ def serve(
         uvicorn_config(
             create_app(ctx),
             access_log=access_log,
-            log_level="info",
+            # uvicorn's start/stop lines repeat the banner; its access log needs INFO
+            log_level="info" if access_log else "warning",
             forwarded_allow_ips=forwarded_allow_ips,
         )
     )
     try:
-        server.run(sockets=[sock])
+        stopped_by = run_foreground(server, sock)
     finally:
         sock.close()
         ctx.close()
         store.close()
+    reason = f" ({stopped_by.name})" if stopped_by is not None else ""
+    sys.stderr.write(f"kdiag serve: stopped{reason}\n")
+
+
+def _configure_logging() -> None:
+    """kdiag's own records at INFO on stderr; libraries (Alembic, qemu.qmp, ...) only from
+    WARNING up, so that start-up is the one banner line and not a page of migration chatter.
+    uvicorn configures its own loggers (``--access-log``)."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("kdiag").setLevel(logging.INFO)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,21 +1,25 @@
 """Running the app under uvicorn: in the foreground (``kdiag serve``) or in a thread (tests,
 benchmarks).
 
-:class:`ServerThread` binds its own socket first (port 0 → a free port, no race), then runs
-uvicorn on it in a daemon thread; ``with ServerThread(app) as server: server.url``.
+:func:`run_foreground` runs it in the main thread until SIGINT or SIGTERM and returns the
+signal that stopped it, so a graceful stop is an ordinary exit 0. :class:`ServerThread`
+binds its own socket first (port 0 → a free port, no race), then runs uvicorn on it in a
+daemon thread; ``with ServerThread(app) as server: server.url``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 import threading
+from types import FrameType
 from typing import Any, Self
 
 import uvicorn
 
-__all__ = ("ServerThread", "bind_socket", "is_loopback", "uvicorn_config")
+__all__ = ("ServerThread", "bind_socket", "is_loopback", "run_foreground", "uvicorn_config")
 
 log = logging.getLogger("kdiag.service")
 
@@ -71,6 +75,36 @@ def uvicorn_config(
         date_header=True,
         timeout_keep_alive=30,
     )
+
+
+#: The signals that stop ``kdiag serve`` gracefully (Ctrl-C and ``kill``).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_foreground(server: uvicorn.Server, sock: socket.socket) -> signal.Signals | None:
+    """Serve on ``sock`` in the main thread until SIGINT or SIGTERM; the signal that stopped it.
+
+    uvicorn handles both signals itself while it runs (finish the requests in flight, then
+    stop); once stopped it restores the handlers it found and raises the signal again, so
+    that with Python's default handlers the process dies of it (status 143 for SIGTERM) after
+    a clean shutdown. The handlers installed here only note the signal, which makes a
+    graceful stop an ordinary return. A signal that arrives before uvicorn has taken over
+    stops the server as soon as it has started. Returns ``None`` when the server stopped on
+    its own (``should_exit`` set elsewhere).
+    """
+    received: list[signal.Signals] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum))
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, note) for sig in _STOP_SIGNALS}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return received[0] if received else None
 
 
 class ServerThread:

@@ -3,16 +3,24 @@
 The migration scripts ship inside the package (``kdiag/store/migrations``), so an installed
 kdiag needs no ``alembic.ini``.  Concurrent openers are serialised: PostgreSQL with a
 transaction-scoped advisory lock, SQLite with an exclusive lock on a file beside the database.
+
+Alembic's own INFO records (plugin set-up, "Context impl", one per step) are left to the
+application's logging configuration; kdiag logs one line of its own, on ``kdiag.store``, when a
+migration really runs (``kdiag serve`` shows it, library callers see it at INFO).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 
 __all__ = ("HEAD", "MIGRATIONS", "current_revision", "downgrade", "upgrade")
@@ -20,6 +28,8 @@ __all__ = ("HEAD", "MIGRATIONS", "current_revision", "downgrade", "upgrade")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 HEAD = "0001"
 _PG_LOCK_KEY = 0x6B64696167  # "kdiag"
+
+log = logging.getLogger("kdiag.store")
 
 
 @contextlib.contextmanager
@@ -32,9 +42,7 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _config() -> object:
-    from alembic.config import Config
-
+def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -42,30 +50,34 @@ def _config() -> object:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
     """Bring the database up to ``revision`` (default: the newest)."""
-    if revision == "head" and current_revision(engine) == HEAD:
+    before = current_revision(engine)
+    if revision == "head" and before == HEAD:
         return
     _run(engine, "upgrade", revision)
+    log.info(
+        "database %s: schema %s -> %s",
+        engine.url.render_as_string(hide_password=True),
+        before or "empty",
+        revision if revision != "head" else HEAD,
+    )
 
 
 def downgrade(engine: Engine, *, revision: str = "base") -> None:
     """Take the database down to ``revision`` (``base``: no kdiag tables at all)."""
     _run(engine, "downgrade", revision)
+    log.info(
+        "database %s: schema down to %s", engine.url.render_as_string(hide_password=True), revision
+    )
 
 
 def _run(engine: Engine, direction: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     cfg = _config()
-    assert isinstance(cfg, Config)
     lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
