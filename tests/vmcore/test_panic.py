@@ -449,7 +449,11 @@ def test_unknown_without_any_report() -> None:
     assert info.klass == "unknown"
     assert info.message is None
     assert info.panic_line is None
-    assert classify([]).klass == "unknown"
+    # nothing recognizable is no signature: two such dumps must never group together
+    assert info.signature is None
+    assert info.signature_id is None
+    empty = classify([])
+    assert (empty.klass, empty.signature, empty.signature_id) == ("unknown", None, None)
 
 
 EXPECTED_SIGNATURES = {
@@ -472,7 +476,8 @@ EXPECTED_SIGNATURES = {
     " | mount_block_root < prepare_namespace < kernel_init_freeable",
     "bug": "bug: kernel BUG at mm/slub.c | __slab_free < kmem_cache_free < free_work",
     "gpf": "gpf: general protection fault | crashme_write < proc_reg_write < vfs_write",
-    "warn": "warn: WARNING at drivers/misc/crashme.c | crashme_write < check_panic_on_warn < proc_reg_write",
+    # check_panic_on_warn() is panic_on_warn plumbing (v6.2, in 6.1.y too), never the bug
+    "warn": "warn: WARNING at drivers/misc/crashme.c | crashme_write < proc_reg_write",
     "page-fault": "page-fault: BUG: unable to handle page fault | memcpy_orig < seq_read_iter < vfs_read",
     "panic": "panic: Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in:"
     " do_sys_poll | __stack_chk_fail < do_sys_poll",
@@ -612,7 +617,8 @@ def test_fixture_logs(vmcore_fixtures) -> None:  # type: ignore[no-untyped-def]
             expected["panic_comm"],
         ), folder.name
         assert info.panic_line == expected["panic_message"], folder.name
-        assert info.crash_panic == expected["crash_sys_panic"], folder.name
+        if "crash_sys_panic" in expected:  # crash was not run on the arm64 dumps (README)
+            assert info.crash_panic == expected["crash_sys_panic"], folder.name
 
 
 LAB_EXPECTED = {

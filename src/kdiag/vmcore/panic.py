@@ -27,6 +27,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = (
     "CLASSES",
@@ -92,7 +93,7 @@ _PANIC_REASONS: tuple[tuple[re.Pattern[str], str | None], ...] = (
     # "NMI: Not continuing" after "NMI: PCI system error (SERR) for reason ..".
     (re.compile(r"^NMI\b.*Not continuing"), "nmi"),
     # drivers/tty/sysrq.c sysrq_handle_crash(): panic("sysrq triggered crash\n") since v4.x;
-    # older kernels dereferenced NULL instead (see the oops rules and _SYSRQ_MARK).
+    # older kernels dereferenced NULL instead (see the "Trigger a crash" report below).
     (re.compile(r"^sysrq triggered crash"), "sysrq"),
     # kernel/watchdog.c: hardlockup_panic -> "Hard LOCKUP"; older watchdog_hld.c too.
     (re.compile(r"^Hard LOCKUP"), "hard-lockup"),
@@ -226,6 +227,16 @@ _REPORTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"^(?:sysrq: |SysRq : )Trigger a crash"), "sysrq", "sysrq triggered crash"),
 )
 
+
+class _Report(NamedTuple):
+    """A report header found in the log: its line index ``at``, class, title template, match."""
+
+    at: int
+    klass: str
+    title: str
+    match: re.Match[str]
+
+
 # The oops header die() prints: "Oops: 0002 [#1] PREEMPT SMP NOPTI"; some recent kernels say
 # "Oops: Oops: 0002 ..." (die() now passes the string "Oops" through). crash's PANIC shows it.
 _OOPS = re.compile(r"^(?:Oops: )?Oops: [0-9a-f]{4}")
@@ -264,6 +275,9 @@ _TRACE_END = re.compile(
 _SKIP_FRAME = re.compile(
     r"^(?:"
     r"panic|nmi_panic|vpanic|__warn|warn_slowpath\w*|report_bug|handle_bug|do_error_trap|do_trap"
+    # panic_on_warn plumbing: check_panic_on_warn() calls panic() for __warn() since v6.2 (and
+    # stable backports such as 6.1.y), "exit: Put an upper limit on how often we can oops"
+    r"|check_panic_on_warn"
     r"|dump_stack\w*|show_stack|show_trace_log_lvl|__dump_stack|show_regs|oops_end|die|__die\w*|die_body"
     r"|exc_\w+|asm_exc_\w+|asm_sysvec_\w+|asm_common_interrupt|sysvec_\w+|common_interrupt|end_repeat_nmi"
     r"|repeat_nmi|first_nmi|nmi_handle|default_do_nmi|do_nmi|nmi|unknown_nmi_error_irrelevant"
@@ -291,7 +305,6 @@ _STRIP_FRAME_PREFIX = re.compile(
     r"^(?:__do_sys_|__se_sys_|ksys_|SyS_|compat_SyS_|__do_compat_sys_)"
 )
 
-_SYSRQ_MARK = re.compile(r"^(?:sysrq: |SysRq : )Trigger a crash")
 # Interrupt-triggered "manual" crash reasons whose trace is in the panic's own dump_stack.
 _STALLS = frozenset({"soft-lockup", "hard-lockup", "rcu-stall"})
 _OWN_TRACE = frozenset({"nmi", "sysrq", "init-exit", "no-rootfs", "oom", "panic", "mce"})
@@ -322,11 +335,12 @@ class PanicInfo:
     klass: str
     title: str
     frames: tuple[str, ...]
-    signature: str
+    signature: str | None
 
     @property
-    def signature_id(self) -> str:
-        return signature_id(self.signature)
+    def signature_id(self) -> str | None:
+        """:func:`signature_id` of the signature; ``None`` when there is none (``unknown``)."""
+        return signature_id(self.signature) if self.signature is not None else None
 
     @property
     def crash_panic(self) -> str:
@@ -431,6 +445,7 @@ def _cpu_line(lines: Sequence[str], start: int, stop: int) -> re.Match[str] | No
 
 
 def _match_report(line: str) -> tuple[int, str, str, re.Match[str]] | None:
+    """(rank in _REPORTS, class, title template, match) of the first report ``line`` is."""
     for rank, (pattern, klass, title) in enumerate(_REPORTS):
         m = pattern.search(line)
         if m is not None:
@@ -438,7 +453,7 @@ def _match_report(line: str) -> tuple[int, str, str, re.Match[str]] | None:
     return None
 
 
-def _find_report(lines: Sequence[str], end: int) -> tuple[int, str, str, re.Match[str]] | None:
+def _find_report(lines: Sequence[str], end: int) -> _Report | None:
     """The last report header before ``end``.
 
     One oops can print several header lines ("kernel BUG at mm/slub.c:123!" then "invalid
@@ -454,7 +469,7 @@ def _find_report(lines: Sequence[str], end: int) -> tuple[int, str, str, re.Matc
             other = _match_report(lines[j])
             if other is not None and other[0] < best[0]:
                 best_i, best = j, other
-        return best_i, best[1], best[2], best[3]
+        return _Report(best_i, best[1], best[2], best[3])
     return None
 
 
@@ -466,107 +481,133 @@ def _oops_line(lines: Sequence[str], start: int, end: int) -> str | None:
 
 
 def classify(log_lines: Sequence[str]) -> PanicInfo:
-    """Classify a kernel log (lines with or without timestamps) and sign the crash."""
+    """Classify a kernel log (lines with or without timestamps) and sign the crash.
+
+    A log with no panic line and no report is class ``unknown`` with no signature
+    (``signature`` and ``signature_id`` are ``None``): "nothing recognizable" is not a crash
+    signature, and two such dumps have nothing in common to group them by.
+    """
     lines = [strip_prefix(line) for line in log_lines]
-    panic_idx: int | None = None
-    reason = ""
-    for i, line in enumerate(lines):
-        m = _PANIC_LINE.search(line)
-        if m is not None:
-            panic_idx, reason = i, m.group("reason")
-            break
-    end = panic_idx if panic_idx is not None else len(lines)
-
-    klass: str | None = None
-    if panic_idx is not None:
-        for pattern, cls in _PANIC_REASONS:
-            if pattern.search(reason):
-                klass = cls
-                break
-        else:
-            klass = "panic"
-
-    # The report that led to the panic: for a generic reason ("Fatal exception") or none, the
-    # last report before the panic decides the class; for a specific one, the last report of
-    # the same class (if any) supplies the title, the frames and possibly the CPU line.
-    report = _find_report(lines, end)
-    if klass is not None and klass != "panic" and report is not None and report[1] != klass:
-        report = _find_report_of(lines, end, klass)
-    if klass == "panic":
-        # A reason of its own (stack-protector, "Attempted to kill the idle task!", ...): the
-        # panic's own dump_stack is the evidence; an earlier report is not the cause.
-        report = None
-    if klass is None:
-        klass = report[1] if report is not None else "panic"
-    if panic_idx is None:
-        klass = report[1] if report is not None else "unknown"
-
-    report_idx = report[0] if report is not None else None
-    report_line = lines[report_idx] if report_idx is not None else None
-    title = _title(klass, reason if panic_idx is not None else "", report)
-
-    # Frames: from the report's own block (RIP first) when the report is what failed; from the
-    # panic's own dump_stack when the panic itself is the event (sysrq, NMI, init exit...).
-    first: str | None = None
-    frames: list[Frame] = []
-    if report_idx is not None and not (klass in _OWN_TRACE and panic_idx is not None):
-        block_end = panic_idx if panic_idx is not None and panic_idx > report_idx else len(lines)
-        first = _report_first_frame(lines, report_idx, block_end, report)
-        frames = extract_frames(
-            lines, report_idx, limit=max(1, block_end - report_idx), stall=klass in _STALLS
-        )
-    if not frames and panic_idx is not None:
-        frames = extract_frames(lines, panic_idx)
-    sig_frames = _significant(frames, first)
-
-    # CPU/PID/Comm: after the panic line when panic() dumped the stack, else the report's.
-    cpu_m = _cpu_line(lines, panic_idx + 1, panic_idx + 4) if panic_idx is not None else None
-    if cpu_m is None and report_idx is not None:
-        cpu_m = _cpu_line(lines, report_idx, report_idx + 40)
-    cpu = int(cpu_m.group("cpu")) if cpu_m else None
-    pid = int(cpu_m.group("pid")) if cpu_m else None
-    comm = cpu_m.group("comm").rstrip() if cpu_m else None
-
+    panic_idx, reason = _find_panic(lines)
+    klass, report = _decide_class(lines, panic_idx, reason)
+    title = _title(klass, reason, report)
+    frames = _signature_frames(lines, klass, panic_idx, report)
+    cpu_m = _panic_cpu_line(lines, panic_idx, report)
     panic_line = lines[panic_idx] if panic_idx is not None else None
-    message = panic_line or _crash_order_line(lines)
-    if message is None and report_idx is not None:
-        message = _oops_line(lines, report_idx, len(lines)) or report_line
-    signature = f"{klass}: {title}"
-    if sig_frames:
-        signature += " | " + " < ".join(sig_frames)
+    signature: str | None = None
+    if klass != "unknown":
+        signature = f"{klass}: {title}" + (" | " + " < ".join(frames) if frames else "")
     return PanicInfo(
-        message=message,
+        message=_message(lines, panic_line, report),
         panic_line=panic_line,
-        report_line=report_line,
-        cpu=cpu,
-        pid=pid,
-        comm=comm,
+        report_line=lines[report.at] if report is not None else None,
+        cpu=int(cpu_m.group("cpu")) if cpu_m else None,
+        pid=int(cpu_m.group("pid")) if cpu_m else None,
+        comm=cpu_m.group("comm").rstrip() if cpu_m else None,
         klass=klass,
         title=title,
-        frames=sig_frames,
+        frames=frames,
         signature=signature,
     )
 
 
-def _find_report_of(
-    lines: Sequence[str], end: int, klass: str
-) -> tuple[int, str, str, re.Match[str]] | None:
+def _find_panic(lines: Sequence[str]) -> tuple[int | None, str]:
+    """The index of the first ``Kernel panic - not syncing`` line and its reason."""
+    for i, line in enumerate(lines):
+        m = _PANIC_LINE.search(line)
+        if m is not None:
+            return i, m.group("reason")
+    return None, ""
+
+
+def _reason_class(reason: str) -> str | None:
+    """The class a panic reason names; ``None`` for a generic one ("Fatal exception")."""
+    for pattern, cls in _PANIC_REASONS:
+        if pattern.search(reason):
+            return cls
+    return "panic"
+
+
+def _decide_class(
+    lines: Sequence[str], panic_idx: int | None, reason: str
+) -> tuple[str, _Report | None]:
+    """The crash class and the report (oops header) that explains it, if any.
+
+    For a generic panic reason or no panic line, the last report before the panic decides the
+    class; for a specific reason, the last report of the same class (if any) supplies the
+    title, the frames and possibly the CPU line. A panic with a reason of its own
+    (stack-protector, "Attempted to kill the idle task!", ...) is its own evidence: an earlier
+    report is not the cause.
+    """
+    end = panic_idx if panic_idx is not None else len(lines)
+    report = _find_report(lines, end)
+    if panic_idx is None:
+        return (report.klass if report is not None else "unknown"), report
+    klass = _reason_class(reason)
+    if klass == "panic":
+        return klass, None
+    if klass is None:
+        return (report.klass if report is not None else "panic"), report
+    if report is not None and report.klass != klass:
+        report = _find_report_of(lines, end, klass)
+    return klass, report
+
+
+def _signature_frames(
+    lines: Sequence[str], klass: str, panic_idx: int | None, report: _Report | None
+) -> tuple[str, ...]:
+    """The significant frames: from the report's own block (RIP first) when the report is
+    what failed; from the panic's own dump_stack when the panic itself is the event (sysrq,
+    NMI, init exit, ...) or the report has no trace."""
+    first: str | None = None
+    frames: list[Frame] = []
+    if report is not None and not (klass in _OWN_TRACE and panic_idx is not None):
+        start = report.at
+        block_end = panic_idx if panic_idx is not None and panic_idx > start else len(lines)
+        first = _report_first_frame(lines, start, block_end, report)
+        frames = extract_frames(
+            lines, start, limit=max(1, block_end - start), stall=klass in _STALLS
+        )
+    if not frames and panic_idx is not None:
+        frames = extract_frames(lines, panic_idx)
+    return _significant(frames, first)
+
+
+def _panic_cpu_line(
+    lines: Sequence[str], panic_idx: int | None, report: _Report | None
+) -> re.Match[str] | None:
+    """CPU/PID/Comm: after the panic line when panic() dumped the stack, else the report's."""
+    found = _cpu_line(lines, panic_idx + 1, panic_idx + 4) if panic_idx is not None else None
+    if found is None and report is not None:
+        found = _cpu_line(lines, report.at, report.at + 40)
+    return found
+
+
+def _message(lines: Sequence[str], panic_line: str | None, report: _Report | None) -> str | None:
+    """The panic line, else the line crash would show, else the oops or report line."""
+    message = panic_line or _crash_order_line(lines)
+    if message is None and report is not None:
+        message = _oops_line(lines, report.at, len(lines)) or lines[report.at]
+    return message
+
+
+def _find_report_of(lines: Sequence[str], end: int, klass: str) -> _Report | None:
     for i in range(end - 1, -1, -1):
         for pattern, cls, title in _REPORTS:
             if cls != klass:
                 continue
             m = pattern.search(lines[i])
             if m is not None:
-                return i, cls, title, m
+                return _Report(i, cls, title, m)
     return None
 
 
 def _report_first_frame(
-    lines: Sequence[str], start: int, end: int, report: tuple[int, str, str, re.Match[str]] | None
+    lines: Sequence[str], start: int, end: int, report: _Report | None
 ) -> str | None:
     """The faulting function: the WARNING's ``at func+off/size`` or the kernel-mode RIP."""
-    if report is not None and report[1] == "warn":
-        where = report[3].groupdict().get("where") or ""
+    if report is not None and report.klass == "warn":
+        where = report.match.groupdict().get("where") or ""
         m = re.search(r"([A-Za-z_][A-Za-z0-9_.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+", where)
         if m:
             return m.group(1)
@@ -579,7 +620,7 @@ def _report_first_frame(
     return None
 
 
-def _title(klass: str, reason: str, report: tuple[int, str, str, re.Match[str]] | None) -> str:
+def _title(klass: str, reason: str, report: _Report | None) -> str:
     if report is not None and (not reason or klass not in _OWN_TRACE):
         _, _, template, m = report
         groups = {k: (v or "") for k, v in m.groupdict().items()}

@@ -261,6 +261,43 @@ def _is_power_of_two(n: int) -> bool:
 
 def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> Layout:
     """Read the headers, notes and VMCOREINFO of a kdump-compressed file."""
+    head = _read_header(source)
+    raw_sub = source.read(head.block_size, KdumpSubHeader.SIZE, "kdump sub header")
+    sub = KdumpSubHeader.from_bytes(raw_sub, head.header_version)
+    max_mapnr = _checked_max_mapnr(head, sub)
+    reasons: list[str] = []
+    if head.status & Codec.INCOMPLETE:
+        reasons.append("makedumpfile marked the dump incomplete (DUMP_DH_COMPRESSED_INCOMPLETE)")
+    arch = arch_from_uname(head.utsname.machine)
+    notes = _read_notes(source, sub, arch)
+    eraseinfo, eraseinfo_problem = _read_eraseinfo(source, sub)
+    pages = KdumpPages(source, head, sub, max_mapnr=max_mapnr, progress=progress)
+    reasons += [r for r in (eraseinfo_problem, _check_truncation(pages, source)) if r]
+    is_qemu = notes.qemu > 0 or (not head.utsname.release and bool(head.utsname.machine))
+    return Layout(
+        format="qemu-kdump" if is_qemu else "kdump",
+        compression=codec_name(head.status),
+        store=pages,
+        page_size=head.block_size,
+        arch=arch,
+        vmcoreinfo=notes.vmcoreinfo,
+        cpus=notes.cpus,
+        complete=not reasons,
+        incomplete_reason="; ".join(reasons) or None,
+        dump_level=sub.dump_level,
+        header_version=head.header_version,
+        header_utsname=head.utsname if head.utsname.release else None,
+        header_time=_header_time(head),
+        nr_cpus=head.nr_cpus if head.nr_cpus > 0 else None,
+        phys_base=sub.phys_base,
+        eraseinfo=eraseinfo,
+        memory_bytes=pages.ram_bytes,
+        notes={"qemu": notes.qemu},
+    )
+
+
+def _read_header(source: ByteSource) -> DiskDumpHeader:
+    """The main header, its signature, version, block size and table sizes checked."""
     if source.size < DiskDumpHeader.SIZE:
         raise TruncatedDump("kdump header is cut short", offset=0)
     head = DiskDumpHeader.from_bytes(source.read(0, DiskDumpHeader.SIZE, "kdump header"))
@@ -275,30 +312,36 @@ def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> 
         raise NotACrashDump(f"kdump sub header size {head.sub_hdr_size} blocks is not sane")
     if head.bitmap_blocks <= 0 or head.bitmap_blocks % 2:
         raise NotACrashDump(f"kdump bitmap_blocks {head.bitmap_blocks} is not an even count")
-    sub = KdumpSubHeader.from_bytes(source.read(bs, KdumpSubHeader.SIZE, "kdump sub header"),
-                                    head.header_version)  # fmt: skip
+    return head
 
-    max_mapnr = head.max_mapnr
-    if sub.max_mapnr_64:
-        max_mapnr = sub.max_mapnr_64
+
+def _checked_max_mapnr(head: DiskDumpHeader, sub: KdumpSubHeader) -> int:
+    """The number of pfns (64-bit in the sub header when set), bounded by the bitmaps."""
+    max_mapnr = sub.max_mapnr_64 or head.max_mapnr
     if max_mapnr <= 0 or max_mapnr > _MAX_PFN:
         raise NotACrashDump(f"kdump max_mapnr {max_mapnr} is not sane")
-    if head.bitmap_blocks // 2 * bs * 8 < max_mapnr:
+    if head.bitmap_blocks // 2 * head.block_size * 8 < max_mapnr:
         raise NotACrashDump(
             f"kdump bitmaps ({head.bitmap_blocks} blocks) cannot cover {max_mapnr} pfns"
         )
+    return max_mapnr
 
-    complete = True
-    reasons: list[str] = []
-    if head.status & Codec.INCOMPLETE:
-        complete = False
-        reasons.append("makedumpfile marked the dump incomplete (DUMP_DH_COMPRESSED_INCOMPLETE)")
 
+@dataclass(frozen=True)
+class _Notes:
+    """What the sub header's ELF notes hold: VMCOREINFO, CPU registers, QEMU's notes."""
+
+    vmcoreinfo: VmcoreInfo
+    cpus: tuple[CpuState, ...]
+    qemu: int
+
+
+def _read_notes(source: ByteSource, sub: KdumpSubHeader, arch: str) -> _Notes:
+    """VMCOREINFO (its own blob, else the note), one CpuState per PRSTATUS note."""
     vmcoreinfo_text = _read_blob(
         source, sub.offset_vmcoreinfo, sub.size_vmcoreinfo, MAX_VMCOREINFO_BYTES, "VMCOREINFO"
     )
     notes_blob = _read_blob(source, sub.offset_note, sub.size_note, _MAX_NOTES, "ELF notes")
-    arch = arch_from_uname(head.utsname.machine)
     cpus: list[CpuState] = []
     qemu_notes = 0
     for note in iter_notes(notes_blob):
@@ -308,51 +351,29 @@ def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> 
             vmcoreinfo_text = note.desc
         elif note.name == "QEMU":
             qemu_notes += 1
-    info = VmcoreInfo.parse(vmcoreinfo_text)
+    return _Notes(VmcoreInfo.parse(vmcoreinfo_text), tuple(cpus), qemu_notes)
 
-    eraseinfo = None
-    if sub.size_eraseinfo and sub.offset_eraseinfo:
-        try:
-            raw = _read_blob(
-                source, sub.offset_eraseinfo, sub.size_eraseinfo, _MAX_ERASEINFO, "eraseinfo"
-            )
-            eraseinfo = raw.decode("utf-8", "replace").rstrip("\0")
-        except TruncatedDump:
-            complete = False
-            reasons.append("the eraseinfo lies past the end of the file")
 
-    pages = KdumpPages(source, head, sub, max_mapnr=max_mapnr, progress=progress)
-    truncation = _check_truncation(pages, source)
-    if truncation:
-        complete = False
-        reasons.append(truncation)
+def _read_eraseinfo(source: ByteSource, sub: KdumpSubHeader) -> tuple[str | None, str | None]:
+    """(makedumpfile's eraseinfo text, or why it is missing from an incomplete file)."""
+    if not (sub.size_eraseinfo and sub.offset_eraseinfo):
+        return None, None
+    try:
+        raw = _read_blob(
+            source, sub.offset_eraseinfo, sub.size_eraseinfo, _MAX_ERASEINFO, "eraseinfo"
+        )
+    except TruncatedDump:
+        return None, "the eraseinfo lies past the end of the file"
+    return raw.decode("utf-8", "replace").rstrip("\0") or None, None
 
-    is_qemu = qemu_notes > 0 or (not head.utsname.release and bool(head.utsname.machine))
-    header_time = None
-    if 0 < head.timestamp_sec < _MAX_TIMESTAMP:  # a garbage time is no time
-        header_time = datetime.datetime.fromtimestamp(
-            head.timestamp_sec, tz=datetime.UTC
-        ) + datetime.timedelta(microseconds=max(0, min(head.timestamp_usec, 999_999)))
-    return Layout(
-        format="qemu-kdump" if is_qemu else "kdump",
-        compression=codec_name(head.status),
-        store=pages,
-        page_size=bs,
-        arch=arch,
-        vmcoreinfo=info,
-        cpus=tuple(cpus),
-        complete=complete,
-        incomplete_reason="; ".join(reasons) or None,
-        dump_level=sub.dump_level,
-        header_version=head.header_version,
-        header_utsname=head.utsname if head.utsname.release else None,
-        header_time=header_time,
-        nr_cpus=head.nr_cpus if head.nr_cpus > 0 else None,
-        phys_base=sub.phys_base,
-        eraseinfo=eraseinfo or None,
-        memory_bytes=pages.ram_bytes,
-        notes={"qemu": qemu_notes},
-    )
+
+def _header_time(head: DiskDumpHeader) -> datetime.datetime | None:
+    """The header's dump time (UTC); a garbage time is no time."""
+    if not 0 < head.timestamp_sec < _MAX_TIMESTAMP:
+        return None
+    usec = max(0, min(head.timestamp_usec, 999_999))
+    when = datetime.datetime.fromtimestamp(head.timestamp_sec, tz=datetime.UTC)
+    return when + datetime.timedelta(microseconds=usec)
 
 
 def _check_truncation(pages: KdumpPages, source: ByteSource) -> str | None:
