@@ -28,6 +28,7 @@ The tree::
         ├── EntityAlreadyExists             a user, access key or instance that already exists
         ├── NoSuchEntity                    an unknown user, account or access key
         ├── PolicyError                     a malformed IAM policy document (statement and field)
+        ├── LimitExceeded                   over an IAM quota (policy size, access keys per user)
         └── DebuginfoMismatch               a vmlinux whose build id or release is not the dump's
 
 Every class carries ``code``, a short stable identifier printed by the CLI and mapped onto
@@ -52,6 +53,7 @@ __all__ = (
     "InvalidInstanceIDMalformed",
     "InvalidInstanceIDNotFound",
     "KdiagError",
+    "LimitExceeded",
     "MissingAuthenticationToken",
     "NMINotSupported",
     "NoSuchEntity",
@@ -281,6 +283,12 @@ class PolicyError(ConfigError):
     def __str__(self) -> str:
         base = self.message or self.code
         return f"{self.path}: {base}" if self.path else base
+
+
+class LimitExceeded(ConfigError):
+    """Over an IAM quota: the size of a user's inline policies, or access keys per user."""
+
+    code = "LimitExceeded"
 
 
 class DebuginfoMismatch(ConfigError):
