@@ -286,7 +286,7 @@ def _deliverable(
     if live != "running":
         raise IncorrectState(
             f"The instance '{instance.id}' is not in the 'running' state "
-            f"(the {instance.backend} backend reports {live!r}).",
+            f"(the {instance.backend} backend reports '{live}').",
             target=instance.id,
         )
     return instance, backend, target

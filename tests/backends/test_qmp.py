@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from kdiag.backends import Target
-from kdiag.backends.qmp import QMPBackend, parse_address, state_name
-from kdiag.errors import BackendTimeout, BackendUnavailable, IncorrectState, NMINotSupported
+from kdiag.backends import InstanceState, Target
+from kdiag.backends.qmp import QMPBackend, QMPSettings, instance_state, parse_address
+from kdiag.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+    IncorrectState,
+    NMINotSupported,
+)
 from tests.conftest import require_tool
 from tests.dbfixtures import state_dir
 
@@ -108,7 +114,7 @@ def test_states_and_nmi_on_a_real_vm(pc, backend):
     for _ in range(3):
         backend.send_nmi(target)
     pc.hmp("stop")
-    assert backend.state(target) == "paused"
+    assert backend.state(target) is InstanceState.PAUSED
     with pytest.raises(IncorrectState, match="paused"):
         backend.send_nmi(target)
 
@@ -128,7 +134,7 @@ def test_unreachable_socket(tmp_path, backend):
         backend.state(target)
     with pytest.raises(BackendUnavailable):
         backend.send_nmi(target)
-    with pytest.raises(BackendUnavailable, match="no QMP address"):
+    with pytest.raises(BackendUnavailable, match='"address" is required'):
         backend.state(Target("i-0123456789abcdef0", {}))
 
 
@@ -159,14 +165,41 @@ def test_supports_nmi_by_architecture(backend):
     assert not backend.supports_nmi(Target("i-0123456789abcdef0", {"address": "x"}, arch="arm64"))
 
 
-def test_addresses_and_state_names():
+def test_addresses_and_states():
     assert parse_address("/run/vm.qmp") == "/run/vm.qmp"
     assert parse_address("127.0.0.1:4444") == ("127.0.0.1", 4444)
     assert parse_address("[::1]:4444") == ("::1", 4444)
     assert parse_address("./rel:1") == "./rel:1"
-    assert state_name("running") == "running"
-    assert state_name("shutdown") == "stopped"
-    assert state_name("guest-panicked") == "guest-panicked"
+    assert instance_state("running") is InstanceState.RUNNING
+    assert instance_state("prelaunch") is InstanceState.PENDING
+    assert instance_state("shutdown") is InstanceState.STOPPED
+    assert instance_state("guest-panicked") is InstanceState.PAUSED
+
+
+def test_settings_are_parsed_once_with_errors_naming_the_field(backend):
+    assert backend.parse_target({"address": "/run/vm.qmp"}) == QMPSettings("/run/vm.qmp")
+    assert backend.parse_target({"address": "h:1", "timeout": 3}).timeout == 3.0
+    bad = [
+        ({}, '"address" is required'),
+        ({"address": ""}, '"address"'),
+        ({"address": 7}, '"address": must be a string'),
+        ({"address": "x", "timeout": 0}, '"timeout": must be a positive number'),
+        ({"address": "x", "timeout": "3"}, '"timeout": must be a number'),
+        ({"address": "x", "timeout": True}, '"timeout": must be a number'),
+        ({"address": "x", "adress": "y"}, 'unknown qmp target setting "adress"'),
+    ]
+    for settings, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            backend.parse_target(settings)
+
+
+def test_bad_stored_timeout_is_refused_at_delivery_not_replaced(tmp_path, backend):
+    # Before, a stored timeout that did not parse silently became the default at delivery.
+    target = Target("i-0123456789abcdef0", {"address": str(tmp_path / "s"), "timeout": "x"})
+    with pytest.raises(BackendUnavailable, match='"timeout": must be a number'):
+        backend.state(target)
+    with pytest.raises(BackendUnavailable, match='"timeout"'):
+        backend.send_nmi(target)
 
 
 def test_close_is_idempotent_and_reusable(pc):

@@ -9,9 +9,12 @@ from kdiag.backends.base import (
     NMI_ARCHITECTURES,
     Backend,
     BackendPool,
+    InstanceState,
     NMIResult,
     Target,
+    TargetSettings,
     available_backends,
+    check_target,
     get_backend,
 )
 
@@ -20,8 +23,11 @@ __all__ = (
     "NMI_ARCHITECTURES",
     "Backend",
     "BackendPool",
+    "InstanceState",
     "NMIResult",
     "Target",
+    "TargetSettings",
     "available_backends",
+    "check_target",
     "get_backend",
 )

@@ -3,10 +3,15 @@
 A backend turns "interrupt this machine" into a hypervisor, BMC or cloud call.  It is
 handed a :class:`Target` (the instance id, its architecture and the backend settings stored
 with the instance) and answers three questions: what state is the machine in
-(:meth:`Backend.state`), can it take an NMI at all (:meth:`Backend.supports_nmi`), and
-:meth:`Backend.send_nmi`, which returns an :class:`NMIResult` only when the backend
-*accepted* the interrupt.  Anything else raises a :class:`~kdiag.errors.BackendError`;
-a backend never reports success it could not confirm.
+(:meth:`Backend.state`, an :class:`InstanceState`), can it take an NMI at all
+(:meth:`Backend.supports_nmi`), and :meth:`Backend.send_nmi`, which returns an
+:class:`NMIResult` only when the backend *accepted* the interrupt.  Anything else raises a
+:class:`~kdiag.errors.BackendError`; a backend never reports success it could not confirm.
+
+Each backend declares its target settings as a frozen dataclass derived from
+:class:`TargetSettings` and parses them in :meth:`Backend.parse_target`, the one parser:
+:func:`check_target` runs it when an instance is registered (``Store.add_instance``), and
+the backend runs it again on what was stored before each call.
 
 Backends are found through the ``kdiag.backends`` entry-point group, the built-ins
 included.  Because an NMI is destructive, ``$KDIAG_BACKENDS`` (comma-separated allow-list)
@@ -19,22 +24,28 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from enum import Enum, StrEnum
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
-from kdiag.errors import BackendUnavailable
+from kdiag.errors import BackendUnavailable, ConfigError
 
 __all__ = (
     "ENTRY_POINT_GROUP",
     "NMI_ARCHITECTURES",
     "Backend",
     "BackendPool",
+    "InstanceState",
     "NMIResult",
     "Target",
+    "TargetSettings",
     "available_backends",
+    "check_target",
     "get_backend",
 )
 
@@ -45,6 +56,134 @@ ENTRY_POINT_GROUP = "kdiag.backends"
 #: Architectures whose guests take a diagnostic interrupt as an NMI.  arm64 guests
 #: (Graviton in EC2, QEMU's ``virt`` machine) cannot: EC2 answers ``UnsupportedOperation``.
 NMI_ARCHITECTURES = frozenset({"x86_64", "i386", "s390x", "ppc64", "ppc64le"})
+
+
+class InstanceState(StrEnum):
+    """A machine's state, under the names EC2 uses (the inventory holds only those), plus
+    ``paused``, which hypervisors report and EC2 has no name for.
+
+    A ``StrEnum``: members compare equal to their names (``InstanceState.RUNNING ==
+    "running"``).  Only ``running`` takes a diagnostic interrupt.
+    """
+
+    PENDING = "pending"
+    """Starting (EC2 code 0); QEMU's ``prelaunch`` (``-S``) and ``inmigrate``."""
+    RUNNING = "running"
+    """Running (16): the only state that takes an NMI."""
+    SHUTTING_DOWN = "shutting-down"
+    """Being terminated (32)."""
+    TERMINATED = "terminated"
+    """Gone for good (48)."""
+    STOPPING = "stopping"
+    """Being stopped (64)."""
+    STOPPED = "stopped"
+    """Stopped (80); QEMU's ``shutdown``."""
+    PAUSED = "paused"
+    """The hypervisor holds the vCPUs (QEMU ``paused``, ``suspended``, ``guest-panicked``,
+    ...).  Not an EC2 state: a backend may report it, the inventory never stores it."""
+
+    @property
+    def code(self) -> int | None:
+        """EC2's ``instanceState.code``; ``None`` for ``paused``."""
+        return _EC2_CODES.get(self)
+
+    @classmethod
+    def parse(cls, text: str, *, ec2_only: bool = False) -> InstanceState:
+        """The member named ``text``.
+
+        :param ec2_only: refuse ``paused`` (inventory states).
+        :raises ConfigError: not a state name, listing the ones allowed.
+        """
+        allowed = [s for s in cls if not ec2_only or s.code is not None]
+        if text not in allowed:
+            names = ", ".join(allowed)
+            raise ConfigError(f"invalid instance state {text!r}: one of {names}")
+        return cls(text)
+
+
+_EC2_CODES: dict[InstanceState, int] = {
+    InstanceState.PENDING: 0,
+    InstanceState.RUNNING: 16,
+    InstanceState.SHUTTING_DOWN: 32,
+    InstanceState.TERMINATED: 48,
+    InstanceState.STOPPING: 64,
+    InstanceState.STOPPED: 80,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSettings:
+    """Base of a backend's target settings: subclass it as a frozen dataclass whose fields
+    (``str``, ``int``, ``float``, ``bool``, an ``Enum``, or one of those ``| None``) are
+    the settings, and call :meth:`parse`.  Range checks go in ``__post_init__`` and raise
+    :meth:`invalid`.
+
+    ``BACKEND`` names the backend in messages; ``KEEPS_UNKNOWN`` lets a backend accept
+    (and ignore) keys it does not declare, which only the fake does.
+    """
+
+    BACKEND: ClassVar[str] = "backend"
+    KEEPS_UNKNOWN: ClassVar[bool] = False
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Self:
+        """The settings from a stored mapping.
+
+        :raises ConfigError: an unknown key, a missing required one, or a value of the
+            wrong type or range; the message names the field.
+        """
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{cls.BACKEND} target settings must be a JSON object")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in raw if k not in known)
+        if unknown and not cls.KEEPS_UNKNOWN:
+            raise ConfigError(
+                f'unknown {cls.BACKEND} target setting "{unknown[0]}" '
+                f"(known: {', '.join(sorted(known))})"
+            )
+        values = {
+            f.name: _coerce(cls, f.name, hints[f.name], raw[f.name])
+            for f in fields(cls)
+            if f.name in raw
+        }
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required field is missing
+            missing = [f.name for f in fields(cls) if f.name not in values]
+            raise ConfigError(
+                f'{cls.BACKEND} target setting "{missing[0]}" is required'
+                if missing
+                else f"{cls.BACKEND} target settings: {exc}"
+            ) from exc
+
+    @classmethod
+    def invalid(cls, name: str, problem: str) -> ConfigError:
+        """The error for field ``name``: ``qmp target setting "timeout": <problem>``."""
+        return ConfigError(f'{cls.BACKEND} target setting "{name}": {problem}')
+
+
+def _coerce(cls: type[TargetSettings], name: str, hint: Any, value: Any) -> Any:
+    """``value`` as the type ``hint`` of field ``name``, or ``ConfigError`` naming it."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    kind = next(t for t in options if t is not type(None))
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        choices = [m.value for m in kind]
+        if value not in choices:
+            raise cls.invalid(name, f"one of {', '.join(map(str, choices))}, not {value!r}")
+        return kind(value)
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind in (str, bool) and isinstance(value, kind):
+        return value
+    raise cls.invalid(name, f"must be {_KIND_NAMES.get(kind, kind)}, not {value!r}")
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +219,19 @@ class Backend(Protocol):
 
     name: str
 
+    def parse_target(self, settings: Mapping[str, Any]) -> TargetSettings:
+        """This backend's typed settings from a target mapping (the one parser).
+
+        :raises ConfigError: naming the setting that is missing, unknown or wrong.
+        """
+        ...
+
     def send_nmi(self, target: Target) -> NMIResult:
         """Deliver one diagnostic interrupt; raise a BackendError when not accepted."""
         ...
 
-    def state(self, target: Target) -> str:
-        """The machine's state as EC2 names it (``running``, ``stopped``, ...)."""
+    def state(self, target: Target) -> InstanceState:
+        """The machine's state right now."""
         ...
 
     def supports_nmi(self, target: Target) -> bool:
@@ -164,6 +310,21 @@ def get_backend(name: str) -> Backend:
         log.exception("backend %r could not be created", name)
         raise BackendUnavailable(f"backend {name!r} could not be created: {exc}") from exc
     return backend
+
+
+def check_target(backend: str, settings: Mapping[str, Any]) -> TargetSettings:
+    """Validate the target settings of an instance to be registered with ``backend``.
+
+    :raises ConfigError: the backend is unknown or disabled, or a setting is wrong.
+    :raises BackendUnavailable: the backend's plugin failed to load.
+    """
+    known = available_backends()
+    if backend not in known:
+        raise ConfigError(
+            f"unknown or disabled backend {backend!r} (available: {', '.join(known) or 'none'})"
+        )
+    with get_backend(backend) as impl:
+        return impl.parse_target(settings)
 
 
 class BackendPool(Mapping[str, Backend]):

@@ -1,10 +1,11 @@
 """FakeBackend: an in-library backend for tests, demos and benchmarks.
 
 It records every call, and its behaviour is set per backend (constructor) or per instance
-(the target settings stored with it):
+(the target settings stored with it, :class:`FakeSettings`):
 
 ``state``
-    what :meth:`FakeBackend.state` reports (default ``running``);
+    what :meth:`FakeBackend.state` reports (an :class:`~kdiag.backends.base.InstanceState`
+    name; default ``running``);
 ``fail``
     make ``send_nmi`` raise: ``unavailable``, ``timeout``, ``not-found``,
     ``incorrect-state`` or ``unsupported``;
@@ -13,7 +14,12 @@ It records every call, and its behaviour is set per backend (constructor) or per
 ``record``
     a file that gets one line per delivered NMI (``<instance-id> <time> <pid>``), appended
     with ``O_APPEND`` so a test in another process can count deliveries even after the
-    process that delivered them was killed.
+    process that delivered them was killed;
+``address``
+    shown in listings, otherwise unused.
+
+Other keys are accepted and ignored, so a test can store what a real backend's target
+would hold (credentials, for the masking tests).
 
 ``handler(target)``, when given, runs inside ``send_nmi`` before the delivery is counted;
 it may raise to simulate a failure or look around (for instance, at the database).
@@ -25,21 +31,28 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, ClassVar, Self
 
-from kdiag.backends.base import NMI_ARCHITECTURES, NMIResult, Target
+from kdiag.backends.base import (
+    NMI_ARCHITECTURES,
+    InstanceState,
+    NMIResult,
+    Target,
+    TargetSettings,
+)
 from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    ConfigError,
     IncorrectState,
     NMINotSupported,
     TargetNotFound,
 )
 
-__all__ = ("FakeBackend", "FakeCall")
+__all__ = ("FakeBackend", "FakeCall", "FakeSettings")
 
 _FAILURES: dict[str, type[BackendError]] = {
     "unavailable": BackendUnavailable,
@@ -48,6 +61,24 @@ _FAILURES: dict[str, type[BackendError]] = {
     "incorrect-state": IncorrectState,
     "unsupported": NMINotSupported,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FakeSettings(TargetSettings):
+    """A fake target: each setting, when present, overrides the backend's default."""
+
+    BACKEND: ClassVar[str] = "fake"
+    KEEPS_UNKNOWN: ClassVar[bool] = True
+
+    state: InstanceState | None = None
+    fail: str | None = None
+    supports_nmi: bool | None = None
+    record: str | None = None
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.fail is not None and self.fail not in _FAILURES:
+            raise self.invalid("fail", f"one of {', '.join(_FAILURES)}, not {self.fail!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +103,9 @@ class FakeBackend:
         supports_nmi: bool = True,
         fail: str | None = None,
     ) -> None:
-        if fail is not None and fail not in _FAILURES:
-            raise ValueError(f"fail must be one of {sorted(_FAILURES)}")
+        defaults = FakeSettings.parse({"state": state, "fail": fail})
         self.handler = handler
-        self.default_state = state
+        self.default_state = defaults.state or InstanceState.RUNNING
         self.default_supports_nmi = supports_nmi
         self.default_fail = fail
         self._calls: list[FakeCall] = []
@@ -100,27 +130,39 @@ class FakeBackend:
 
     # --- the Backend interface --------------------------------------------------------
 
-    def state(self, target: Target) -> str:
+    def parse_target(self, settings: Mapping[str, Any]) -> FakeSettings:
+        return FakeSettings.parse(settings)
+
+    def _settings(self, target: Target) -> FakeSettings:
+        try:
+            return FakeSettings.parse(target.settings)
+        except ConfigError as exc:
+            raise BackendUnavailable(str(exc), target=target.instance_id) from exc
+
+    def state(self, target: Target) -> InstanceState:
         self._note("state", target)
-        return str(target.settings.get("state", self.default_state))
+        return self._settings(target).state or self.default_state
 
     def supports_nmi(self, target: Target) -> bool:
         self._note("supports_nmi", target)
-        allowed = target.settings.get("supports_nmi", self.default_supports_nmi)
-        return bool(allowed) and target.arch in NMI_ARCHITECTURES
+        allowed = self._settings(target).supports_nmi
+        if allowed is None:
+            allowed = self.default_supports_nmi
+        return allowed and target.arch in NMI_ARCHITECTURES
 
     def send_nmi(self, target: Target) -> NMIResult:
-        fail = target.settings.get("fail", self.default_fail)
+        settings = self._settings(target)
+        fail = settings.fail or self.default_fail
         if fail is not None:
-            cls = _FAILURES.get(str(fail), BackendError)
+            cls = _FAILURES.get(fail, BackendError)
             raise cls(f"fake backend told to fail: {fail}", target=target.instance_id)
         if self.handler is not None:
             self.handler(target)
         self._note("send_nmi", target)
-        record = target.settings.get("record")
+        record = settings.record
         if record:
             line = f"{target.instance_id} {dt.datetime.now(dt.UTC).isoformat()} {os.getpid()}\n"
-            fd = os.open(str(record), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line.encode())
             finally:

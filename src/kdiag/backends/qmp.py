@@ -1,7 +1,7 @@
 """QEMU through its QMP socket: ``query-status`` for the state, ``inject-nmi`` to interrupt.
 
-Target settings: ``address`` (a UNIX socket path, or ``host:port`` for a TCP monitor) and,
-optionally, ``timeout`` in seconds (default 5).
+Target settings (:class:`QMPSettings`): ``address`` (a UNIX socket path, or ``host:port``
+for a TCP monitor) and, optionally, ``timeout`` in seconds (default 5).
 
 qemu.qmp is asyncio; this backend runs it on an event loop in a thread of its own and offers
 the plain synchronous :class:`~kdiag.backends.base.Backend` interface, so it works the same
@@ -32,9 +32,27 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, Self, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self, TypeVar
 
-from kdiag.backends.base import NMI_ARCHITECTURES, NMIResult, Target
+from qemu.qmp import (
+    ConnectError,
+    ExecInterruptedError,
+    ExecuteError,
+    QMPClient,
+    QMPError,
+    Runstate,
+    StateError,
+)
+from qemu.qmp.qmp_client import GreetingError, NegotiationError
+
+from kdiag.backends.base import (
+    NMI_ARCHITECTURES,
+    InstanceState,
+    NMIResult,
+    Target,
+    TargetSettings,
+)
 from kdiag.errors import (
     BackendError,
     BackendTimeout,
@@ -44,7 +62,14 @@ from kdiag.errors import (
     NMINotSupported,
 )
 
-__all__ = ("DEFAULT_TIMEOUT", "QMPBackend", "map_qmp_errors", "parse_address", "state_name")
+__all__ = (
+    "DEFAULT_TIMEOUT",
+    "QMPBackend",
+    "QMPSettings",
+    "instance_state",
+    "map_qmp_errors",
+    "parse_address",
+)
 
 log = logging.getLogger("kdiag.backends.qmp")
 
@@ -58,15 +83,37 @@ _LINGER_SECONDS = 0.25
 _MAX_HOLD_SECONDS = 1.0
 _UNSUPPORTED = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
 
-#: QEMU run states (qapi RunState) under the names EC2 uses, where it has one.
-_STATE_NAMES = {"running": "running", "shutdown": "stopped", "prelaunch": "pending"}
+#: QEMU run states (qapi RunState) that have an EC2 name; every other one (``paused``,
+#: ``suspended``, ``guest-panicked``, ``internal-error``, ...) holds the vCPUs: ``paused``.
+_QEMU_STATES = {
+    "running": InstanceState.RUNNING,
+    "prelaunch": InstanceState.PENDING,
+    "inmigrate": InstanceState.PENDING,
+    "shutdown": InstanceState.STOPPED,
+}
 
 
-def state_name(qemu_status: str) -> str:
-    """EC2's name for a QEMU run state: ``running``, ``stopped`` (shut down), ``pending``
-    (``-S``, not started yet), or QEMU's own name (``paused``, ``suspended``,
-    ``guest-panicked``, ``inmigrate``, ...)."""
-    return _STATE_NAMES.get(qemu_status, qemu_status)
+def instance_state(qemu_status: str) -> InstanceState:
+    """The :class:`InstanceState` of a QEMU run state (``query-status``'s ``status``)."""
+    return _QEMU_STATES.get(qemu_status, InstanceState.PAUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class QMPSettings(TargetSettings):
+    """A qmp target: where QEMU's monitor listens, and how long to wait for it."""
+
+    BACKEND: ClassVar[str] = "qmp"
+
+    address: str
+    """A QMP UNIX socket path, or ``host:port`` for a TCP monitor."""
+    timeout: float | None = None
+    """Seconds to wait for QEMU; the backend's default (5) when not set."""
+
+    def __post_init__(self) -> None:
+        if not self.address:
+            raise self.invalid("address", "a QMP socket path or host:port is required")
+        if self.timeout is not None and self.timeout <= 0:
+            raise self.invalid("timeout", f"must be a positive number, not {self.timeout!r}")
 
 
 def parse_address(address: str) -> str | tuple[str, int]:
@@ -84,8 +131,6 @@ def map_qmp_errors(target: Target, *, sent: threading.Event | None = None) -> It
     :param sent: set once ``inject-nmi`` went out; a failure after that says the delivery
         is unconfirmed.
     """
-    from qemu.qmp import ConnectError, ExecInterruptedError, ExecuteError, QMPError
-
     where = f"QMP {target.address or '<no address>'} ({target.instance_id})"
     try:
         yield
@@ -167,12 +212,19 @@ class QMPBackend:
             future.cancel()
             raise
 
-    def _timeout(self, target: Target) -> float:
-        value = target.settings.get("timeout", self.timeout)
+    def _settings(self, target: Target) -> QMPSettings:
+        """The stored settings, parsed as at registration; a row that no longer parses
+        (written by hand, or by an older kdiag) makes the backend unusable for it."""
         try:
-            return max(0.1, float(value))
-        except (TypeError, ValueError):
-            return self.timeout
+            return self.parse_target(target.settings)
+        except ConfigError as exc:
+            raise BackendUnavailable(
+                f"instance {target.instance_id}: {exc}", target=target.instance_id
+            ) from exc
+
+    def _timeout(self, target: Target) -> float:
+        timeout = self._settings(target).timeout
+        return self.timeout if timeout is None else timeout
 
     async def _session(
         self,
@@ -180,14 +232,7 @@ class QMPBackend:
         commands: Callable[[Any], Awaitable[_T]],
         sent: threading.Event | None = None,
     ) -> _T:
-        from qemu.qmp import ExecInterruptedError, QMPClient, Runstate, StateError
-
-        if not target.address:
-            raise BackendUnavailable(
-                f"instance {target.instance_id} has no QMP address in its target settings",
-                target=target.instance_id,
-            )
-        address = target.address
+        address = self._settings(target).address
         # QEMU serves one client per monitor socket: take turns within this process, and
         # retry briefly while another process holds the monitor.
         lock = self._locks.setdefault(address, asyncio.Lock())
@@ -199,7 +244,7 @@ class QMPBackend:
                 client = None
             kept = client is not None
             if client is None:
-                client, opened = await self._connect(target, QMPClient), loop.time()
+                client, opened = await self._connect(target), loop.time()
             try:
                 try:
                     result = await commands(client)
@@ -208,7 +253,7 @@ class QMPBackend:
                     if not kept or (sent is not None and sent.is_set()):
                         raise
                     await _disconnect(client)
-                    client, opened = await self._connect(target, QMPClient), loop.time()
+                    client, opened = await self._connect(target), loop.time()
                     result = await commands(client)
             except BaseException:
                 await _disconnect(client)
@@ -250,14 +295,11 @@ class QMPBackend:
             timer.cancel()
             await _disconnect(client)
 
-    async def _connect(self, target: Target, client_class: Any) -> Any:
-        from qemu.qmp import ConnectError
-        from qemu.qmp.qmp_client import GreetingError, NegotiationError
-
+    async def _connect(self, target: Target) -> QMPClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(_BUSY_RETRY_SECONDS, self._timeout(target) / 2)
         while True:
-            client = client_class(f"kdiag-{target.instance_id}")
+            client = QMPClient(f"kdiag-{target.instance_id}")
             try:
                 await client.connect(parse_address(target.address))
             except ConnectError as exc:
@@ -274,24 +316,18 @@ class QMPBackend:
 
     # --- the Backend interface -------------------------------------------------------------
 
-    def check_target(self, settings: Mapping[str, Any]) -> None:
-        """Validate target settings when an instance is registered (optional hook).
+    def parse_target(self, settings: Mapping[str, Any]) -> QMPSettings:
+        """:class:`QMPSettings` from a target mapping.
 
-        :raises ConfigError: no ``address``, or a ``timeout`` that is not a positive number.
+        :raises ConfigError: no ``address``, an unknown key, or a ``timeout`` that is not a
+            positive number.
         """
-        address = settings.get("address")
-        if not isinstance(address, str) or not address:
-            raise ConfigError('a qmp target needs "address": a QMP socket path or host:port')
-        timeout = settings.get("timeout", self.timeout)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(
-                f'qmp "timeout" must be a positive number of seconds, not {timeout!r}'
-            )
+        return QMPSettings.parse(settings)
 
-    def state(self, target: Target) -> str:
-        async def query(client: Any) -> str:
+    def state(self, target: Target) -> InstanceState:
+        async def query(client: Any) -> InstanceState:
             reply = await client.execute("query-status")
-            return state_name(str(reply["status"]))
+            return instance_state(str(reply["status"]))
 
         with map_qmp_errors(target):
             return self._run(lambda: self._session(target, query), self._timeout(target))

@@ -74,25 +74,13 @@ def add(
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Register an instance; prints its id."""
-    from kdiag.backends import available_backends, get_backend
+    """Register an instance; prints its id.  The backend checks the target settings."""
     from kdiag.cli._output import print_json
-    from kdiag.errors import ConfigError
 
-    known = available_backends()
-    if backend not in known:
-        raise ConfigError(
-            f"unknown or disabled backend {backend!r} (available: {', '.join(known) or 'none'})"
-        )
-    settings = parse_target(target)
-    with get_backend(backend) as impl:
-        check = getattr(impl, "check_target", None)  # optional hook of a backend
-        if callable(check):
-            check(settings)
     with open_store(db) as store:
         inst = store.add_instance(
             backend=backend,
-            target=settings,
+            target=parse_target(target),
             instance_id=instance_id,
             region=region,
             availability_zone=availability_zone,

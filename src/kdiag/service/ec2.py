@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from kdiag.backends.base import InstanceState
 from kdiag.service.errors import ApiError
 from kdiag.service.sigv4 import IncomingRequest
 
@@ -41,15 +42,8 @@ API_VERSION = "2016-11-15"
 XMLNS = f"http://ec2.amazonaws.com/doc/{API_VERSION}/"
 MAX_PARAMS = 1000
 
-#: EC2's instance-state codes.
-STATE_CODES = {
-    "pending": 0,
-    "running": 16,
-    "shutting-down": 32,
-    "terminated": 48,
-    "stopping": 64,
-    "stopped": 80,
-}
+#: EC2's instance-state codes, by state name (from the one enum).
+STATE_CODES = {s.value: s.code for s in InstanceState if s.code is not None}
 
 _INDEX = re.compile(r"\.(\d+)$")
 

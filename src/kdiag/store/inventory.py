@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
+from kdiag.backends.base import InstanceState, check_target
 from kdiag.errors import ConfigError, NoSuchEntity
 from kdiag.store import ids
 from kdiag.store._base import StoreBase, _now
@@ -17,8 +18,9 @@ from kdiag.store.records import Instance
 
 __all__ = ("INSTANCE_STATES", "Inventory", "normalize_arch")
 
-#: The EC2 instance states; only ``running`` can take a diagnostic interrupt.
-INSTANCE_STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")
+#: The EC2 instance states (:class:`InstanceState` without ``paused``); only ``running``
+#: can take a diagnostic interrupt.
+INSTANCE_STATES = tuple(s.value for s in InstanceState if s.code is not None)
 
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 _TAG_KEY_MAX = 128
@@ -73,9 +75,12 @@ class Inventory(StoreBase):
         """Register a machine kdiag can interrupt.
 
         :param backend: the backend's registry name (``qmp``, ``fake``, ...).
-        :param target: the backend's settings, JSON-serialisable.
+        :param target: the backend's settings, JSON-serialisable; validated by the backend's
+            own parser (:func:`kdiag.backends.check_target`).
         :raises InvalidInstanceIDMalformed: ``instance_id`` is not ``i-`` + 8/17 hex.
         :raises EntityAlreadyExists: the id is taken.
+        :raises ConfigError: an unknown backend, a bad target setting, region, zone, state
+            or tag key.
         """
         iid = ids.check_instance_id(instance_id) if instance_id else ids.new_instance_id()
         if not _REGION.fullmatch(region):
@@ -83,8 +88,7 @@ class Inventory(StoreBase):
         az = availability_zone or f"{region}a"
         if not az.startswith(region):
             raise ConfigError(f"availability zone {az!r} is not in region {region!r}")
-        if state not in INSTANCE_STATES:
-            raise ConfigError(f"invalid state {state!r}: one of {', '.join(INSTANCE_STATES)}")
+        state = InstanceState.parse(state, ec2_only=True).value
         clean_tags = dict(tags or {})
         for key in clean_tags:
             if not key or len(key) > _TAG_KEY_MAX or key.startswith("aws:"):
@@ -93,6 +97,7 @@ class Inventory(StoreBase):
             target_json = json.loads(json.dumps(dict(target)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"backend target settings must be JSON: {exc}") from exc
+        check_target(backend, target_json)
         row = InstanceRow(
             id=iid,
             account_id=self._account_id(account_id),

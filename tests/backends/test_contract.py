@@ -1,0 +1,103 @@
+"""The backend contract: the one instance-state enum, typed target settings, and their
+validation inside ``Store.add_instance`` (library callers included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from kdiag.backends import InstanceState, Target, TargetSettings, check_target
+from kdiag.backends.fake import FakeBackend, FakeSettings
+from kdiag.backends.qmp import QMPSettings
+from kdiag.errors import BackendUnavailable, ConfigError
+from kdiag.store import INSTANCE_STATES, Store
+from tests.dbfixtures import state_dir
+
+__all__ = ("state_dir",)
+
+
+def test_one_state_enum_with_ec2_names_and_codes():
+    assert [(s.value, s.code) for s in InstanceState if s.code is not None] == [
+        ("pending", 0),
+        ("running", 16),
+        ("shutting-down", 32),
+        ("terminated", 48),
+        ("stopping", 64),
+        ("stopped", 80),
+    ]
+    assert InstanceState.PAUSED.code is None
+    assert InstanceState.RUNNING == "running"
+    assert f"{InstanceState.STOPPED}" == "stopped"
+    assert tuple(s.value for s in InstanceState if s.code is not None) == INSTANCE_STATES
+    assert InstanceState.parse("paused") is InstanceState.PAUSED
+    with pytest.raises(ConfigError, match="'paused': one of pending, running"):
+        InstanceState.parse("paused", ec2_only=True)
+    with pytest.raises(ConfigError, match="'sleeping'"):
+        InstanceState.parse("sleeping")
+
+
+@dataclass(frozen=True, slots=True)
+class _Example(TargetSettings):
+    BACKEND: ClassVar[str] = "example"
+
+    host: str
+    port: int = 623
+    ratio: float | None = None
+    secure: bool = True
+    state: InstanceState | None = None
+
+
+def test_settings_parser_types_and_names_every_field():
+    parsed = _Example.parse({"host": "bmc", "port": 6230, "ratio": 1, "state": "stopped"})
+    assert parsed == _Example("bmc", 6230, 1.0, True, InstanceState.STOPPED)
+    assert isinstance(parsed.ratio, float)
+    cases = [
+        ({}, 'example target setting "host" is required'),
+        ({"host": 1}, '"host": must be a string, not 1'),
+        ({"host": "b", "port": "623"}, '"port": must be an integer'),
+        ({"host": "b", "port": 1.5}, '"port": must be an integer'),
+        ({"host": "b", "secure": "yes"}, '"secure": must be true or false'),
+        ({"host": "b", "state": "asleep"}, '"state": one of pending, running'),
+        ({"host": "b", "prot": 1}, 'unknown example target setting "prot"'),
+    ]
+    for raw, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            _Example.parse(raw)
+    assert _Example.parse({"host": "b", "ratio": None}).ratio is None
+
+
+def test_fake_settings_keep_unknown_keys_but_check_their_own():
+    assert FakeSettings.parse({"state": "paused", "password": "x"}).state is InstanceState.PAUSED
+    with pytest.raises(ConfigError, match='"fail": one of unavailable'):
+        FakeSettings.parse({"fail": "sometimes"})
+    with pytest.raises(ConfigError, match='"supports_nmi": must be true or false'):
+        FakeSettings.parse({"supports_nmi": "false"})  # a string would have been truthy
+    with pytest.raises(BackendUnavailable, match='"state"'):
+        FakeBackend().state(Target("i-0123456789abcdef0", {"state": "asleep"}))
+
+
+def test_check_target_uses_the_registered_backend(monkeypatch):
+    assert check_target("qmp", {"address": "/run/vm.qmp"}) == QMPSettings("/run/vm.qmp")
+    with pytest.raises(ConfigError, match="unknown or disabled backend 'nope'"):
+        check_target("nope", {})
+    monkeypatch.setenv("KDIAG_DISABLE_BACKENDS", "qmp")
+    with pytest.raises(ConfigError, match="unknown or disabled backend 'qmp'"):
+        check_target("qmp", {"address": "x"})
+
+
+def test_store_add_instance_validates_for_library_callers(state_dir):
+    with Store.open(f"sqlite:///{state_dir / 'k.db'}") as store:
+        with pytest.raises(ConfigError, match='qmp target setting "address" is required'):
+            store.add_instance(backend="qmp", target={})
+        with pytest.raises(ConfigError, match='"timeout": must be a positive number'):
+            store.add_instance(backend="qmp", target={"address": "/x", "timeout": -1})
+        with pytest.raises(ConfigError, match="unknown or disabled backend 'libvirt'"):
+            store.add_instance(backend="libvirt", target={"uri": "qemu:///system"})
+        with pytest.raises(ConfigError, match="'paused'"):
+            store.add_instance(backend="fake", target={}, state="paused")
+        assert store.list_instances() == []
+        inst = store.add_instance(backend="qmp", target={"address": "/x", "timeout": 2})
+        assert inst.target == {"address": "/x", "timeout": 2}
+        assert inst.state == "running"
