@@ -6,10 +6,11 @@
 
 Formats: ELF (``/proc/vmcore``, ``makedumpfile -E``, QEMU ``elf``), makedumpfile's
 kdump-compressed format (zlib, LZO, snappy, zstd), the flattened stream (``makedumpfile -F``,
-QEMU ``kdump-*``).  See ``docs/vmcore.md``.
+QEMU ``kdump-*``), any of them as a zstd, gzip, xz or bzip2 file or from a stream
+(:func:`open_stream`).  See ``docs/vmcore.md``.
 """
 
-from kdiag.vmcore.dump import Dump, ProgressFn, open
+from kdiag.vmcore.dump import Dump, ProgressFn, open, open_stream
 from kdiag.vmcore.model import CpuState, LogRecord, Utsname
 from kdiag.vmcore.printk import format_dmesg
 from kdiag.vmcore.vmcoreinfo import VmcoreInfo
@@ -23,4 +24,5 @@ __all__ = (
     "VmcoreInfo",
     "format_dmesg",
     "open",
+    "open_stream",
 )

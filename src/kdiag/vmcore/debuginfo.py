@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from kdiag.errors import ConfigError, DebuginfoMismatch
+from kdiag.errors import ConfigError, DebuginfoMismatch, UnsupportedDump
 
 if TYPE_CHECKING:
     from kdiag.vmcore.triage import Triage
@@ -131,7 +131,12 @@ def _load(value: int) -> str:
 
 
 def drgn_facts(dump_path: str | os.PathLike[str], vmlinux: str | os.PathLike[str]) -> DrgnFacts:
-    """Open the dump with drgn and the vmlinux; count tasks and read ``avenrun``."""
+    """Open the dump with drgn and the vmlinux; count tasks and read ``avenrun``.
+
+    :raises UnsupportedDump: drgn (libkdumpfile) cannot open the dump, as with QEMU's own
+        kdump files, whose header lacks what libkdumpfile needs to find the architecture.
+    :raises ConfigError: drgn is missing, or cannot read the dump with this vmlinux.
+    """
     try:
         import drgn
         from drgn.helpers.linux.pid import for_each_task
@@ -140,6 +145,12 @@ def drgn_facts(dump_path: str | os.PathLike[str], vmlinux: str | os.PathLike[str
     prog = drgn.Program()
     try:
         prog.set_core_dump(os.fspath(dump_path))
+    except Exception as exc:  # drgn raises a bare Exception for libkdumpfile's errors
+        raise UnsupportedDump(
+            f"--debuginfo: drgn cannot open this dump ({exc}); the summary without"
+            " --debuginfo does not need it"
+        ) from exc
+    try:
         prog.load_debug_info([os.fspath(vmlinux)])
         tasks = sum(1 for task in for_each_task(prog) if task.pid.value_() > 0)
         avenrun = prog["avenrun"]

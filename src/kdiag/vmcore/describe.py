@@ -70,13 +70,19 @@ def summary_fields(t: Triage) -> list[tuple[str, str]]:
         ("RELEASE", t.release or "-"),
         ("VERSION", t.version or "-"),
         ("MACHINE", t.machine or "-"),
-        ("MEMORY", format_memory(t.memory_bytes)),
+        ("MEMORY", format_memory(t.memory_bytes) if t.memory_bytes is not None else "-"),
         ("PANIC", t.panic.crash_panic or "-"),
         ("PID", "-" if t.panic.pid is None else str(t.panic.pid)),
         ("COMMAND", "-" if t.panic.comm is None else f'"{t.panic.comm}"'),
         ("CPU", "-" if t.panic.cpu is None else str(t.panic.cpu)),
     ]
     return fields
+
+
+def _signature(t: Triage) -> str:
+    if t.panic.signature is None:
+        return f"- ({t.no_signature_reason})"
+    return f"{t.panic.signature_id}  {t.panic.signature}"
 
 
 def summary_block(t: Triage, *, extra: bool = True) -> str:
@@ -93,7 +99,7 @@ def summary_block(t: Triage, *, extra: bool = True) -> str:
             ("FORMAT", fmt),
             ("COMPLETE", "yes" if t.complete else f"no: {t.incomplete_reason or 'unknown'}"),
             ("CLASS", t.panic.klass),
-            ("SIGNATURE", f"{t.panic.signature_id}  {t.panic.signature}"),
+            ("SIGNATURE", _signature(t)),
         ]
         if t.log_error:
             fields.append(("LOG", f"unreadable: {t.log_error}"))

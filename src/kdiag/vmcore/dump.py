@@ -10,6 +10,7 @@ the record headers of a flattened stream).  Pages come on demand through a small
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime
 import os
@@ -17,6 +18,7 @@ import pathlib
 import struct
 from functools import cached_property
 from types import TracebackType
+from typing import IO
 
 from kdiag.errors import DumpFormatError, NotACrashDump, TruncatedDump, UnsupportedDump
 from kdiag.vmcore.arch.x86_64 import X86_64Translator
@@ -28,9 +30,10 @@ from kdiag.vmcore.memory import PhysicalMemory, Translator, VirtualMemory
 from kdiag.vmcore.model import CpuState, LogRecord, Utsname
 from kdiag.vmcore.printk import read_kernel_log
 from kdiag.vmcore.source import ByteSource, FileSource
+from kdiag.vmcore.spool import decompressed, file_compression, spool
 from kdiag.vmcore.vmcoreinfo import VmcoreInfo
 
-__all__ = ("Dump", "ProgressFn", "open")
+__all__ = ("Dump", "ProgressFn", "open", "open_stream")
 
 _UTS_LEN = 6 * 65
 
@@ -54,9 +57,13 @@ class Dump:
     kaslr_offset: int
     flattened: bool
     eraseinfo: str | None
+    #: A path other tools (drgn) can open for the same bytes: the dump file, or
+    #: ``/proc/self/fd/N`` of the decompressed or spooled copy while the dump is open.
+    tool_path: str
 
     def __init__(self, path: pathlib.Path, source: ByteSource, layout: Layout) -> None:
         self.path = path
+        self.tool_path = os.fspath(path)
         self.source = source
         self.layout = layout
         self.format = layout.format
@@ -147,16 +154,18 @@ class Dump:
         return self.source.bytes_read
 
     @cached_property
-    def memory_bytes(self) -> int:
+    def memory_bytes(self) -> int | None:
         """RAM of the crashed machine, as crash's ``sys`` MEMORY counts it.
 
         The sum of ``node_present_pages`` over ``node_data[]`` when VMCOREINFO locates it,
-        else :attr:`ram_in_dump_bytes` (which leaves out the crashkernel reservation).
+        else, for a complete dump, :attr:`ram_in_dump_bytes` (which leaves out the
+        crashkernel reservation). ``None`` for an incomplete dump whose ``node_data`` is in the
+        missing part: what the file covers would understate the machine.
         """
         present = self._node_present_pages()
         if present:
             return present * self.page_size
-        return self.ram_in_dump_bytes
+        return self.ram_in_dump_bytes if self.complete else None
 
     @cached_property
     def ram_in_dump_bytes(self) -> int:
@@ -317,10 +326,60 @@ def open(  # the contract's name, like io.open
 ) -> Dump:
     """Open a crash dump, detecting its format from its content.
 
-    ``vmcoreinfo`` replaces the dump's own VMCOREINFO (text of ``KEY=VALUE`` lines), for
-    dumps written without it or with a wrong one.
+    A zstd, gzip, xz or bzip2 file is decompressed into a private temporary copy first
+    (:mod:`kdiag.vmcore.spool`). ``vmcoreinfo`` replaces the dump's own VMCOREINFO (text of
+    ``KEY=VALUE`` lines), for dumps written without it or with a wrong one.
+
+    :raises ConfigError: the path cannot be opened (missing, no permission, a directory).
+    :raises DumpFormatError: the file is not a crash dump this reader can read.
     """
-    file = FileSource(path)
+    plain = FileSource(path)
+    file = _uncompressed(plain, os.fspath(path), progress)
+    tool_path = os.fspath(path) if file is plain else f"/proc/self/fd/{file.fd}"
+    return _open_source(file, pathlib.Path(path), tool_path, progress, vmcoreinfo)
+
+
+def open_stream(
+    stream: IO[bytes],
+    *,
+    name: str = "-",
+    progress: ProgressFn | None = None,
+    vmcoreinfo: str | bytes | None = None,
+) -> Dump:
+    """Open a crash dump read from a stream (``kdiag analyze -`` reads standard input).
+
+    The stream is copied into a private temporary file (mode 0600, already unlinked), then
+    read like :func:`open` reads a path; compressed streams are decompressed too.
+    """
+    fd = spool(stream, what="read the dump", name=name, progress=progress)
+    file = _uncompressed(FileSource.from_fd(fd), name, progress)
+    return _open_source(file, pathlib.Path(name), f"/proc/self/fd/{file.fd}", progress, vmcoreinfo)
+
+
+def _uncompressed(file: FileSource, name: str, progress: ProgressFn | None) -> FileSource:
+    """``file`` itself, or a temporary decompressed copy of it when it is compressed."""
+    kind = file_compression(file.read_upto(0, 8))
+    if kind is None:
+        return file
+    try:
+        with builtins.open(os.dup(file.fd), "rb") as raw:
+            stream = decompressed(raw, kind, name)
+            try:
+                fd = spool(stream, what=f"decompress ({kind})", name=name, progress=progress)
+            finally:
+                stream.close()
+    finally:
+        file.close()
+    return FileSource.from_fd(fd)
+
+
+def _open_source(
+    file: FileSource,
+    path: pathlib.Path,
+    tool_path: str,
+    progress: ProgressFn | None,
+    vmcoreinfo: str | bytes | None,
+) -> Dump:
     try:
         source, layout = _detect(file, progress)
     except struct.error as exc:
@@ -329,7 +388,8 @@ def open(  # the contract's name, like io.open
     except BaseException:
         file.close()
         raise
-    dump = Dump(pathlib.Path(path), source, layout)
+    dump = Dump(path, source, layout)
+    dump.tool_path = tool_path
     if vmcoreinfo is not None:
         dump.use_vmcoreinfo(VmcoreInfo.parse(vmcoreinfo))
     return dump

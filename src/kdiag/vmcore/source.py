@@ -9,9 +9,10 @@ real file (``bytes_read``), which the benchmark reports.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Protocol
 
-from kdiag.errors import DumpFormatError, TruncatedDump
+from kdiag.errors import ConfigError, DumpFormatError, TruncatedDump
 
 __all__ = ("ByteSource", "FileSource", "check_range")
 
@@ -44,16 +45,44 @@ def check_range(offset: int, size: int, limit: int, what: str) -> None:
 
 
 class FileSource:
-    """A read-only file read with ``os.pread``; never loads more than a caller asks for."""
+    """A read-only file read with ``os.pread``; never loads more than a caller asks for.
+
+    A path that cannot be opened is the caller's mistake, not a bad dump: it raises
+    :class:`~kdiag.errors.ConfigError` (missing file, no permission, a directory).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        name = os.fspath(path)
         try:
-            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except PermissionError as exc:
+            raise ConfigError(
+                f"cannot read {name}: permission denied (crash dumps are readable by root only:"
+                " run as root, or get read access to the file)"
+            ) from exc
         except OSError as exc:
-            raise DumpFormatError(f"cannot open {os.fspath(path)!s}: {exc.strerror}") from exc
-        self._size = os.fstat(self._fd).st_size
+            raise ConfigError(f"cannot open {name}: {exc.strerror}") from exc
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigError(f"{name} is a directory, not a crash dump")
+        self._adopt(fd)
+
+    @classmethod
+    def from_fd(cls, fd: int) -> FileSource:
+        """A source over an open file descriptor, which it then owns (and closes)."""
+        self = cls.__new__(cls)
+        self._adopt(fd)
+        return self
+
+    def _adopt(self, fd: int) -> None:
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
         self._read = 0
         self._closed = False
+
+    @property
+    def fd(self) -> int:
+        return self._fd
 
     @property
     def size(self) -> int:

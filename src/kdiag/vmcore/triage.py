@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     from kdiag.vmcore.dump import Dump
     from kdiag.vmcore.model import LogRecord
 
-__all__ = ("KDUMP_FORMATS", "Triage", "triage")
+__all__ = ("KDUMP_FORMATS", "SCHEMA_VERSION", "Triage", "triage")
+
+#: The version of :meth:`Triage.to_json`'s shape (``schema_version`` in ``kdiag analyze
+#: --json``). Adding a field keeps it; removing or renaming a field, or changing a field's
+#: type, unit or meaning, raises it (docs/analyze.md).
+SCHEMA_VERSION = 1
 
 #: Formats built on makedumpfile's kdump-compressed layout (page filtering possible).
 KDUMP_FORMATS = frozenset({"kdump", "flattened", "qemu-kdump"})
@@ -54,7 +59,7 @@ class Triage:
     crash_time: datetime.datetime | None
     uptime_s: float | None
     cpus: int
-    memory_bytes: int
+    memory_bytes: int | None
     phys_base: int
     kaslr_offset: int
     cpu_pids: tuple[tuple[int, int], ...]
@@ -66,6 +71,17 @@ class Triage:
     log: tuple[LogRecord, ...] = field(default=(), repr=False, compare=False)
 
     @property
+    def no_signature_reason(self) -> str | None:
+        """Why there is no crash signature (``None`` when there is one)."""
+        if self.panic.signature is not None:
+            return None
+        if self.log_error:
+            return "the kernel log is unreadable"
+        if not self.log_records:
+            return "the kernel log is empty"
+        return "no panic or oops report in the kernel log"
+
+    @property
     def partial(self) -> bool:
         """crash's ``[PARTIAL DUMP]``: a kdump-format file written with page filtering."""
         return self.format in KDUMP_FORMATS and bool(self.dump_level)
@@ -75,6 +91,7 @@ class Triage:
         if self.crash_time is not None:
             crash_time = self.crash_time.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
         return {
+            "schema_version": SCHEMA_VERSION,
             "path": self.path,
             "format": self.format,
             "compression": self.compression,
@@ -110,6 +127,7 @@ class Triage:
                 "frames": list(self.panic.frames),
                 "signature": self.panic.signature,
                 "signature_id": self.panic.signature_id,
+                "no_signature_reason": self.no_signature_reason,
             },
             "log_records": self.log_records,
             "log_error": self.log_error,
@@ -145,7 +163,7 @@ def triage(dump: Dump) -> Triage:
     try:
         memory = dump.memory_bytes
     except DumpFormatError:
-        memory = 0
+        memory = None
     eraseinfo = getattr(dump, "eraseinfo", None)
     if isinstance(eraseinfo, bytes):
         eraseinfo = eraseinfo.decode("utf-8", "replace")
