@@ -1,6 +1,7 @@
 """The CLI frame: version, help, the one error line, exit codes, --traceback, broken pipes."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,13 +63,37 @@ def test_traceback_flag_shows_the_stack(sample_group):
         cli_main.run(["--traceback", "sample", "fail", "ConfigError"])
 
 
-def test_usage_error_exits_2(capsys, sample_group):
-    assert cli_main.run(["sample", "no-such-command"]) == 2
-    assert "No such command" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("args", "expected", "hint"),
+    [
+        (["sample", "nope"], ("no such command 'nope'", "UsageError"), "kdiag sample"),
+        (["no-such-group"], ("no such command 'no-such-group'", "UsageError"), "kdiag"),
+        (["sample", "fail"], ("missing argument 'kind'", "MissingParameter"), "kdiag sample fail"),
+        (["sample", "ok", "--bogus"], ("no such option: --bogus", "UsageError"), "kdiag sample ok"),
+        (
+            ["completion", "tcsh"],
+            ("invalid value for 'SHELL'", "InvalidParameterValue"),
+            "kdiag completion",
+        ),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_a_hint(capsys, sample_group, args, expected, hint):
+    message, code = expected
+    assert cli_main.run(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error, try_line = captured.err.splitlines()
+    assert error.startswith(f"error: {message}")
+    assert error.endswith(f" ({code})")
+    assert try_line == f"try '{hint} --help'"
 
 
-def test_unknown_group_exits_2(capsys):
-    assert cli_main.run(["no-such-group"]) == 2
+def test_bare_group_prints_its_help_and_exits_2(capsys):
+    assert cli_main.run(["iam"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("Usage: kdiag iam [OPTIONS] COMMAND")
+    assert "create-user" in captured.err
 
 
 def test_ok_command(capsys, sample_group):
@@ -104,3 +129,72 @@ def test_console_script_runs():
     exe = Path(sys.executable).with_name("kdiag")
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"kdiag {kdiag.__version__}"
+
+
+KDIAG = str(Path(sys.executable).with_name("kdiag"))
+
+
+@pytest.mark.parametrize(
+    ("args", "first"),
+    [
+        (["audit", "--bogus"], "error: no such option: --bogus (UsageError)"),
+        (["iam", "create-access-key"], "error: missing argument 'NAME' (MissingParameter)"),
+        (
+            ["audit", "--limit", "x"],
+            "error: invalid value for '--limit': Input should be a valid integer, "
+            "unable to parse string as an integer (InvalidParameterValue)",
+        ),
+        (["audit", "--output", "yaml"], "error: invalid value for '--output' / '-o'"),
+        (["audit", "--query", "AuditLog["], "error: invalid value for '--query'"),
+        (["audit", "--json", "--output", "text"], "error: invalid value for '--json'"),
+    ],
+)
+def test_usage_errors_through_the_console_script(tmp_path, args, first):
+    env = {**os.environ, "KDIAG_DB": f"sqlite:///{tmp_path / 'k.db'}", "COLUMNS": "80"}
+    proc = subprocess.run(
+        [KDIAG, *args], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith(first), proc.stderr
+    assert lines[0].endswith(")")
+    assert lines[1:] == [f"try 'kdiag {args[0]}{' ' + args[1] if args[0] == 'iam' else ''} --help'"]
+
+
+def test_kdiag_output_environment_default_is_checked(tmp_path):
+    env = {**os.environ, "KDIAG_DB": f"sqlite:///{tmp_path / 'k.db'}", "KDIAG_OUTPUT": "yaml"}
+    proc = subprocess.run([KDIAG, "audit"], capture_output=True, text=True, env=env, check=False)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert (
+        proc.stderr == "error: KDIAG_OUTPUT must be json, text or table, not 'yaml' (ConfigError)\n"
+    )
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script(shell):
+    proc = subprocess.run(
+        [KDIAG, "completion", shell], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "_KDIAG_COMPLETE=complete_" + shell in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_bash_completion_script_completes_commands_options_and_choices():
+    """Source the printed script in a real bash and ask it what it would offer."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    script = """
+source <(kdiag completion bash)
+ask() { COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _kdiag_completion kdiag;
+        echo "${COMPREPLY[*]}"; }
+ask kdiag au
+ask kdiag audit --out
+ask kdiag audit --output ''
+ask kdiag iam list-u
+"""
+    env = {**os.environ, "PATH": f"{Path(KDIAG).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [bash, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=120
+    )
+    assert proc.stdout.splitlines() == ["audit", "--output", "json text table", "list-users"]

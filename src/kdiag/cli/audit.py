@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from kdiag.cli._store import DbOption, JsonOption, open_store
+from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit
+from kdiag.cli._store import DbOption, open_store
+from kdiag.errors import ConfigError
 
-__all__ = ("parse_since", "register")
+__all__ = ("COLUMNS", "parse_since", "register")
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -18,8 +20,6 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def parse_since(value: str, now: dt.datetime | None = None) -> dt.datetime:
     """``--since``: an ISO 8601 time (UTC when no zone is given) or an age: 30m, 2h, 7d."""
-    from kdiag.errors import ConfigError
-
     text = value.strip()
     match = _RELATIVE.fullmatch(text)
     if match:
@@ -34,49 +34,53 @@ def parse_since(value: str, now: dt.datetime | None = None) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _outcome(row: dict[str, Any]) -> str:
+    dry = row["dry_run"] and row["outcome"] != "dry-run"
+    return str(row["outcome"]) + (" (dry run)" if dry else "")
+
+
+def _latency(row: dict[str, Any]) -> str | None:
+    return None if row["latency_ms"] is None else f"{row['latency_ms']:.1f}"
+
+
+COLUMNS = (
+    Column("time", lambda r: r["time"][:19] + "Z"),
+    Column("principal", lambda r: (r["principal"] or "-").rpartition(":")[2]),
+    Column("source", "source_ip"),
+    Column("instance", "instance_id"),
+    Column("decision", "decision"),
+    Column("outcome", _outcome),
+    Column("error", "error_code"),
+    Column("ms", _latency),
+)
+
+
 def audit(
+    *,
     since: Annotated[
-        str | None, typer.Option("--since", help="ISO 8601 time, or an age: 30m, 2h, 7d.")
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="ISO 8601 time, or an age: 30m, 2h, 7d."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Only the newest N rows.")
+        int | None, typer.Option("--limit", metavar="N", min=1, help="Only the newest N rows.")
     ] = None,
-    instance_id: Annotated[str | None, typer.Option("--instance", metavar="INSTANCE_ID")] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option("--instance", metavar="INSTANCE_ID", help="Only rows for this instance."),
+    ] = None,
     db: DbOption = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show the audit log, oldest first."""
-    from kdiag.cli._output import print_json
-
+    """Show the audit log, oldest first: one row per request, whatever became of it."""
     when = parse_since(since) if since else None
     with open_store(db) as store:
-        rows = store.audit_rows(since=when, limit=limit, instance_id=instance_id)
-    if json_out:
-        print_json({"AuditLog": [r.to_json() for r in rows]})
-        return
-    from rich.table import Table
-
-    from kdiag.cli._output import stdout_console
-
-    table = Table(title="audit log")
-    table.add_column("time", no_wrap=True)
-    for column in ("principal", "source"):
-        table.add_column(column, overflow="fold")
-    table.add_column("instance", no_wrap=True)
-    for column in ("decision", "outcome", "error", "ms"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            row.time.strftime("%Y-%m-%d %H:%M:%S"),
-            (row.principal or "-").rpartition(":")[2],
-            row.source_ip or "-",
-            row.instance_id or "-",
-            row.decision or "-",
-            row.outcome + (" (dry run)" if row.dry_run and row.outcome != "dry-run" else ""),
-            row.error_code or "",
-            "" if row.latency_ms is None else f"{row.latency_ms:.1f}",
-        )
-    stdout_console().print(table)
+        rows = [
+            r.to_json() for r in store.audit_rows(since=when, limit=limit, instance_id=instance_id)
+        ]
+    document = {"AuditLog": rows}
+    emit(document, rows, COLUMNS, output=output, query=query, json_flag=json_out)
 
 
 def register(root: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 Like ``aws iam``: ``create-user``, ``create-access-key`` (the only time the secret is
 shown), ``put-user-policy --policy-document file://policy.json`` (or the JSON itself),
-``list``, ``delete-user``, ``delete-access-key``, ``delete-user-policy``.
+``list-users`` (with ``--output`` and ``--query``), ``delete-user``, ``delete-access-key``,
+``delete-user-policy``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kdiag.cli._store import DbOption, JsonOption, open_store
+from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit
+from kdiag.cli._store import DbOption, open_store
 
 __all__ = ("read_policy_document", "register")
 
@@ -113,11 +115,28 @@ def delete_user(name: NameArg, db: DbOption = None) -> None:
         store.delete_user(name)
 
 
-@app.command("list")
-def list_users(db: DbOption = None, json_out: JsonOption = False) -> None:
-    """Users with their access key ids and policy names (secrets are never listed)."""
-    from kdiag.cli._output import print_json
+def _key_ids(user: dict[str, Any]) -> list[str]:
+    return [
+        k["AccessKeyId"] + ("" if k["Status"] == "Active" else " (inactive)")
+        for k in user["AccessKeys"]
+    ]
 
+
+USER_COLUMNS = (
+    Column("user", "UserName"),
+    Column("user id", "UserId"),
+    Column("access keys", _key_ids),
+    Column("policies", lambda u: sorted(u["Policies"])),
+)
+
+
+def list_users(
+    db: DbOption = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Users with their access key ids and policy names (secrets are never listed)."""
     with open_store(db) as store:
         users: list[dict[str, Any]] = []
         for user in store.list_users():
@@ -130,27 +149,11 @@ def list_users(db: DbOption = None, json_out: JsonOption = False) -> None:
                     "Policies": {n: json.loads(doc) for n, doc in policies.items()},
                 }
             )
-    if json_out:
-        print_json({"Users": users})
-        return
-    from rich.table import Table
+    emit({"Users": users}, users, USER_COLUMNS, output=output, query=query, json_flag=json_out)
 
-    from kdiag.cli._output import stdout_console
 
-    table = Table(title="users")
-    for column in ("user", "user id", "access keys", "policies"):
-        table.add_column(column, overflow="fold")
-    for user_json in users:
-        table.add_row(
-            user_json["UserName"],
-            user_json["UserId"],
-            "\n".join(
-                f"{k['AccessKeyId']}" + ("" if k["Status"] == "Active" else " (inactive)")
-                for k in user_json["AccessKeys"]
-            ),
-            "\n".join(user_json["Policies"]),
-        )
-    stdout_console().print(table)
+app.command("list-users")(list_users)
+app.command("list", hidden=True)(list_users)  # the name before list-users; scripts use it
 
 
 def register(root: typer.Typer) -> None:

@@ -2,6 +2,12 @@
 
 Exit codes (DESIGN.md): 0 ok, 1 a check or drill failed, 2 usage, 3 access denied,
 4 backend, 5 bad dump; 130 on Ctrl-C, 141 when stdout is a closed pipe.
+
+Every failure is one line on stderr, ``error: <what> (<code>)``; usage errors (a missing
+argument, an unknown option, a bad value) too, with ``MissingParameter``,
+``InvalidParameterValue`` or ``UsageError`` as the code and a ``try 'kdiag ... --help'``
+hint below.  Shell completion comes from Typer: ``kdiag completion bash|zsh|fish`` prints
+the script, ``kdiag --install-completion`` installs it for the shell it detects.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = ("COMMANDS", "build_app", "main")
 COMMANDS: dict[str, str] = {
     "analyze": "kdiag.cli.analyze",
     "audit": "kdiag.cli.audit",
+    "completion": "kdiag.cli.completion",
     "iam": "kdiag.cli.iam",
     "lab": "kdiag.cli.lab",
     "instances": "kdiag.cli.instances",
@@ -68,7 +75,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     """The Typer app with every group registered, or just ``only`` when it is known."""
     app = typer.Typer(
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
@@ -94,6 +101,27 @@ def _fail(message: str, code: str, exit_code: int) -> int:
     return exit_code
 
 
+def _usage_code(exc: click_exceptions.ClickException) -> str:
+    if isinstance(exc, click_exceptions.MissingParameter):
+        return "MissingParameter"
+    if isinstance(exc, click_exceptions.BadParameter):
+        return "InvalidParameterValue"
+    return "UsageError"
+
+
+def _usage_error(exc: click_exceptions.ClickException) -> int:
+    """Click's usage errors in kdiag's one-line form, plus a hint naming the help option."""
+    if isinstance(exc, click_exceptions.NoArgsIsHelpError):
+        exc.show()  # a bare group (``kdiag iam``) prints its help, as git does
+        return EXIT_USAGE
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    _fail(text[:1].lower() + text[1:], _usage_code(exc), EXIT_USAGE)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        sys.stderr.write(f"try '{ctx.command_path} --help'\n")
+    return EXIT_USAGE
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code instead of exiting."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -114,8 +142,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         return _fail("interrupted", "Interrupted", EXIT_INTERRUPTED)
     except click_exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code if exc.exit_code else EXIT_USAGE
+        return _usage_error(exc)
     except KdiagError as exc:
         if _State.traceback:
             raise
