@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
 # `make demo`: the main job live on a lab guest (scripts/demo-live.sh: doctor, IAM policy,
 # EC2-compatible endpoint, NMI over QMP, kdump, triage, audit), then triage every sample crash
-# dump with `kdiag analyze`, with one line per dump at the end.
+# dump with `kdiag analyze`, with one line per dump at the end (the closing table).
 #
 # Dumps come from $KDIAG_FIXTURES (default ../shared/fixtures/vmcores), one folder each with a
 # `vmcore` or a zstd-compressed ELF `vmcore.zst`, which is decompressed to a temporary
-# directory first. To add dumps (for example lab guests), append paths to DUMPS below.
+# directory first. KDIAG_DEMO_LIVE=0 skips the live part. Every temporary directory of the
+# demo is $KDIAG_DEMO_TMP/kdiag-demo.XXXXXX (default under $TMPDIR or /tmp) and is removed
+# at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fixtures="${KDIAG_FIXTURES:-../shared/fixtures/vmcores}"
 kdiag=.venv/bin/kdiag
+python=.venv/bin/python
 if [[ "${KDIAG_DEMO_LIVE:-1}" != 0 ]]; then
     bash scripts/demo-live.sh
     echo
     echo "================ the sample dumps in $fixtures ================"
 fi
-python=.venv/bin/python
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+work="$(mktemp -d "${KDIAG_DEMO_TMP:-${TMPDIR:-/tmp}}/kdiag-demo.XXXXXX")"
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 names=()
 dumps=()
@@ -45,23 +55,10 @@ for i in "${!dumps[@]}"; do
     start=$(date +%s.%N)
     "$kdiag" analyze --lines 12 "$dump"
     end=$(date +%s.%N)
-    json="$("$kdiag" analyze --json "$dump")"
-    "$python" - "$name" "$start" "$end" "$json" >>"$table" <<'PY'
-import json, sys
-name, start, end, doc = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])
-panic = doc["panic"]
-print("\t".join([name, panic["class"], panic["signature_id"], panic["signature"],
-                 f"{end - start:.3f}s"]))
-PY
+    "$kdiag" analyze --json "$dump" >"$work/analyze.json"
+    "$python" scripts/demo_report.py row "$name" "$start" "$end" "$work/analyze.json" >>"$table"
     echo
 done
 
-echo "================ summary ================"
-"$python" - "$table" <<'PY'
-import sys
-rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
-head = ["DUMP", "CLASS", "ID", "SIGNATURE", "TIME"]
-widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-for row in [head] + rows:
-    print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-PY
+echo "================ summary: one line per dump ================"
+"$python" scripts/demo_report.py table "$table"

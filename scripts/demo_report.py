@@ -1,4 +1,4 @@
-"""Small formatters for scripts/demo-live.sh (reads kdiag's --json output on stdin)."""
+"""Small formatters for scripts/demo.sh and scripts/demo-live.sh (over kdiag's --json output)."""
 
 import json
 import sys
@@ -29,7 +29,33 @@ def audit() -> None:
         )
 
 
+def row(name: str, start: str, end: str, path: str) -> None:
+    """One tab-separated line of the closing table from ``kdiag analyze --json``."""
+    with open(path) as f:
+        panic = json.load(f)["panic"]
+    signature = panic["signature"] or f"({panic.get('no_signature_reason') or 'none'})"
+    cells = [name, panic["class"], panic["signature_id"] or "-", signature]
+    print("\t".join([*cells, f"{float(end) - float(start):.3f}s"]))
+
+
+def table(path: str) -> None:
+    """The closing table: one line per dump, columns padded, never cut."""
+    with open(path) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    head = ["DUMP", "CLASS", "ID", "SIGNATURE", "TIME"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for cells in [head, *rows]:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip())
+
+
+COMMANDS = {
+    "checks": checks,
+    "key": key,
+    "last-dump": last_dump,
+    "audit": audit,
+    "row": row,
+    "table": table,
+}
+
 if __name__ == "__main__":
-    {"checks": checks, "key": key, "last-dump": last_dump, "audit": audit}[sys.argv[1]](
-        *sys.argv[2:]
-    )
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

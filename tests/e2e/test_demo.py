@@ -1,0 +1,140 @@
+"""`make demo`, end to end, as the README promises it: the live half on a real lab guest (the
+aws CLI's NMI through `kdiag serve`, kdump, triage, audit), then the sample dumps and their
+closing table. Afterwards nothing of the demo's own may survive: no QEMU guest, no
+`kdiag serve`, no temporary directory.
+
+The demo puts every temporary directory under ``$KDIAG_DEMO_TMP`` (here a fresh directory), so
+its processes are found by that path in their command line or environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, fixtures_root, require_tool
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 1800.0  # the first run downloads the lab's Debian packages
+
+
+def _processes_using(root: Path) -> dict[int, str]:
+    """pid -> command line of every process whose command line or environment names ``root``."""
+    needle = str(root).encode()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if needle in cmdline or needle in environ:
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def _kill(pids: dict[int, str]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _closing_table(stdout: str) -> dict[str, list[str]]:
+    """The rows of the one-line-per-dump table that ends the demo, by dump name."""
+    lines = stdout.rstrip("\n").splitlines()
+    head = max(i for i, line in enumerate(lines) if line.split()[:2] == ["DUMP", "CLASS"])
+    assert "summary" in lines[head - 1]
+    return {cells[0]: cells for line in lines[head + 1 :] if (cells := line.split())}
+
+
+def _expected_classes() -> dict[str, tuple[str, str]]:
+    """Each sample dump's panic class and machine, from the ground truth beside it."""
+    out = {}
+    for meta in sorted(fixtures_root().glob("*/meta.json")):
+        if not any((meta.parent / name).exists() for name in ("vmcore", "vmcore.zst")):
+            continue
+        expected = json.loads(meta.read_text())["expected"]
+        out[meta.parent.name] = (expected["panic_class"], expected["machine"])
+    return out
+
+
+@pytest.fixture
+def demo_tmp() -> Iterator[Path]:
+    # short: the guest's QMP socket lives below it, and socket paths stop at ~100 bytes
+    root = Path(tempfile.mkdtemp(prefix="kdd-", dir="/tmp"))
+    yield root
+    _kill(_processes_using(root))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_make_demo(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KDIAG_DEMO_TMP": str(root)}
+    for var in ("KDIAG_DEMO_LIVE", "KDIAG_STATE_DIR", "KDIAG_DB", "KDIAG_ENDPOINT"):
+        env.pop(var, None)
+    proc = subprocess.Popen(
+        ["make", "demo"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a timeout takes down make and everything under it
+    )
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"make demo did not finish in {TIMEOUT:.0f} s:\n{out[-3000:]}\n{err[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_make_demo_passes_and_leaves_nothing_behind(demo_tmp: Path) -> None:
+    for tool in ("make", "zstd", "qemu-system-x86_64"):
+        require_tool(tool)
+    done = _run_make_demo(demo_tmp)
+    print(done.stdout)  # shown with the failure, or with pytest -rP
+    time.sleep(1)  # a process that was stopping has had its moment
+    survivors = _processes_using(demo_tmp)
+    leftovers = sorted(p.name for p in demo_tmp.iterdir())
+
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+    assert survivors == {}
+    assert leftovers == []
+
+    out = done.stdout
+    # the live half: a denial, the aws CLI's NMI, a vmcore, its triage, the audit trail
+    assert "exit 3" in out
+    assert "vmcore saved" in out
+    assert "CLASS: nmi" in out.split("== triage")[1].split("== the audit trail")[0]
+    audit = out.split("== the audit trail")[1].split("== stop the endpoint")[0]
+    assert "UnauthorizedOperation" in audit
+    assert "SendDiagnosticInterrupt" in audit
+    assert "DescribeInstances" in audit
+    assert "kdiag serve: stopped (SIGTERM)" in out
+
+    # the closing table: one line per sample dump, with the class the ground truth gives.
+    table = _closing_table(out)
+    expected = _expected_classes()
+    assert sorted(table) == sorted(expected)
+    for name, (panic_class, machine) in expected.items():
+        if machine == "aarch64":
+            # kdiag's reader has no arm64 address translation yet (UnsupportedDump in
+            # tests/vmcore/test_formats_elf.py): the log is unreadable and the class unknown.
+            # When arm64 lands this fails, and the expectation becomes the ground truth.
+            assert table[name][1:3] == ["unknown", "-"], table[name]
+        else:
+            assert table[name][1] == panic_class, table[name]
