@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kdiag.cli._store import DbOption, JsonOption, open_store
+from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit
+from kdiag.cli._store import DbOption, open_store
 
 __all__ = ("parse_tags", "parse_target", "register")
 
@@ -94,44 +95,47 @@ def add(
         typer.echo(inst.id)
 
 
+def _target(instance: dict[str, Any]) -> str:
+    target = instance["Target"]
+    if set(target) == {"address"}:
+        return str(target["address"])
+    return json.dumps(target, sort_keys=True, separators=(",", ":"))
+
+
+INSTANCE_COLUMNS = (
+    Column("instance", "InstanceId"),
+    Column("state", "State"),
+    Column("zone", "AvailabilityZone"),
+    Column("arch", "Architecture"),
+    Column("backend", "Backend"),
+    Column("target", _target),
+    Column("tags", lambda i: [f"{k}={v}" for k, v in sorted(i["Tags"].items())]),
+)
+
+
 @app.command("list")
 def list_instances(
     db: DbOption = None,
-    json_out: JsonOption = False,
     tags: Annotated[
         list[str] | None,
         typer.Option("--tag", metavar="KEY=VALUE", help="Only instances with this tag."),
     ] = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
 ) -> None:
-    """The instances kdiag manages."""
-    from kdiag.cli._output import print_json
-
+    """The instances kdiag manages (target settings that look secret are masked)."""
     filters = {f"tag:{k}": [v] for k, v in parse_tags(tags or []).items()}
     with open_store(db) as store:
-        found = store.list_instances(filters=filters)
-    if json_out:
-        print_json({"Instances": [i.to_json() for i in found]})
-        return
-    from rich.table import Table
-
-    from kdiag.cli._output import stdout_console
-    from kdiag.store.records import masked_settings
-
-    table = Table(title="instances")
-    table.add_column("instance", no_wrap=True)
-    for column in ("state", "zone", "arch", "backend", "target", "tags"):
-        table.add_column(column, overflow="fold")
-    for inst in found:
-        table.add_row(
-            inst.id,
-            inst.state,
-            inst.availability_zone,
-            inst.arch,
-            inst.backend,
-            json.dumps(masked_settings(inst.target), sort_keys=True),
-            ", ".join(f"{k}={v}" for k, v in sorted(inst.tags.items())),
-        )
-    stdout_console().print(table)
+        found = [i.to_json() for i in store.list_instances(filters=filters)]
+    emit(
+        {"Instances": found},
+        found,
+        INSTANCE_COLUMNS,
+        output=output,
+        query=query,
+        json_flag=json_out,
+    )
 
 
 @app.command("set-state")
