@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, emit_record
+
 __all__ = ("register",)
 
 lab_app = typer.Typer(
@@ -125,55 +127,60 @@ def up_cmd(
         typer.echo(f"crash tree: {guest.crash_dir}")
 
 
-def _guest_rows(guests: list[Any]) -> None:
-    from rich.table import Table
+def _kdump(guest: dict[str, Any]) -> str:
+    return {True: "loaded", False: "not loaded", None: "-"}[guest["kdump_loaded"]]
 
-    from kdiag.cli._output import stdout_console
 
-    table = Table()
-    for column in ("name", "profile", "phase", "kdump", "accel", "memory", "boots", "dumps"):
-        table.add_column(column)
-    for g in guests:
-        data = g.to_json()
-        kdump = {True: "loaded", False: "not loaded", None: "-"}[data["kdump_loaded"]]
-        table.add_row(
-            data["name"],
-            data["profile"],
-            str(data["phase"]),
-            kdump,
-            data["accel"],
-            f"{data['memory_mib']}M",
-            str(data["boots"]),
-            str(data["dumps"]),
-        )
-    stdout_console().print(table)
+GUEST_COLUMNS = (
+    Column("name", "name"),
+    Column("profile", "profile"),
+    Column("phase", "phase"),
+    Column("kdump", _kdump),
+    Column("accel", "accel"),
+    Column("memory", lambda g: f"{g['memory_mib']}M"),
+    Column("boots", "boots"),
+    Column("dumps", "dumps"),
+)
+
+STATUS_COLUMNS = (
+    *GUEST_COLUMNS,
+    Column("cpus", "cpus"),
+    Column("crashes", "crashes"),
+    Column("kernel", "kernel_release"),
+    Column("qmp socket", "qmp_socket"),
+    Column("console", "console_path"),
+    Column("crash dir", "crash_dir"),
+    Column("facts", "facts_path"),
+    Column("last dump", "last_dump"),
+    Column("dumps saved", "dumps_saved"),
+)
 
 
 @lab_app.command("list")
-def list_cmd(root: _Root = None, json_out: _Json = False) -> None:
+def list_cmd(
+    root: _Root = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
+) -> None:
     """List the lab's guests, running or stopped."""
-    from kdiag.cli._output import print_json
-
-    guests = _lab(root).list()
-    if json_out:
-        print_json([g.to_json() for g in guests])
-    else:
-        _guest_rows(guests)
+    guests = [g.to_json() for g in _lab(root).list()]
+    emit(guests, guests, GUEST_COLUMNS, output=output, query=query, json_flag=json_out)
 
 
 @lab_app.command("status")
-def status_cmd(name: str, root: _Root = None, json_out: _Json = False) -> None:
-    """Show one guest: phase, kdump state, sockets, crash tree."""
-    from kdiag.cli._output import print_json
-
+def status_cmd(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The guest's name.")],
+    root: _Root = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show one guest: phase, kdump state, sockets, crash tree, saved dumps."""
     guest = _lab(root).get(name)
     data = guest.to_json()
     data["dumps_saved"] = [str(p) for p in guest.dumps()]
-    if json_out:
-        print_json(data)
-        return
-    for key in sorted(data):
-        typer.echo(f"{key}: {data[key]}")
+    emit_record(data, STATUS_COLUMNS, output=output, query=query, json_flag=json_out)
 
 
 @lab_app.command("down")
@@ -237,17 +244,21 @@ def trigger_cmd(
         typer.echo(str(guest.wait_dump(timeout)))
 
 
+PROFILE_COLUMNS = (Column("profile", "name"), Column("description", "description", wrap=True))
+
+
 @lab_app.command("profiles")
-def profiles_cmd(json_out: _Json = False) -> None:
-    """List the guest profiles."""
-    from kdiag.cli._output import print_json
+def profiles_cmd(
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List the guest profiles (the JSON document maps each name to its description)."""
     from kdiag.lab.profiles import PROFILES
 
-    if json_out:
-        print_json({p.name: p.description for p in PROFILES.values()})
-        return
-    for p in PROFILES.values():
-        typer.echo(f"{p.name:16} {p.description}")
+    document = {p.name: p.description for p in PROFILES.values()}
+    rows = [{"name": n, "description": d} for n, d in document.items()]
+    emit(document, rows, PROFILE_COLUMNS, output=output, query=query, json_flag=json_out)
 
 
 @lab_app.command("corpus")
