@@ -237,13 +237,16 @@ def render_table(
     rows: Sequence[Sequence[Cell]],
     wrap: Sequence[bool] | None = None,
     width: int | None = None,
+    *,
+    upper: bool = True,
 ) -> str:
-    """Aligned columns, two spaces apart, under an upper-case header (none when
-    ``headers`` is ``None``).  Only ``wrap`` columns fold, at spaces; nothing is cut."""
+    """Aligned columns, two spaces apart, under a header (upper-case unless ``upper`` is
+    false; none when ``headers`` is ``None``).  Only ``wrap`` columns fold, at spaces, to fit
+    ``width`` (default: the terminal's); nothing is cut, and a row that cannot fit runs long."""
     count = len(headers) if headers is not None else max((len(r) for r in rows), default=0)
     wraps = list(wrap) if wrap is not None else [False] * count
     cells = [[_table_lines(c) for c in row] + [[""]] * (count - len(row)) for row in rows]
-    head = [h.upper() for h in headers] if headers is not None else None
+    head = [h.upper() if upper else h for h in headers] if headers is not None else None
     natural = [
         max([len(head[i]) if head else 0] + [len(line) for row in cells for line in row[i]])
         for i in range(count)
@@ -291,7 +294,7 @@ def _generic_table(value: Any) -> str:
         if value and all(isinstance(v, dict) for v in value):
             keys = list(dict.fromkeys(k for v in value for k in v))
             rows = [[_scalar(v[k]) if k in v else None for k in keys] for v in value]
-            return render_table(keys, rows)
+            return render_table(keys, rows, upper=False)
         rows = [[_scalar(x) for x in v] if isinstance(v, list) else [_scalar(v)] for v in value]
         return render_table(None, rows)
     return "" if value is None else _scalar(value) + "\n"
