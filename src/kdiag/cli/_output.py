@@ -80,9 +80,10 @@ OutputOption = Annotated[
     typer.Option(
         "--output",
         "-o",
+        metavar="FORMAT",
         case_sensitive=False,
-        help="json, text (tab-separated; the default in a pipe) or table (the default on a "
-        "terminal); default $KDIAG_OUTPUT.",
+        help="json, text or table (default: $KDIAG_OUTPUT, else table on a terminal and "
+        "tab-separated text in a pipe).",
     ),
 ]
 QueryOption = Annotated[

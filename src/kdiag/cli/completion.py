@@ -31,7 +31,7 @@ class Shell(enum.StrEnum):
 
 
 def completion(
-    shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh, fish or powershell.")],
+    shell: Annotated[Shell, typer.Argument(metavar="SHELL")],
 ) -> None:
     """Print the completion script for SHELL (bash: source <(kdiag completion bash))."""
     script = get_completion_script(
