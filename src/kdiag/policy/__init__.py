@@ -15,16 +15,32 @@ kdiag deliberately differs from moto and from principalmapper.
 """
 
 from kdiag.policy._context import instance_arn, request_context, user_arn
-from kdiag.policy._document import Condition, Policy, Statement, validate
-from kdiag.policy._evaluate import Decision, evaluate
+from kdiag.policy._document import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_CHARS,
+    USER_POLICY_SIZE_LIMIT,
+    Condition,
+    Policy,
+    Statement,
+    policy_size,
+    validate,
+)
+from kdiag.policy._evaluate import Decision, Explanation, StatementMatch, evaluate, explain
 
 __all__ = (
+    "MAX_DEPTH",
+    "MAX_DOCUMENT_CHARS",
+    "USER_POLICY_SIZE_LIMIT",
     "Condition",
     "Decision",
+    "Explanation",
     "Policy",
     "Statement",
+    "StatementMatch",
     "evaluate",
+    "explain",
     "instance_arn",
+    "policy_size",
     "request_context",
     "user_arn",
     "validate",

@@ -5,6 +5,12 @@ element reference" and "Grammar of the IAM JSON policy language") and compiles e
 and condition once, so evaluation never parses anything.  Any problem raises
 :class:`~kdiag.errors.PolicyError` whose ``path`` names the statement and field, for example
 ``Statement[1].Condition.StringEquals``.
+
+Hostile documents are bounded before anything is built from them: JSON text longer than
+:data:`MAX_DOCUMENT_CHARS` or nested deeper than :data:`MAX_DEPTH` is refused before it is
+parsed (Python's JSON parser recurses, so 100,000 nested brackets would otherwise end in a
+``RecursionError``), as are duplicate keys, ``NaN``/``Infinity`` and numbers too long for
+Python to convert.
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from kdiag.errors import PolicyError
 from kdiag.policy._operators import OPERATORS, ValueTest, build_test
 from kdiag.policy._patterns import Context, GlobMatcher, Variable, glob, parse
 
-__all__ = ("VERSIONS", "Condition", "Policy", "Statement", "validate")
+__all__ = (
+    "MAX_DEPTH",
+    "MAX_DOCUMENT_CHARS",
+    "USER_POLICY_SIZE_LIMIT",
+    "VERSIONS",
+    "Condition",
+    "Policy",
+    "Statement",
+    "policy_size",
+    "validate",
+)
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 """Accepted ``Version`` values; policy variables exist only in ``2012-10-17``."""
@@ -28,6 +44,26 @@ _STATEMENT_FIELDS = frozenset(
     {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 )
 _SID = re.compile(r"[A-Za-z0-9]*")
+
+MAX_DOCUMENT_CHARS = 131_072
+"""The longest policy text :func:`validate` reads, whitespace included.  IAM's own quotas
+are far below it (6,144 characters for a managed policy, 2,048 for all of a user's inline
+policies together, whitespace not counted); this bound only keeps a hostile document from
+costing memory and time before it is refused."""
+USER_POLICY_SIZE_LIMIT = 2048
+"""IAM's quota on all of one user's inline policies together, in :func:`policy_size`
+characters ("IAM and AWS STS quotas": user policy size)."""
+MAX_DEPTH = 32
+"""The deepest nesting of JSON objects and arrays :func:`validate` reads.  A valid policy
+needs six (document, Statement list, statement, Condition, operator, value list)."""
+# A JSON string (possessive: no backtracking) or a bracket outside strings.
+_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]+")
+
+
+def policy_size(text: str) -> int:
+    """The size IAM counts against its policy quotas: characters, not counting whitespace."""
+    return len(text) - sum(len(m) for m in _JSON_WHITESPACE.findall(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +80,8 @@ class Condition:
     negated: bool
     test: ValueTest | None
     """``None`` for ``Null``."""
+    key_name: str = ""
+    """The key as written in the policy (``key`` is lower-cased)."""
 
     def holds(self, ctx: Context) -> bool:
         raw = ctx.get(self.key)
@@ -90,8 +128,17 @@ class Statement:
         """``statement "Sid"`` when it has a Sid, else ``statement[index]``."""
         return f'statement "{self.sid}"' if self.sid else f"statement[{self.index}]"
 
+    def targets(self, action: str, resource: str, ctx: Context) -> bool:
+        """True when action and resource match, whatever the conditions say."""
+        if any(m.matches(action, ctx) for m in self.actions) == self.not_action:
+            return False
+        return any(m.matches(resource, ctx) for m in self.resources) != self.not_resource
+
     def applies(self, action: str, resource: str, ctx: Context) -> bool:
-        """True when action, resource and every condition match (``action`` lower-cased)."""
+        """True when action, resource and every condition match (``action`` lower-cased).
+
+        :meth:`targets` and the conditions, inlined: this runs for every statement of every
+        request."""
         if any(m.matches(action, ctx) for m in self.actions) == self.not_action:
             return False
         if any(m.matches(resource, ctx) for m in self.resources) == self.not_resource:
@@ -117,6 +164,7 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
     if isinstance(document, (str, bytes)):
         doc = _load_json(document)
     elif isinstance(document, Mapping):
+        _check_depth(document)
         doc = document
     else:
         raise PolicyError(
@@ -164,26 +212,77 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
         source = json.dumps(doc, separators=(",", ":"))
     except (TypeError, ValueError):  # a Mapping that is not plain JSON data
         source = repr(doc)
+    if len(source) > MAX_DOCUMENT_CHARS:
+        raise PolicyError(_too_long(len(source)))
     return Policy(version, policy_id, tuple(statements), source)
 
 
-def _load_json(text: str | bytes) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise PolicyError(f'duplicate key "{key}" in a JSON object')
-            out[key] = value
-        return out
+def _too_long(length: int) -> str:
+    return f"the document is {length:,} characters long; at most {MAX_DOCUMENT_CHARS:,} are read"
 
+
+def _too_deep() -> str:
+    return f"the document is nested more than {MAX_DEPTH} levels deep"
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse text nested deeper than MAX_DEPTH, without recursing (brackets inside strings
+    do not count)."""
+    depth = 0
+    for match in _STRUCTURE.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PolicyError(_too_deep())
+        elif bracket in "]}":
+            depth -= 1
+
+
+def _check_depth(document: Mapping[str, Any]) -> None:
+    """The same bound for a document given as Python objects (walked without recursion)."""
+    todo: list[tuple[Any, int]] = [(document, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise PolicyError(_too_deep())
+        if isinstance(value, Mapping):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            todo.extend((v, depth + 1) for v in value)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise PolicyError(f'duplicate key "{key}" in a JSON object')
+        out[key] = value
+    return out
+
+
+def _not_a_number(name: str) -> Any:
+    raise PolicyError(f"not valid JSON: {name} is not a JSON number")
+
+
+def _load_json(raw: str | bytes) -> Any:
+    if len(raw) > MAX_DOCUMENT_CHARS:
+        raise PolicyError(_too_long(len(raw)))
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise PolicyError("not valid JSON: the document is not UTF-8") from exc
+    _check_nesting(text)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:
         raise PolicyError(
             f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise PolicyError("not valid JSON: the document is not UTF-8") from exc
+    except ValueError as exc:  # an integer longer than Python converts (4,300 digits)
+        raise PolicyError(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # not reached after _check_nesting; kept as a backstop
+        raise PolicyError(_too_deep()) from exc
 
 
 class _Where:
@@ -334,6 +433,7 @@ def _conditions(block: Any, where: _Where, variables: bool) -> tuple[Condition, 
                     if_exists=if_exists,
                     negated=spec.negated,
                     test=test,
+                    key_name=key,
                 )
             )
     return tuple(out)

@@ -25,8 +25,9 @@ variable is literal too: a tag value containing ``*`` is not a wildcard.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -234,13 +235,13 @@ class GlobMatcher:
     (except a lone ``*``, which matches any value).
     """
 
-    __slots__ = ("_any", "_exact", "_mode", "_never", "_parts", "_regex", "text")
+    __slots__ = ("_any", "_exact", "_match", "_mode", "_never", "_parts", "text")
 
     def __init__(self, parts: tuple[Part, ...], text: str, mode: GlobMode) -> None:
         self.text = text
         self._mode: GlobMode = mode
         self._parts = parts
-        self._regex: re.Pattern[str] | None = None
+        self._match: Callable[[str], bool] | None = None
         self._exact: str | None = None
         self._any = parts == (STAR,)
         self._never = False
@@ -250,7 +251,7 @@ class GlobMatcher:
             elif not any(isinstance(p, _Wildcard) for p in parts):
                 self._exact = "".join(p for p in parts if isinstance(p, str))
             else:
-                self._regex = re.compile(_regex_source(parts, mode), re.DOTALL)
+                self._match = _compile(parts, mode)
 
     def matches(self, value: str, ctx: Context) -> bool:
         if self._any:
@@ -259,39 +260,50 @@ class GlobMatcher:
             return False
         if self._exact is not None:
             return value == self._exact
-        if self._regex is not None:
-            return self._regex.fullmatch(value) is not None
+        if self._match is not None:
+            return self._match(value)
         resolved = _substitute(self._parts, ctx)
         if resolved is None:
             return False
         if self._mode == "arn-condition" and not _six_components(resolved):
             return False
-        # re keeps its own cache of compiled patterns, so a repeated substitution is cheap.
-        return re.fullmatch(_regex_source(resolved, self._mode), value, re.DOTALL) is not None
+        return _compile(resolved, self._mode)(value)
 
 
 def _six_components(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...]) -> bool:
     return sum(p.count(":") for p in parts if isinstance(p, str)) >= 5
 
 
-def _regex_source(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: GlobMode) -> str:
-    pieces: list[str] = []
+# Tokens of a compiled glob: a literal run, one character (``?``) or a run of any length
+# (``*``), the last two either "any character" or "any character but a colon".
+_LITERAL, _ONE, _ONE_NO_COLON, _RUN, _RUN_NO_COLON = range(5)
+_Unit: TypeAlias = "tuple[int, str]"
+_REGEX = {_ONE: ".", _ONE_NO_COLON: "[^:]", _RUN: ".*", _RUN_NO_COLON: "[^:]*"}
+_FEW_RUNS = 2
+"""Up to this many ``*`` a pattern is one plain regular expression.  More make a backtracking
+regex super-linear in the value's length (``*a*a*a*a*b`` against sixty ``a``: seconds; eight
+of them: minutes), so such patterns are matched in linear time instead (see
+:func:`_compile`)."""
+
+
+def _tokens(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: GlobMode) -> list[_Unit]:
+    tokens: list[_Unit] = []
     # ARN segment index: 0 "arn", 1 partition, 2 service, 3 region, 4 account, 5 resource.
     segment = 0
     for index, part in enumerate(parts):
         if isinstance(part, str):
-            pieces.append(re.escape(part))
+            tokens.append((_LITERAL, part))
             if mode != "text" and segment < 5:
                 segment = min(5, segment + part.count(":"))
             continue
         if isinstance(part, Variable):  # pragma: no cover - substituted before we get here
             raise TypeError("unsubstituted variable")
         if mode == "text" or segment >= 5:
-            pieces.append(".*" if part is STAR else ".")
+            kind = _RUN if part is STAR else _ONE
         elif part is QMARK:
-            pieces.append("[^:]")
+            kind = _ONE_NO_COLON
         elif mode == "arn-condition":
-            pieces.append("[^:]*")
+            kind = _RUN_NO_COLON
         else:
             # Resource element: "If the * wildcard is the last character of a resource ARN
             # segment, it can expand to match beyond the colon boundaries."
@@ -299,8 +311,88 @@ def _regex_source(parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: G
             ends_segment = following is None or (
                 isinstance(following, str) and following.startswith(":")
             )
-            pieces.append(".*" if ends_segment else "[^:]*")
-    return "".join(pieces)
+            kind = _RUN if ends_segment else _RUN_NO_COLON
+        if kind in (_RUN, _RUN_NO_COLON) and tokens and tokens[-1][0] in (_RUN, _RUN_NO_COLON):
+            # "**" is "*"; a run that may cross colons absorbs one that may not.
+            tokens[-1] = (min(kind, tokens[-1][0]), "")
+            continue
+        tokens.append((kind, ""))
+    return tokens
+
+
+def _piece(token: _Unit) -> str:
+    kind, text = token
+    return re.escape(text) if kind == _LITERAL else _REGEX[kind]
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(
+    parts: tuple[str | _Wildcard, ...] | tuple[Part, ...], mode: GlobMode
+) -> Callable[[str], bool]:
+    """A full-match test for a pattern without variables.
+
+    * Up to :data:`_FEW_RUNS` runs: one regular expression (the common case; C speed).
+    * More runs, all of which may cross colons: each fixed-width piece between two runs is
+      taken at its leftmost place after the previous one, in an atomic group, so the regex
+      never backtracks into it.  That is exact: the pieces are fixed-width and the gaps
+      take any text, so the leftmost place leaves the most room for the rest.
+    * More runs, some of which stop at a colon: a position-set (Thompson) simulation,
+      O(len(value) * len(pattern)).
+    """
+    tokens = _tokens(parts, mode)
+    runs = [i for i, (kind, _) in enumerate(tokens) if kind in (_RUN, _RUN_NO_COLON)]
+    if len(runs) <= _FEW_RUNS:
+        regex = re.compile("".join(_piece(t) for t in tokens), re.DOTALL)
+        return lambda value: regex.fullmatch(value) is not None
+    if all(tokens[i][0] == _RUN for i in runs):
+        pieces = ["".join(_piece(t) for t in tokens[: runs[0]])]
+        for start, end in itertools.pairwise(runs):
+            pieces.append(f"(?>.*?{''.join(_piece(t) for t in tokens[start + 1 : end])})")
+        pieces.append(".*" + "".join(_piece(t) for t in tokens[runs[-1] + 1 :]))
+        regex = re.compile("".join(pieces), re.DOTALL)
+        return lambda value: regex.fullmatch(value) is not None
+    return functools.partial(_simulate, tuple(_steps(tokens)))
+
+
+def _steps(tokens: list[_Unit]) -> list[tuple[int, str]]:
+    """One step per pattern character: literal characters apart."""
+    steps: list[tuple[int, str]] = []
+    for kind, text in tokens:
+        if kind == _LITERAL:
+            steps.extend((_LITERAL, c) for c in text)
+        else:
+            steps.append((kind, ""))
+    return steps
+
+
+def _simulate(steps: tuple[tuple[int, str], ...], value: str) -> bool:
+    end = len(steps)
+
+    def closure(states: set[int]) -> set[int]:
+        todo = list(states)
+        while todo:  # a run may match nothing: being before it is being after it too
+            i = todo.pop()
+            if i < end and steps[i][0] in (_RUN, _RUN_NO_COLON) and i + 1 not in states:
+                states.add(i + 1)
+                todo.append(i + 1)
+        return states
+
+    current = closure({0})
+    for char in value:
+        following: set[int] = set()
+        for i in current:
+            if i == end:
+                continue
+            kind, text = steps[i]
+            if kind == _LITERAL:
+                if char == text:
+                    following.add(i + 1)
+            elif kind in (_ONE, _RUN) or char != ":":
+                following.add(i if kind in (_RUN, _RUN_NO_COLON) else i + 1)
+        if not following:
+            return False
+        current = closure(following)
+    return end in current
 
 
 @functools.lru_cache(maxsize=4096)
