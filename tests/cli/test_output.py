@@ -311,3 +311,27 @@ def test_column_values_lists_and_missing_fields():
     assert Column("gone", "Gone").cell(record) is None
     out = render_table(["keys", "gone"], [[["a", "b"], None]])
     assert out.splitlines() == ["KEYS  GONE", "a     -", "b"]
+
+
+def test_iam_listings_of_keys_and_policies(env):
+    users = json.loads(kdiag(env, "iam", "list-users", "--json"))["Users"]
+    key_ids = [k["AccessKeyId"] for k in users[0]["AccessKeys"]]
+    name = "oncall-engineer-with-a-long-name"
+    lines = kdiag(env, "iam", "list-access-keys", name).splitlines()
+    assert [line.split("\t")[:3] for line in lines] == [[k, name, "Active"] for k in key_ids]
+    assert kdiag(env, "iam", "list-access-keys", "--query", "AccessKeyMetadata[].UserName") == (
+        f"{name}\t{name}\n"
+    )
+    assert json.loads(kdiag(env, "iam", "list-user-policies", name, "--json")) == {
+        "PolicyNames": ["nmi"]
+    }
+    assert kdiag(env, "iam", "list-user-policies", name) == "nmi\n"
+    proc = subprocess.run(
+        [KDIAG, "iam", "list-access-keys", "nobody"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.endswith("(NoSuchEntity)\n")

@@ -2,8 +2,8 @@
 
 Like ``aws iam``: ``create-user``, ``create-access-key`` (the only time the secret is
 shown), ``put-user-policy --policy-document file://policy.json`` (or the JSON itself),
-``list-users`` (with ``--output`` and ``--query``), ``delete-user``, ``delete-access-key``,
-``delete-user-policy``.
+``list-users``, ``list-access-keys``, ``list-user-policies`` (each with ``--output`` and
+``--query``), ``delete-user``, ``delete-access-key``, ``delete-user-policy``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
-from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit
+from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
 from kdiag.cli._store import DbOption, open_store
+from kdiag.errors import ConfigError
 
 __all__ = ("read_policy_document", "register")
 
@@ -29,8 +30,6 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The user name.")]
 
 def read_policy_document(value: str) -> str:
     """The policy text from ``file://PATH`` (as the aws CLI takes it) or a literal JSON."""
-    from kdiag.errors import ConfigError
-
     if value.startswith("file://"):
         path = Path(value[len("file://") :]).expanduser()
         try:
@@ -45,8 +44,6 @@ def read_policy_document(value: str) -> str:
 @app.command("create-user")
 def create_user(name: NameArg, db: DbOption = None, json_out: JsonOption = False) -> None:
     """Create a user in the default account."""
-    from kdiag.cli._output import print_json
-
     with open_store(db) as store:
         user = store.create_user(name)
     if json_out:
@@ -57,9 +54,10 @@ def create_user(name: NameArg, db: DbOption = None, json_out: JsonOption = False
 
 @app.command("create-access-key")
 def create_access_key(name: NameArg, db: DbOption = None, json_out: JsonOption = False) -> None:
-    """Create an access key for a user and print it; the secret is never shown again."""
-    from kdiag.cli._output import print_json
+    """Create an access key for a user and print it.
 
+    The secret access key is shown this once and never again.
+    """
     with open_store(db) as store:
         key, secret = store.create_access_key(name)
     body = {"AccessKeyId": key.id, "SecretAccessKey": secret}
@@ -81,7 +79,7 @@ def put_user_policy(
     ],
     db: DbOption = None,
 ) -> None:
-    """Attach (or replace) an inline policy; it is validated first."""
+    """Attach or replace an inline policy (validated first)."""
     text = read_policy_document(policy_document)
     with open_store(db) as store:
         store.put_user_policy(name, policy_name, text)
@@ -136,7 +134,10 @@ def list_users(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Users with their access key ids and policy names (secrets are never listed)."""
+    """Users with their access key ids and policy names.
+
+    Secrets are never listed; --json has each policy document.
+    """
     with open_store(db) as store:
         users: list[dict[str, Any]] = []
         for user in store.list_users():
@@ -154,6 +155,54 @@ def list_users(
 
 app.command("list-users")(list_users)
 app.command("list", hidden=True)(list_users)  # the name before list-users; scripts use it
+
+
+KEY_COLUMNS = (
+    Column("access key id", "AccessKeyId"),
+    Column("user", "UserName"),
+    Column("status", "Status"),
+    Column("created", "CreateDate"),
+)
+
+
+@app.command("list-access-keys")
+def list_access_keys(
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Only this user's keys.")
+    ] = None,
+    db: DbOption = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Access keys: id, user and status (never the secret)."""
+    with open_store(db) as store:
+        keys = [k.to_json() for k in store.list_access_keys(name)]
+    document = {"AccessKeyMetadata": keys}
+    emit(document, keys, KEY_COLUMNS, output=output, query=query, json_flag=json_out)
+
+
+@app.command("list-user-policies")
+def list_user_policies(
+    name: NameArg,
+    db: DbOption = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The names of a user's inline policies."""
+    with open_store(db) as store:
+        names = sorted(store.get_user_policies(name))
+    document = {"PolicyNames": names}
+    rows = [{"PolicyName": n} for n in names]
+    emit(
+        document,
+        rows,
+        (Column("policy", "PolicyName"),),
+        output=output,
+        query=query,
+        json_flag=json_out,
+    )
 
 
 def register(root: typer.Typer) -> None:
