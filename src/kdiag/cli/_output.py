@@ -94,7 +94,8 @@ QueryOption = Annotated[
         help="A JMESPath expression applied to the JSON document before output.",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Same as --output json.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+"""``--json``: where a command has ``--output``, the same as ``--output json``."""
 
 Cell = str | Sequence[str] | None
 

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from kdiag.store import Store
 
-__all__ = ("DbOption", "JsonOption", "open_store")
+__all__ = ("DbOption", "open_store")
 
 DbOption = Annotated[
     str | None,
@@ -21,7 +21,6 @@ DbOption = Annotated[
         "default $KDIAG_DB, else kdiag.db in the state directory.",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
 def open_store(db: str | None) -> Store:
