@@ -7,10 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit
+from kdiag.backends.base import InstanceState
+from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
 from kdiag.cli._store import DbOption, open_store
 
 __all__ = ("parse_tags", "parse_target", "register")
+
+_INVENTORY_STATES = tuple(s.value for s in InstanceState if s.code is not None)
 
 app = typer.Typer(
     help="The instance inventory: id, backend and target, region, state, tags.",
@@ -63,7 +66,9 @@ def add(
     instance_id: Annotated[
         str | None, typer.Option("--id", help="i- + 17 hex digits (default: a new id).")
     ] = None,
-    region: Annotated[str, typer.Option("--region")] = "us-east-1",
+    region: Annotated[
+        str, typer.Option("--region", help="An AWS-style region name.")
+    ] = "us-east-1",
     availability_zone: Annotated[
         str | None, typer.Option("--az", help="Availability zone (default: REGION + 'a').")
     ] = None,
@@ -71,13 +76,14 @@ def add(
     tags: Annotated[
         list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Repeatable.")
     ] = None,
-    state: Annotated[str, typer.Option("--state")] = "running",
+    state: Annotated[
+        str,
+        typer.Option("--state", help="The inventory state: " + ", ".join(_INVENTORY_STATES) + "."),
+    ] = "running",
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Register an instance; prints its id.  The backend checks the target settings."""
-    from kdiag.cli._output import print_json
-
     with open_store(db) as store:
         inst = store.add_instance(
             backend=backend,

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, emit_record
+from kdiag.cli._output import (
+    Column,
+    JsonOption,
+    OutputOption,
+    QueryOption,
+    emit,
+    emit_record,
+    err_console,
+    print_json,
+)
+from kdiag.errors import BackendTimeout, ConfigError
 
 __all__ = ("register",)
 
@@ -20,14 +31,24 @@ lab_app = typer.Typer(
 _Root = Annotated[
     Path | None,
     typer.Option(
-        "--root", help="Lab directory (default: the state dir's lab/).", envvar="KDIAG_LAB_ROOT"
+        "--root",
+        metavar="DIR",
+        help="Lab directory (default: the state dir's lab/).",
+        envvar="KDIAG_LAB_ROOT",
     ),
 ]
 _Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_Name = Annotated[str, typer.Argument(metavar="NAME", help="The guest's name.")]
+_Timeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the vmcore (with --wait).")
+]
+_WaitDump = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Wait for the vmcore and print its path.")
+]
 
 
 def _lab(root: Path | None) -> Any:
-    from kdiag.lab import Lab
+    from kdiag.lab import Lab  # noqa: PLC0415 - kdiag.lab (qemu.qmp, asyncio) costs ~90 ms
 
     return Lab(root)
 
@@ -36,8 +57,6 @@ class _Progress:
     """A Rich status line on stderr for the long steps (downloads, unpacking, packing)."""
 
     def __init__(self) -> None:
-        from kdiag.cli._output import err_console
-
         self.console = err_console()
         self.start = time.monotonic()
         self.status = self.console.status("lab build")
@@ -64,8 +83,6 @@ def build_cmd(
     json_out: _Json = False,
 ) -> None:
     """Download the Debian packages (cached) and assemble the guest kernel and initramfs."""
-    from kdiag.cli._output import print_json
-
     with _Progress() as progress:
         info = _lab(root).build(progress, force=force)
     if json_out:
@@ -87,9 +104,11 @@ def build_cmd(
 @lab_app.command("up")
 def up_cmd(
     *,
-    name: Annotated[str, typer.Option("--name", help="Guest name.")] = "lab",
+    name: Annotated[
+        str, typer.Option("--name", help="Guest name: lowercase letters, digits, '-'.")
+    ] = "lab",
     memory: Annotated[str, typer.Option("--memory", help="Guest RAM (512M, 2G).")] = "512M",
-    cpus: Annotated[int, typer.Option("--cpus", help="Virtual CPUs.")] = 2,
+    cpus: Annotated[int, typer.Option("--cpus", help="Virtual CPUs (1-255).")] = 2,
     profile: Annotated[
         str, typer.Option("--profile", help="Guest profile (see `lab profiles`).")
     ] = "default",
@@ -102,19 +121,24 @@ def up_cmd(
     root: _Root = None,
     json_out: _Json = False,
 ) -> None:
-    """Boot a guest (QMP socket, serial console to a file, kdump armed per profile)."""
-    from kdiag.cli._output import err_console, print_json
+    """Boot a guest (QMP socket, serial console to a file, kdump armed per profile).
 
-    with _Progress() as progress:
-        guest = _lab(root).up(
-            name=name, profile=profile, memory=memory, cpus=cpus, progress=progress
-        )
+    Ctrl-C before the guest is ready stops it again; with --no-wait it boots on its own.
+    """
+    _check_timeout(timeout)
     err = err_console()
+    try:
+        with _Progress() as progress:
+            guest = _lab(root).up(
+                name=name, profile=profile, memory=memory, cpus=cpus, progress=progress
+            )
+    except KeyboardInterrupt:
+        err.print(f"{name}: interrupted; the guest is not running")  # Lab.up stopped it
+        raise
     err.print(f"{guest.name}: accelerator {guest.accel} ({guest.config['accel_reason']})")
     if wait:
         started = time.monotonic()
-        with err.status(f"waiting for {guest.name} to be ready"):
-            guest.wait_ready(timeout)
+        _wait_ready_or_stop(guest, timeout)
         err.print(
             f"{guest.name}: ready in {time.monotonic() - started:.1f}s, "
             f"kdump_loaded={int(bool(guest.status().get('kdump_loaded')))}"
@@ -125,6 +149,30 @@ def up_cmd(
         typer.echo(f"qmp: {guest.qmp_socket}")
         typer.echo(f"console: {guest.console_path}")
         typer.echo(f"crash tree: {guest.crash_dir}")
+
+
+def _check_timeout(timeout: float) -> None:
+    if not timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout}")
+
+
+def _wait_ready_or_stop(guest: Any, timeout: float) -> None:
+    """Wait for the readiness marker.  Ctrl-C stops the guest (it was started for this
+    command); a timeout leaves it running for a look at its console, and says so."""
+    err = err_console()
+    try:
+        with err.status(f"waiting for {guest.name} to be ready"):
+            guest.wait_ready(timeout)
+    except KeyboardInterrupt:
+        with err.status(f"interrupted: stopping {guest.name}"):
+            guest.down()
+        err.print(f"{guest.name}: interrupted before it was ready; stopped")
+        raise
+    except BackendTimeout as exc:
+        raise BackendTimeout(
+            f"{exc}; the guest keeps running (kdiag lab down {guest.name} stops it)",
+            target=guest.name,
+        ) from exc
 
 
 def _kdump(guest: dict[str, Any]) -> str:
@@ -184,7 +232,7 @@ def status_cmd(
 
 
 @lab_app.command("down")
-def down_cmd(name: str, root: _Root = None) -> None:
+def down_cmd(name: _Name, root: _Root = None) -> None:
     """Stop a guest (its console log and crash tree stay)."""
     guest = _lab(root).get(name)
     guest.down()
@@ -193,16 +241,14 @@ def down_cmd(name: str, root: _Root = None) -> None:
 
 @lab_app.command("console")
 def console_cmd(
-    name: str,
+    name: _Name,
     root: _Root = None,
     follow: Annotated[
         bool, typer.Option("--follow/--no-follow", "-f", help="Keep following.")
     ] = True,
 ) -> None:
     """Print the guest's serial console and follow it until the guest stops (Ctrl-C ends)."""
-    import sys
-
-    from kdiag.lab.console import follow as follow_lines
+    from kdiag.lab.console import follow as follow_lines  # noqa: PLC0415 - see _lab
 
     guest = _lab(root).get(name)
     if not follow:
@@ -215,28 +261,36 @@ def console_cmd(
 
 @lab_app.command("nmi")
 def nmi_cmd(
-    name: str,
+    name: _Name,
     root: _Root = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the vmcore.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout")] = 300.0,
+    wait: _WaitDump = False,
+    timeout: _Timeout = 300.0,
 ) -> None:
-    """Send a diagnostic NMI over QMP (inject-nmi)."""
+    """Send a diagnostic NMI through kdiag's qmp backend (inject-nmi on a running guest)."""
+    _check_timeout(timeout)
     guest = _lab(root).get(name)
-    guest.inject_nmi()
-    typer.echo(f"{name}: NMI sent")
+    result = guest.inject_nmi()
+    typer.echo(f"{name}: {result.detail}")
     if wait:
         typer.echo(str(guest.wait_dump(timeout)))
 
 
 @lab_app.command("trigger")
 def trigger_cmd(
-    name: str,
-    kind: str,
+    name: _Name,
+    kind: Annotated[
+        str,
+        typer.Argument(
+            metavar="KIND",
+            help="sysrq-c, oom, hung-task, null, bug, gpf, warn, softlockup or rcu.",
+        ),
+    ],
     root: _Root = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the vmcore.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout")] = 300.0,
+    wait: _WaitDump = False,
+    timeout: _Timeout = 300.0,
 ) -> None:
-    """Crash the guest: sysrq-c, oom, hung-task, null, bug, gpf, warn, softlockup, rcu."""
+    """Crash the guest one of the KIND ways, through its command channel."""
+    _check_timeout(timeout)
     guest = _lab(root).get(name)
     guest.trigger(kind)
     typer.echo(f"{name}: {kind} triggered")
@@ -254,7 +308,7 @@ def profiles_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """List the guest profiles (the JSON document maps each name to its description)."""
-    from kdiag.lab.profiles import PROFILES
+    from kdiag.lab.profiles import PROFILES  # noqa: PLC0415 - see _lab
 
     document = {p.name: p.description for p in PROFILES.values()}
     rows = [{"name": n, "description": d} for n, d in document.items()]
@@ -263,21 +317,36 @@ def profiles_cmd(
 
 @lab_app.command("corpus")
 def corpus_cmd(
-    out_dir: Path,
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="OUT_DIR", help="Where the dumps and manifest.json go.")
+    ],
     *,
     trigger: Annotated[
-        list[str] | None, typer.Option("--trigger", help="Trigger (repeat); default: all.")
+        list[str] | None,
+        typer.Option(
+            "--trigger",
+            metavar="KIND",
+            help="nmi or a `lab trigger` KIND (repeat; default: all).",
+        ),
     ] = None,
     fmt: Annotated[
-        list[str] | None, typer.Option("--format", help="Dump format (repeat); default: all.")
+        list[str] | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="kdump-zlib, kdump-lzo, kdump-none, flattened-zlib or elf (repeat; default: all).",
+        ),
     ] = None,
-    memory: Annotated[str, typer.Option("--memory")] = "512M",
+    memory: Annotated[str, typer.Option("--memory", help="Guest RAM (512M, 2G).")] = "512M",
     root: _Root = None,
     json_out: _Json = False,
 ) -> None:
     """Crash a guest once per trigger and save each dump in several formats, with a manifest."""
-    from kdiag.cli._output import print_json
-    from kdiag.lab.corpus import CORPUS_FORMATS, CORPUS_TRIGGERS, make_corpus
+    from kdiag.lab.corpus import (  # noqa: PLC0415 - see _lab
+        CORPUS_FORMATS,
+        CORPUS_TRIGGERS,
+        make_corpus,
+    )
 
     with _Progress() as progress:
         manifest = make_corpus(

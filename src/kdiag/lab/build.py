@@ -27,6 +27,7 @@ from pathlib import Path
 from kdiag.errors import ConfigError
 from kdiag.lab import debs
 from kdiag.lab.initramfs import write_initramfs
+from kdiag.paths import cache_dir
 
 __all__ = (
     "CAPTURE_MODULES",
@@ -89,8 +90,6 @@ class BuildInfo:
 
 
 def lab_cache() -> Path:
-    from kdiag.paths import cache_dir
-
     path = cache_dir() / "lab"
     path.mkdir(parents=True, exist_ok=True)
     return path

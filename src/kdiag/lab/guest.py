@@ -4,6 +4,9 @@ Each guest lives in ``<root>/<name>/``: ``guest.json`` (how it was started), ``s
 (process ids), ``status.json`` (kept by the supervisor), ``console.log``, ``qmp.sock``,
 ``events.sock``, ``cmd.sock`` (the command channel, the guest's second serial port),
 ``disk.img`` (the dump disk), ``facts.json`` and the ``crash/`` tree.
+
+NMIs go through kdiag's own qmp backend (:class:`~kdiag.backends.qmp.QMPBackend`), the
+path every user's ``SendDiagnosticInterrupt`` takes, running-state check included.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdiag.backends.base import InstanceState, NMIResult, Target
+from kdiag.backends.qmp import QMPBackend
 from kdiag.errors import (
     BackendError,
     BackendTimeout,
@@ -30,26 +36,79 @@ from kdiag.errors import (
     TargetNotFound,
 )
 from kdiag.lab.build import BuildInfo, build, lab_cache
-from kdiag.lab.profiles import TRIGGERS, get_profile
+from kdiag.lab.profiles import TRIGGERS, Profile, get_profile
 from kdiag.lab.qemu import GuestFiles, choose_accel, command_line
+from kdiag.paths import state_dir
 
-__all__ = ("Guest", "Lab", "parse_memory")
+__all__ = ("Guest", "GuestSpec", "Lab", "parse_memory")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _SOCKET_PATH_MAX = 100
+_MIN_MEMORY_MIB = 256
+#: QEMU's ``pc`` machine takes at most 255 vCPUs.
+_MAX_CPUS = 255
+#: Seconds for QEMU to start and answer on its monitor (it does in well under one).
+_START_SECONDS = 20.0
+#: QMP timeout for the lab's own calls (a loaded TCG host answers slowly).
+_QMP_TIMEOUT = 10.0
 
 
 def parse_memory(text: str) -> int:
-    """``512M``, ``2G``, ``2048`` (MiB) -> MiB."""
+    """``512M``, ``2G``, ``2048`` (MiB) -> MiB, at least 256 and at most the host's RAM."""
     match = re.fullmatch(r"(\d+)\s*([MmGg]i?[Bb]?)?", text.strip())
     if match is None:
         raise ConfigError(f"bad memory size {text!r} (use e.g. 512M or 2G)")
     value = int(match.group(1))
     unit = (match.group(2) or "M")[0].upper()
-    mib = value * 1024 if unit == "G" else value
-    if mib < 256:
-        raise ConfigError("a lab guest needs at least 256M")
+    return _check_memory(value * 1024 if unit == "G" else value)
+
+
+def _check_memory(mib: int) -> int:
+    if isinstance(mib, bool) or not isinstance(mib, int) or mib < _MIN_MEMORY_MIB:
+        raise ConfigError(f"a lab guest needs at least {_MIN_MEMORY_MIB}M of memory, not {mib}")
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    if mib > host:
+        raise ConfigError(f"{mib}M of guest memory is more than this host has ({host}M)")
     return mib
+
+
+def check_name(name: str) -> str:
+    """A guest name: 1-32 lowercase letters, digits and '-', not starting with '-'."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"bad guest name {name!r}: 1-32 lowercase letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class GuestSpec:
+    """What ``Lab.up`` was asked for, checked before anything is downloaded or started."""
+
+    name: str
+    profile: Profile
+    memory_mib: int
+    cpus: int
+
+    @classmethod
+    def check(
+        cls,
+        name: str,
+        profile: str,
+        memory: str | int,
+        cpus: int,
+        dumps: tuple[tuple[str, ...], ...] | None = None,
+    ) -> GuestSpec:
+        """:raises ConfigError: a bad name, an unknown profile, too little or too much
+        memory, or a vCPU count outside 1-255."""
+        prof = get_profile(profile)
+        if dumps:
+            prof = dataclasses.replace(prof, dumps=tuple(dumps))
+        memory_mib = parse_memory(memory) if isinstance(memory, str) else _check_memory(memory)
+        if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= _MAX_CPUS:
+            raise ConfigError(f"a lab guest has 1 to {_MAX_CPUS} vCPUs, not {cpus!r}")
+        return cls(check_name(name), prof, memory_mib, cpus)
 
 
 def _alive(pid: int | None) -> bool:
@@ -78,6 +137,8 @@ class Guest:
             self.config: dict[str, Any] = json.loads((directory / "guest.json").read_text())
         except FileNotFoundError:
             raise TargetNotFound(f"no lab guest {directory.name!r}") from None
+        except ValueError as exc:
+            raise ConfigError(f"lab guest {directory.name!r}: bad guest.json: {exc}") from exc
         self.name: str = self.config["name"]
         self.profile: str = self.config["profile"]
         self.accel: str = self.config["accel"]
@@ -123,6 +184,11 @@ class Guest:
         return _alive(self._state().get("supervisor_pid"))
 
     @property
+    def target(self) -> Target:
+        """This guest as a qmp backend target (what ``kdiag instances add`` would store)."""
+        return Target(self.name, {"address": str(self.qmp_socket)})
+
+    @property
     def phase(self) -> str:
         return str(self.status().get("phase", "starting"))
 
@@ -134,7 +200,10 @@ class Guest:
         return [d / "vmcore" for d in dirs if (d / "vmcore").exists()]
 
     def to_json(self) -> dict[str, Any]:
+        """The guest for listings; ``kdump_loaded`` is ``None`` unless QEMU is running (the
+        last boot's answer says nothing about a stopped guest)."""
         status = self.status()
+        running = status.get("phase") != "stopped"
         return {
             "name": self.name,
             "profile": self.profile,
@@ -142,7 +211,7 @@ class Guest:
             "memory_mib": self.memory_mib,
             "cpus": self.cpus,
             "phase": status.get("phase"),
-            "kdump_loaded": status.get("kdump_loaded"),
+            "kdump_loaded": status.get("kdump_loaded") if running else None,
             "boots": status.get("boots", 0),
             "crashes": status.get("crashes", 0),
             "dumps": status.get("dumps", 0),
@@ -250,12 +319,18 @@ class Guest:
                 return
         raise BackendTimeout(f"lab guest {self.name} did not acknowledge {kind!r}")
 
-    def inject_nmi(self) -> None:
-        """QMP ``inject-nmi`` (what ``SendDiagnosticInterrupt`` does to an EC2 instance)."""
-        from kdiag.lab.qmp import QMPClient
+    def inject_nmi(self) -> NMIResult:
+        """Send a diagnostic NMI through the qmp backend (what ``SendDiagnosticInterrupt``
+        does to an instance), which refuses a guest whose vCPUs are not running.
 
-        with QMPClient(self.qmp_socket) as qmp:
-            qmp.execute("inject-nmi")
+        :raises IncorrectState: QEMU is not running, or the guest is paused.
+        """
+        if not self.running:
+            raise IncorrectState(
+                f"lab guest {self.name} is not running (start it: kdiag lab up --name {self.name})"
+            )
+        with QMPBackend(timeout=_QMP_TIMEOUT) as qmp:
+            return qmp.send_nmi(self.target)
 
     def down(self, timeout: float = 30.0) -> None:
         """Stop QEMU and the supervisor; the guest's files and crash tree stay."""
@@ -279,25 +354,18 @@ class Lab:
     """The lab: a build cache and a directory of guests."""
 
     def __init__(self, root: Path | None = None) -> None:
-        if root is None:
-            from kdiag.paths import state_dir
-
-            root = state_dir() / "lab"
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root = Path(root) if root is not None else state_dir() / "lab"
 
     def build(self, progress: Any = None, *, force: bool = False) -> BuildInfo:
         return build(progress, force=force)
 
     def list(self) -> list[Guest]:
-        guests = []
-        for d in sorted(self.root.iterdir()):
-            if (d / "guest.json").exists():
-                guests.append(Guest(d))
-        return guests
+        if not self.root.is_dir():
+            return []
+        return [Guest(d) for d in sorted(self.root.iterdir()) if (d / "guest.json").exists()]
 
     def get(self, name: str) -> Guest:
-        return Guest(self.root / name)
+        return Guest(self.root / check_name(name))
 
     def up(
         self,
@@ -310,94 +378,174 @@ class Lab:
         accel: str | None = None,
         dumps: tuple[tuple[str, ...], ...] | None = None,
     ) -> Guest:
-        """Build if needed, start a guest, return at once (use ``wait_ready``).
+        """Build if needed, start a guest, and return once QEMU runs it (``wait_ready``
+        waits for the boot).
+
+        The steps: check the request (before anything is downloaded), refuse a guest of
+        that name that is running, build, prepare the guest directory and its dump disk,
+        choose the accelerator, write ``guest.json`` (kernel command line and QEMU
+        arguments), then start the supervisor and wait for QEMU to answer on its monitor.
+        If that last step fails or is interrupted (Ctrl-C), the guest is stopped again.
 
         ``dumps`` replaces the profile's makedumpfile option sets: the capture kernel saves
-        one file per set (the first is ``vmcore``, the others ``vmcore.<options>``)."""
-        if not _NAME.match(name):
-            raise ConfigError(f"bad guest name {name!r} (lowercase letters, digits, '-')")
-        prof = get_profile(profile)
-        if dumps:
-            prof = dataclasses.replace(prof, dumps=tuple(dumps))
-        memory_mib = memory if isinstance(memory, int) else parse_memory(memory)
-        directory = self.root / name
-        if directory.exists() and (directory / "guest.json").exists():
-            old = Guest(directory)
-            if old.running:
-                raise IncorrectState(f"lab guest {name} is already running")
-        info = build(progress)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (directory / "crash").mkdir(exist_ok=True, mode=0o700)
-        files = GuestFiles(
-            directory=directory,
-            vmlinuz=info.vmlinuz,
-            initrd=info.main_initrd,
-            disk=directory / "disk.img",
-            console=directory / "console.log",
-            qmp=directory / "qmp.sock",
-            events=directory / "events.sock",
-            commands=directory / "cmd.sock",
-        )
-        if len(str(files.events)) > _SOCKET_PATH_MAX:
+        one file per set (the first is ``vmcore``, the others ``vmcore.<options>``).
+
+        :raises ConfigError: a bad name, profile, memory size or vCPU count.
+        :raises IncorrectState: a guest of that name is running.
+        """
+        spec = GuestSpec.check(name, profile, memory, cpus, dumps)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory = self.root / spec.name
+        if len(str(directory / "events.sock")) > _SOCKET_PATH_MAX:
             raise ConfigError(f"lab directory {self.root} is too long for unix socket paths")
-        for stale in (
-            files.console,
-            files.qmp,
-            files.events,
-            files.commands,
-            directory / "status.json",
-            directory / "state.json",
-            directory / "events.jsonl",
-            directory / "facts.json",
-        ):
-            stale.unlink(missing_ok=True)
-        _make_disk(files.disk, memory_mib, prof.dumps)
+        if (directory / "guest.json").exists() and Guest(directory).running:
+            raise IncorrectState(f"lab guest {spec.name} is already running")
+        info = build(progress)
+        files = _prepare_directory(directory, info)
+        _make_disk(files.disk, spec.memory_mib, spec.profile.dumps)
         if accel is None:
             choice = choose_accel(info.vmlinuz, lab_cache())
             accel, reason = choice.accel, choice.reason
         else:
             reason = "requested"
-        crashkernel = "128M" if memory_mib <= 1536 else "256M"
-        append = ["console=ttyS0", "panic=10", "crash_kexec_post_notifiers", f"lab_name={name}"]
-        if prof.crashkernel:
-            append.append(f"crashkernel={crashkernel}")
-        append += prof.cmdline()
-        args = command_line(
-            files, accel=accel, memory_mib=memory_mib, cpus=cpus, append=" ".join(append)
-        )
-        config = {
-            "name": name,
-            "profile": prof.name,
-            "accel": accel,
-            "accel_reason": reason,
-            "memory_mib": memory_mib,
-            "cpus": cpus,
-            "crashkernel": crashkernel if prof.crashkernel else None,
-            "kernel_release": info.kernel_release,
-            "build": str(info.directory),
-            "append": " ".join(append),
-            "qemu_args": args,
-        }
+        config = _guest_config(spec, files, info, accel, reason)
         (directory / "guest.json").write_text(json.dumps(config, indent=2) + "\n")
-        with open(directory / "supervisor.log", "ab") as log:
-            subprocess.run(
-                [sys.executable, "-m", "kdiag.lab.supervisor", str(directory)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=True,
-            )
-        guest = Guest(directory)
-        deadline = time.monotonic() + 20
-        while not guest._state().get("qemu_pid"):
+        return _start(directory)
+
+
+def _prepare_directory(directory: Path, info: BuildInfo) -> GuestFiles:
+    """The guest directory with its crash tree, cleared of the last run's sockets, logs and
+    status (the crash tree stays)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / "crash").mkdir(exist_ok=True, mode=0o700)
+    files = GuestFiles(
+        directory=directory,
+        vmlinuz=info.vmlinuz,
+        initrd=info.main_initrd,
+        disk=directory / "disk.img",
+        console=directory / "console.log",
+        qmp=directory / "qmp.sock",
+        events=directory / "events.sock",
+        commands=directory / "cmd.sock",
+    )
+    for stale in (
+        files.console,
+        files.qmp,
+        files.events,
+        files.commands,
+        directory / "status.json",
+        directory / "state.json",
+        directory / "events.jsonl",
+        directory / "facts.json",
+    ):
+        stale.unlink(missing_ok=True)
+    return files
+
+
+def _kernel_command_line(spec: GuestSpec) -> tuple[list[str], str | None]:
+    """The first kernel's command line, and its ``crashkernel=`` size (None: none)."""
+    append = [
+        "console=ttyS0",
+        "panic=10",
+        "crash_kexec_post_notifiers",
+        f"lab_name={spec.name}",
+    ]
+    crashkernel = None
+    if spec.profile.crashkernel:
+        crashkernel = "128M" if spec.memory_mib <= 1536 else "256M"
+        append.append(f"crashkernel={crashkernel}")
+    return [*append, *spec.profile.cmdline()], crashkernel
+
+
+def _guest_config(
+    spec: GuestSpec, files: GuestFiles, info: BuildInfo, accel: str, reason: str
+) -> dict[str, Any]:
+    """``guest.json``: how the guest is started (the supervisor reads ``qemu_args``)."""
+    append, crashkernel = _kernel_command_line(spec)
+    args = command_line(
+        files, accel=accel, memory_mib=spec.memory_mib, cpus=spec.cpus, append=" ".join(append)
+    )
+    return {
+        "name": spec.name,
+        "profile": spec.profile.name,
+        "accel": accel,
+        "accel_reason": reason,
+        "memory_mib": spec.memory_mib,
+        "cpus": spec.cpus,
+        "crashkernel": crashkernel,
+        "kernel_release": info.kernel_release,
+        "build": str(info.directory),
+        "append": " ".join(append),
+        "qemu_args": args,
+    }
+
+
+def _start(directory: Path) -> Guest:
+    """Start the guest's supervisor (which starts QEMU) and return once QEMU runs the guest;
+    on any failure or interruption, stop whatever was started."""
+    guest = Guest(directory)
+    try:
+        _launch_supervisor(directory)
+        _wait_until_running(guest, _START_SECONDS)
+    except BaseException:
+        _stop_starting(guest)
+        raise
+    return guest
+
+
+def _launch_supervisor(directory: Path) -> None:
+    """``python -m kdiag.lab.supervisor DIR``, which detaches (forks, new session): this
+    waits only for the parent that forked."""
+    with open(directory / "supervisor.log", "ab") as log:
+        launcher = subprocess.run(
+            [sys.executable, "-m", "kdiag.lab.supervisor", str(directory)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if launcher.returncode != 0:
+        raise BackendUnavailable(
+            f"the lab supervisor did not start (see {directory / 'supervisor.log'})"
+        )
+
+
+def _wait_until_running(guest: Guest, timeout: float) -> None:
+    """Wait until QEMU runs the guest and the supervisor follows its events.
+
+    This replaces a fixed pause.  QEMU creates its monitor sockets once it has parsed its
+    arguments and set up the machine, so ``query-status`` answering ``running`` proves it
+    started; a QEMU that exits at once (a bad argument, no memory) is seen as exited, not
+    guessed at.  Waiting for the supervisor's event watcher as well means that a crash right
+    after ``up`` returns is not missed (its ``GUEST_CRASHLOADED`` event would be lost).
+    """
+    deadline = time.monotonic() + timeout
+    running = False
+    with QMPBackend(timeout=_QMP_TIMEOUT) as qmp:
+        while True:
+            if guest._state().get("qemu_pid"):
+                if not guest.running:
+                    log_text = (guest.directory / "qemu.log").read_text(errors="replace")
+                    raise BackendUnavailable(f"QEMU exited at once: {log_text[-800:].strip()}")
+                if not running and guest.qmp_socket.exists():
+                    running = qmp.state(guest.target) is InstanceState.RUNNING
+                if running and guest.status().get("events"):
+                    return
             if time.monotonic() > deadline:
-                raise BackendUnavailable(f"lab guest {name} did not start (see supervisor.log)")
+                raise BackendUnavailable(
+                    f"lab guest {guest.name} did not start within {timeout:.0f} s "
+                    f"(see {guest.directory / 'supervisor.log'})"
+                )
             time.sleep(0.05)
-        time.sleep(0.3)
-        if not guest.running:
-            log_text = (directory / "qemu.log").read_text(errors="replace")[-800:]
-            raise BackendUnavailable(f"QEMU exited at once: {log_text.strip()}")
-        return guest
+
+
+def _stop_starting(guest: Guest) -> None:
+    """Stop a guest whose start failed or was interrupted.  The detached supervisor writes
+    its and QEMU's process ids a moment after it is launched: wait for them first."""
+    deadline = time.monotonic() + 5
+    while not guest._state().get("qemu_pid") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    guest.down()
 
 
 def _make_disk(path: Path, memory_mib: int, dumps: tuple[tuple[str, ...], ...]) -> None:

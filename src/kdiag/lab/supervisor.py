@@ -1,8 +1,9 @@
 """The host-side watcher of one lab guest: runs QEMU and follows what the guest does.
 
 Started detached by ``Lab.up`` as ``python -m kdiag.lab.supervisor GUEST_DIR``. It starts
-QEMU, listens to QMP events on a second monitor (the first, ``qmp.sock``, stays free for
-users such as the QMP backend), follows the serial console, and keeps ``status.json``:
+QEMU, listens to QMP events (through qemu.qmp) on a second monitor (the first,
+``qmp.sock``, stays free for users such as the QMP backend), follows the serial console,
+and keeps ``status.json``:
 
 - phase: booting → ready → crashed → capturing → rebooting → booting ..., or stopped;
 - the readiness marker count and ``kdump_loaded``;
@@ -15,6 +16,8 @@ It exits when QEMU exits.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -28,11 +31,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qemu.qmp import ConnectError, QMPClient
+
 from kdiag.lab.console import ConsoleFollower, decode_facts, parse_fields
 
 __all__ = ("Supervisor", "extract_dump", "main")
 
 _CRASH_EVENTS = {"GUEST_CRASHLOADED", "GUEST_PANICKED"}
+#: How long QEMU may take to create its event monitor socket.
+_MONITOR_SECONDS = 30.0
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -109,6 +116,7 @@ class Supervisor:
             "last_dump": None,
             "capture_started": None,
             "last_event": None,
+            "events": None,
             "updated": time.time(),
         }
         self.qemu: subprocess.Popen[bytes] | None = None
@@ -129,28 +137,57 @@ class Supervisor:
             fh.write(json.dumps(record) + "\n")
 
     def watch_events(self, follower: ConsoleFollower) -> None:
-        from kdiag.lab.qmp import QMPClient
-
+        """Follow QMP events until QEMU exits (runs in a thread of its own)."""
         try:
-            client = QMPClient(self.dir / "events.sock", timeout=30)
-        except Exception as exc:  # noqa: BLE001 - the watcher must survive a missing monitor
-            print(f"event monitor unavailable: {exc}", file=sys.stderr, flush=True)
-            return
-        while self.qemu is not None and self.qemu.poll() is None:
+            asyncio.run(self._follow_events(follower))
+        except Exception as exc:  # noqa: BLE001 - the console watcher goes on without events
+            print(f"event monitor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    async def _follow_events(self, follower: ConsoleFollower) -> None:
+        client = QMPClient(f"kdiag-lab-{self.config['name']}")
+        await self._connect(client)
+        try:
+            while self._qemu_running():
+                try:
+                    event = await asyncio.wait_for(client.events.get(), 1.0)
+                except TimeoutError:
+                    continue
+                self.handle_event(dict(event), follower.offset)
+        finally:
+            with contextlib.suppress(Exception):  # QEMU may have gone away first
+                await client.disconnect()
+
+    async def _connect(self, client: QMPClient) -> None:
+        """Connect to ``events.sock``, which QEMU creates a moment after it starts, and say
+        so in ``status.json`` (``events``: ``watched``, or ``unavailable`` on failure)."""
+        path = self.dir / "events.sock"
+        deadline = time.monotonic() + _MONITOR_SECONDS
+        while True:
             try:
-                event = client.next_event(1.0)
-            except Exception:  # noqa: BLE001 - QEMU went away
-                return
-            if event is None:
-                continue
-            self.log_event(event, follower.offset)
-            name = event.get("event")
-            if name in _CRASH_EVENTS:
-                with self.lock:
-                    crashes = self.status["crashes"] + 1
-                self.save(phase="crashed", crashes=crashes, last_event=name)
-            elif name == "RESET":
-                self.save(phase="rebooting", last_event=name)
+                if path.exists():  # qemu.qmp logs every failed attempt as an error
+                    await client.connect(str(path))
+                    break
+            except ConnectError:
+                pass
+            if time.monotonic() > deadline or not self._qemu_running():
+                self.save(events="unavailable")
+                raise TimeoutError(f"QEMU exited or did not open its event monitor {path}")
+            await asyncio.sleep(0.05)
+        self.save(events="watched")
+
+    def _qemu_running(self) -> bool:
+        return self.qemu is not None and self.qemu.poll() is None
+
+    def handle_event(self, event: dict[str, Any], offset: int) -> None:
+        """Log one QMP event; a crash or a reset changes the phase."""
+        self.log_event(event, offset)
+        name = event.get("event")
+        if name in _CRASH_EVENTS:
+            with self.lock:
+                crashes = self.status["crashes"] + 1
+            self.save(phase="crashed", crashes=crashes, last_event=name)
+        elif name == "RESET":
+            self.save(phase="rebooting", last_event=name)
 
     def handle_line(self, text: str) -> None:
         if self.facts is not None:
