@@ -114,13 +114,6 @@ class StoreBase:
             row = session.get(AccountRow, account_id)
             return None if row is None else self._account(row)
 
-    def list_accounts(self) -> list[Account]:
-        with self._read() as session:
-            return [
-                self._account(r)
-                for r in session.scalars(select(AccountRow).order_by(AccountRow.name))
-            ]
-
     def _account_id(self, account_id: str | None) -> str:
         if account_id is None:
             return self.default_account().id

@@ -1,4 +1,9 @@
-"""Users, access keys and inline policies."""
+"""Users, access keys and inline policies, within IAM's quotas: at most
+:data:`ACCESS_KEYS_PER_USER` access keys per user, and all of a user's inline policies
+together at most :data:`kdiag.policy.USER_POLICY_SIZE_LIMIT` characters, whitespace not
+counted.  Both are checked inside the write transaction, with the user's row locked on
+PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` already serializes writers), so two concurrent
+requests cannot both slip under a quota."""
 
 from __future__ import annotations
 
@@ -6,15 +11,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
 
-from kdiag.errors import ConfigError, NoSuchEntity
+from kdiag import policy
+from kdiag.errors import ConfigError, LimitExceeded, NoSuchEntity
 from kdiag.store import ids
 from kdiag.store._base import _POLICY_NAME, StoreBase, _check_name, _now
 from kdiag.store.models import AccessKeyRow, UserPolicyRow, UserRow
 from kdiag.store.records import AccessKey, User
 
-__all__ = ("Identity",)
+__all__ = ("ACCESS_KEYS_PER_USER", "Identity")
+
+ACCESS_KEYS_PER_USER = 2
+"""IAM's quota: two access keys per user, active or not ("IAM and AWS STS quotas")."""
 
 # Built once (building costs more than running): these run on every request.
 _KEY = (
@@ -97,10 +107,24 @@ class Identity(StoreBase):
 
     # --- access keys -----------------------------------------------------------------------
 
+    @staticmethod
+    def _lock_user(session: Session, found: User) -> None:
+        """Hold ``found``'s row for the rest of the transaction (PostgreSQL; SQLite writers
+        are serialized already), so quota checks and the write they guard are one step."""
+        if (
+            session.scalars(
+                select(UserRow.id).where(UserRow.id == found.id).with_for_update()
+            ).first()
+            is None
+        ):
+            raise NoSuchEntity(f"no user named {found.name!r}")
+
     def create_access_key(self, user: User | str) -> tuple[AccessKey, str]:
         """A new active access key for ``user`` and its secret (shown to no one else, ever).
 
         The secret is stored Fernet-encrypted with the key file.
+
+        :raises LimitExceeded: the user has :data:`ACCESS_KEYS_PER_USER` keys already.
         """
         found = self.user(user)
         secret = ids.new_secret_access_key()
@@ -112,6 +136,17 @@ class Identity(StoreBase):
             created_at=_now(),
         )
         with self._write() as session:
+            self._lock_user(session, found)
+            count = session.scalar(
+                select(func.count())
+                .select_from(AccessKeyRow)
+                .where(AccessKeyRow.user_id == found.id)
+            )
+            if (count or 0) >= ACCESS_KEYS_PER_USER:
+                raise LimitExceeded(
+                    f"user {found.name!r} already has {ACCESS_KEYS_PER_USER} access keys, the"
+                    " most IAM allows: delete one first (kdiag iam delete-access-key)"
+                )
             session.add(row)
         return AccessKey(row.id, found.id, found.name, row.status, row.created_at), secret
 
@@ -142,20 +177,43 @@ class Identity(StoreBase):
         key = AccessKey(row.id, user.id, user.name, row.status, row.created_at)
         return key, user, self._box.open(row.secret_sealed)
 
-    def set_access_key_status(self, key_id: str, status: str) -> None:
-        if status not in {"Active", "Inactive"}:
-            raise ConfigError("status must be Active or Inactive")
-        with self._write() as session:
-            if session.get(AccessKeyRow, key_id) is None:
-                raise NoSuchEntity(f"no access key {key_id}")
-            session.execute(
-                update(AccessKeyRow).where(AccessKeyRow.id == key_id).values(status=status)
-            )
+    def _key_filter(self, key_id: str, user: User | str | None) -> tuple[Any, ...]:
+        if user is None:
+            return (AccessKeyRow.id == key_id,)
+        return (AccessKeyRow.id == key_id, AccessKeyRow.user_id == self.user(user).id)
 
-    def delete_access_key(self, key_id: str) -> None:
+    @staticmethod
+    def _no_key(key_id: str, user: User | str | None) -> NoSuchEntity:
+        name = user.name if isinstance(user, User) else user
+        owner = f" of user {name!r}" if name is not None else ""
+        return NoSuchEntity(f"no access key {key_id}{owner}")
+
+    def set_access_key_status(
+        self, key_id: str, status: str, *, user: User | str | None = None
+    ) -> None:
+        """Make a key ``Active`` or ``Inactive``; an inactive key authenticates nothing.
+
+        :param user: when given, the key must be this user's (as ``aws iam
+            update-access-key --user-name`` checks).
+        :raises NoSuchEntity: no such key (of that user).
+        """
+        if status not in {"Active", "Inactive"}:
+            raise ConfigError(f"status must be Active or Inactive, not {status!r}")
+        where = self._key_filter(key_id, user)
         with self._write() as session:
-            if session.execute(delete(AccessKeyRow).where(AccessKeyRow.id == key_id)).rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
-                raise NoSuchEntity(f"no access key {key_id}")
+            result = session.execute(update(AccessKeyRow).where(*where).values(status=status))
+            if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
+                raise self._no_key(key_id, user)
+
+    def delete_access_key(self, key_id: str, *, user: User | str | None = None) -> None:
+        """Delete a key (``user``: only if it is that user's).
+
+        :raises NoSuchEntity: no such key (of that user).
+        """
+        where = self._key_filter(key_id, user)
+        with self._write() as session:
+            if session.execute(delete(AccessKeyRow).where(*where)).rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
+                raise self._no_key(key_id, user)
 
     # --- inline policies ----------------------------------------------------------------------
 
@@ -165,14 +223,27 @@ class Identity(StoreBase):
         """Attach (or replace) the inline policy ``policy_name`` on ``user``.
 
         :raises PolicyError: the document is not a valid IAM policy (kdiag.policy.validate).
+        :raises LimitExceeded: with it, the user's inline policies would together pass
+            :data:`kdiag.policy.USER_POLICY_SIZE_LIMIT` characters (whitespace not counted).
         """
-        from kdiag import policy
-
         found = self.user(user)
         _check_name("policy", policy_name, _POLICY_NAME)
         policy.validate(document)
         text = document if isinstance(document, str) else json.dumps(document)
         with self._write() as session:
+            self._lock_user(session, found)
+            others = session.scalars(
+                select(UserPolicyRow.document).where(
+                    UserPolicyRow.user_id == found.id, UserPolicyRow.name != policy_name
+                )
+            )
+            total = policy.policy_size(text) + sum(policy.policy_size(d) for d in others)
+            if total > policy.USER_POLICY_SIZE_LIMIT:
+                raise LimitExceeded(
+                    f"the inline policies of user {found.name!r} would total {total:,}"
+                    f" characters (whitespace not counted); IAM allows"
+                    f" {policy.USER_POLICY_SIZE_LIMIT:,} per user"
+                )
             row = session.scalars(
                 select(UserPolicyRow).where(
                     UserPolicyRow.user_id == found.id, UserPolicyRow.name == policy_name
@@ -187,6 +258,22 @@ class Identity(StoreBase):
             else:
                 row.document = text
                 row.updated_at = _now()
+
+    def get_user_policy(self, user: User | str, policy_name: str) -> str:
+        """The document (JSON text, as it was put) of ``user``'s inline policy ``policy_name``.
+
+        :raises NoSuchEntity: no such user, or the user has no policy of that name.
+        """
+        found = self.user(user)
+        with self._read() as session:
+            document = session.scalars(
+                select(UserPolicyRow.document).where(
+                    UserPolicyRow.user_id == found.id, UserPolicyRow.name == policy_name
+                )
+            ).first()
+        if document is None:
+            raise NoSuchEntity(f"user {found.name!r} has no policy {policy_name!r}")
+        return document
 
     def get_user_policies(self, user: User | str) -> dict[str, str]:
         """The user's inline policies by name."""
