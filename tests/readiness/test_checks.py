@@ -148,7 +148,7 @@ def test_facts_json_round_trip(any_tree: Path) -> None:
     assert run_checks(again).to_json() == run_checks(original).to_json()
 
 
-def test_bad_facts_documents(tmp_path: Path) -> None:
+def test_bad_facts_documents(tmp_path: Path, make_tree: Callable[[str], Path]) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": 99}')
     with pytest.raises(ConfigError):
@@ -159,7 +159,7 @@ def test_bad_facts_documents(tmp_path: Path) -> None:
     bad.write_text('{"schema": 1}')
     with pytest.raises(ConfigError, match="lacks"):
         facts.load(bad)
-    good = facts.read_root(tmp_path).to_json()
+    good = facts.read_root(make_tree("tricky")).to_json()
     good["sysctl"] = None
     with pytest.raises(ConfigError, match="sysctl is NoneType"):
         facts.from_json(good)
@@ -184,3 +184,48 @@ def test_deprecated_directives(make_tree: Callable[[str], Path]) -> None:
     assert "failure_action" in check.fix
     # RHEL 6 still needs them
     assert statuses(make_tree("azure-centos6"))["deprecated-directives"] == "n/a"
+
+
+def test_booted_range_that_misses_this_ram_names_the_range_rule(
+    make_tree: Callable[[str], Path],
+) -> None:
+    # a "2 GiB" cloud VM booted with kdump-utils' table: 2G-64G starts above its RAM
+    root = make_tree("rhel9-unprepared")
+    (root / "proc/meminfo").write_text("MemTotal:        1890000 kB\nSwapTotal: 0 kB\n")
+    (root / "proc/cmdline").write_text("ro crashkernel=2G-64G:256M,64G-:512M\n")
+    check = run_checks(facts.read_root(root)).get("crashkernel-reserved")
+    assert check.status == "fail"
+    assert "is in no range of crashkernel=2G-64G:256M,64G-:512M" in check.evidence
+    assert "the first starts at 2G" in check.evidence
+    assert "smaller" not in check.fix
+    assert check.fix.startswith("kdiag configure --crashkernel 512M-2G:192M,")
+    size = run_checks(facts.read_root(make_tree("rhel9-ready"))).get("crashkernel-size")
+    assert "is in the range 2G-64G of crashkernel=512M-2G:192M" in size.evidence
+
+
+def test_registry_ids_and_purposes() -> None:
+    from kdiag.readiness.checks import CONFIG_CHECK_IDS, PURPOSES, REGISTRY
+    from kdiag.readiness.registry import Registry, Verdict
+
+    assert len(set(CHECK_IDS)) == len(CHECK_IDS)
+    assert set(CONFIG_CHECK_IDS) < set(CHECK_IDS)
+    assert PURPOSES == ("nmi", "oops", "hang", "all")
+    assert {s.id for s in REGISTRY.specs if s.needs == "runtime"} == {
+        "kdump-supported",
+        "capture-kernel-loaded",
+        "dump-target-space",
+        "platform",
+    }
+    reg: Registry[int] = Registry()
+    reg.check("a", needs="config", passes="p", otherwise="o")(lambda n: Verdict("pass", str(n)))
+    with pytest.raises(ValueError, match="twice"):
+        reg.check("a", needs="config", passes="p", otherwise="o")
+    with pytest.raises(ValueError, match="bad needs"):
+        reg.check("b", needs="config", passes="p", otherwise="o", for_=("reboot",))
+    reg.check("c", needs="runtime", for_=("hang",), passes="p", otherwise="o")(
+        lambda n: Verdict("fail", str(n))
+    )
+    got = [(c.id, c.status) for c in reg.run(7, purpose="nmi", offline="img")]
+    assert got == [("a", "pass"), ("c", "n/a")]
+    assert [c.status for c in reg.run(7, purpose="hang", offline="img")] == ["pass", "n/a"]
+    assert [c.status for c in reg.run(7, purpose="all")] == ["pass", "fail"]

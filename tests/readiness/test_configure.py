@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from kdiag.cli.main import run
 from kdiag.errors import ConfigError
 from kdiag.readiness import configure as cfg
-from kdiag.readiness import facts
+from kdiag.readiness import crashkernel, facts
 from kdiag.readiness.checks import CONFIG_CHECK_IDS, run_checks
 
 
@@ -107,7 +109,7 @@ def test_rhel_grub_gets_the_recommendation(make_tree: Callable[[str], Path]) -> 
     plan = cfg.plan(root)
     grub = next(c for c in plan.changes if c.path == "/etc/default/grub")
     assert grub.reboot
-    assert 'net.ifnames=0 crashkernel=2G-64G:256M,64G-:512M"\n' in grub.new
+    assert 'net.ifnames=0 crashkernel=512M-2G:192M,2G-64G:256M,64G-:512M"\n' in grub.new
     assert any(c.startswith("grubby --update-kernel=ALL") for c in plan.commands)
     assert "systemctl enable --now kdump" in plan.commands
 
@@ -163,7 +165,27 @@ def test_unknown_family(tmp_path: Path) -> None:
         cfg.plan(tmp_path)
 
 
-def test_user_data_script(
+def run_script(script: str, root: Path, stubs_dir: Path, names: tuple[str, ...]) -> list[str]:
+    """Run a user-data script under dash on ``root`` (KDIAG_ROOT) with every command in
+    ``names`` stubbed by a script that logs its arguments; the logged calls."""
+    stubs_dir.mkdir()
+    log = stubs_dir / "calls.log"
+    for name in names:
+        stub = stubs_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        stub.chmod(0o755)
+    proc = subprocess.run(
+        ["dash", "-s"],
+        input=script.encode(),
+        env={"PATH": f"{stubs_dir}:/usr/bin:/bin", "KDIAG_ROOT": str(root)},
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return log.read_text().splitlines()
+
+
+def test_user_data_script_for_this_root(
     make_tree: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = make_tree("rhel9-unprepared")
@@ -172,39 +194,65 @@ def test_user_data_script(
     script = capsys.readouterr().out
     assert snapshot(root) == before
     assert script.startswith("#!/bin/sh\n")
-    assert "dnf install -y kexec-tools makedumpfile crash\n" in script
-    assert "kernel.unknown_nmi_panic = 1\n" in script
-    # Run it on a copy of the tree with the package manager and friends stubbed by scripts
-    # that log their arguments (dash: busybox sh would prefer its own sysctl applet); the
-    # result must be what configure writes.
-    import shutil
-    import subprocess
-
+    assert "# rocky (rhel family) on x86_64." in script
+    assert "RAM 7.8G is in the range 2G-64G" in script  # the range rule, explained
     copy = tmp_path / "copy"
     shutil.copytree(root, copy, symlinks=True)
-    stubs = tmp_path / "stubs"
-    stubs.mkdir()
-    log = tmp_path / "calls.log"
-    for name in ("dnf", "sysctl", "grubby", "systemctl"):
-        stub = stubs / name
-        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
-        stub.chmod(0o755)
-    proc = subprocess.run(
-        ["dash", "-s"],
-        input=script.encode(),
-        env={"PATH": f"{stubs}:/usr/bin:/bin", "KDIAG_ROOT": str(copy)},
-        capture_output=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    calls = log.read_text().splitlines()
+    calls = run_script(script, copy, tmp_path / "stubs", ("dnf", "sysctl", "grubby", "systemctl"))
     assert calls[0] == "dnf install -y kexec-tools makedumpfile crash"
     assert "sysctl --system" in calls
-    assert "grubby --update-kernel=ALL --args=crashkernel=2G-64G:256M,64G-:512M" in calls
-    cfg.apply(cfg.plan(root))
-    assert snapshot(copy) == {
-        k: v for k, v in snapshot(root).items() if not k.endswith(cfg.BACKUP_SUFFIX)
-    }
+    table = crashkernel.RECOMMENDED["x86_64"]
+    assert f"grubby --update-kernel=ALL --args=crashkernel={table}" in calls
+    assert "systemctl enable kdump" in calls
+    written = (copy / "etc/sysctl.d/99-kdiag-kdump.conf").read_text()
+    assert "kernel.unknown_nmi_panic = 1\n" in written
+    assert written.endswith("kernel.sysrq = 24\n")  # the running 16, plus 8
+    assert run_checks(facts.read_root(copy)).get("unknown-nmi-panic").status == "warn"  # to apply
+
+
+def test_user_data_for_another_target(
+    make_tree: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree("rhel9-unprepared")  # the target options win over the root's facts
+    argv = ["configure", "--root", str(root), "--user-data", "--distro", "ubuntu"]
+    assert run([*argv, "--arch", "aarch64", "--ram", "2G"]) == 0
+    script = capsys.readouterr().out
+    lines = script.splitlines()
+    assert "# ubuntu (debian family) on aarch64.  Installs the packages, writes" in lines
+    assert (
+        "# RAM 2G is in the range 1G-4G of crashkernel=1G-4G:256M,4G-64G:320M,64G-:576M: 256M."
+        in lines
+    )
+    install = next(i for i, line in enumerate(lines) if "apt-get install" in line)
+    assert lines.index("apt-get update") < install
+    assert "DEBIAN_FRONTEND=noninteractive" in lines[install]
+    assert "Dpkg::Options::=--force-confold" in lines[install]
+    assert "kdump-tools.cfg <<" not in script  # kdump-tools' conffile is never written
+    target = tmp_path / "target"
+    target.mkdir()
+    names = ("apt-get", "debconf-set-selections", "update-grub", "sysctl", "systemctl")
+    calls = run_script(script, target, tmp_path / "stubs", names)
+    assert calls[:2] == ["debconf-set-selections ", "apt-get update"]
+    assert calls[2].startswith("apt-get install -y -o Dpkg::Options::=--force-confdef")
+    assert "update-grub " in calls
+    snippet = (target / "etc/default/grub.d/zz-kdiag-crashkernel.cfg").read_text()
+    assert snippet.endswith(
+        'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT '
+        'crashkernel=1G-4G:256M,4G-64G:320M,64G-:576M"\n'
+    )
+    # no running value in the target tree: Debian's kernel default 438, plus 8
+    sysctl = (target / "etc/sysctl.d/99-kdiag-kdump.conf").read_text()
+    assert sysctl.endswith("kernel.sysrq = 446\n")
+
+
+def test_user_data_option_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["configure", "--distro", "ubuntu"]) == 2
+    assert "--user-data target" in capsys.readouterr().err
+    base = ["configure", "--user-data", "--arch", "x86_64"]
+    assert run([*base, "--distro", "beos"]) == 2
+    assert "not a known distribution" in capsys.readouterr().err
+    assert run([*base, "--distro", "debian", "--ram", "lots"]) == 2
+    assert "not a size" in capsys.readouterr().err
 
 
 def test_install_prints_the_command_without_install(
@@ -243,8 +291,6 @@ def test_for_hang_adds_the_lockup_panics(make_tree: Callable[[str], Path]) -> No
 def test_install_runs_the_package_manager_in_a_chroot(
     make_tree: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import shutil
-
     from tests.conftest import require_tool
 
     root = make_tree("rhel9-unprepared")
@@ -320,3 +366,44 @@ def test_debian_gets_lzo_level_31_and_keeps_an_existing_choice(
     conf.write_text('USE_KDUMP=1\nMAKEDUMP_ARGS="-c -d 31"\n')
     assert run(["configure", "--root", str(root)]) == 0
     assert conf.read_text() == 'USE_KDUMP=1\nMAKEDUMP_ARGS="-c -d 31"\n'
+
+
+def sysctl_file(root: Path) -> str:
+    return (root / "etc/sysctl.d/99-kdiag-kdump.conf").read_text()
+
+
+def test_sysrq_is_never_narrowed(make_tree: Callable[[str], Path]) -> None:
+    # the distribution's own file (systemd's 50-default.conf: 16) gets the SysRq-c bit
+    root = make_tree("rhel9-unprepared")
+    cfg.apply(cfg.plan(root))
+    assert "kernel.sysrq = 24\n" in sysctl_file(root)
+    assert not cfg.plan(root).changes  # and stays so (our own file is not the base)
+    # no file and no running value: the kernel's build default, from /boot/config-*
+    root = make_tree("rhel9-unprepared")
+    (root / "usr/lib/sysctl.d/50-default.conf").unlink()
+    (root / "proc/sys/kernel/sysrq").unlink()
+    (root / "boot").mkdir()
+    release = (root / "proc/sys/kernel/osrelease").read_text().strip()
+    (root / f"boot/config-{release}").write_text("CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE=0x01b6\n")
+    cfg.apply(cfg.plan(root))
+    assert "kernel.sysrq = 446\n" in sysctl_file(root)  # 438 | 8: sync, remount, reboot kept
+    # without a kernel config on a Debian tree: Debian's kernel default 438
+    root = make_tree("tricky")
+    for name in ('20-we"ird\\name $x.conf',):
+        (root / "etc/sysctl.d" / name).unlink()
+    cfg.apply(cfg.plan(root))
+    assert "kernel.sysrq = 446\n" in sysctl_file(root)
+    # a value that already allows SysRq-c is left alone: no kernel.sysrq line at all
+    root = make_tree("rhel9-ready")
+    cfg.apply(cfg.plan(root))
+    assert "kernel.sysrq" not in sysctl_file(root)
+    assert run_checks(facts.read_root(root)).get("sysrq").status == "pass"
+
+
+def test_small_machine_gets_a_reservation(make_tree: Callable[[str], Path]) -> None:
+    root = make_tree("rhel9-unprepared")
+    (root / "proc/meminfo").write_text("MemTotal:        1890000 kB\nSwapTotal: 0 kB\n")
+    plan = cfg.plan(root)
+    grub = next(c for c in plan.changes if c.path == "/etc/default/grub")
+    assert f"crashkernel={crashkernel.RECOMMENDED['x86_64']}" in grub.new
+    assert any("is in the range 512M-2G" in r and r.endswith(": 192M)") for r in grub.reasons)

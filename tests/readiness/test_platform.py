@@ -12,7 +12,9 @@ from kdiag.readiness.platform import AZURE_ASSET_TAG, detect
 
 
 def with_platform(tmp_path: Path, **changes: Any) -> facts.Facts:
-    data = facts.read_root(tmp_path).to_json()  # an empty tree: no DMI, no hints
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    (tmp_path / "etc/os-release").write_text("ID=debian\n")
+    data = facts.read_root(tmp_path).to_json()  # a bare tree: no DMI, no hints
     for key, value in changes.items():
         section, _, name = key.partition("__")
         if name:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -52,39 +53,100 @@ def configure(
     ] = False,
     user_data: Annotated[
         bool,
-        typer.Option("--user-data", help="Print the configuration as a cloud-init script."),
+        typer.Option(
+            "--user-data",
+            help="Print a cloud-init script for a target (--distro, --arch, --ram; what is not "
+            "given is read from --root or this machine).",
+        ),
     ] = False,
+    distro: Annotated[
+        str | None,
+        typer.Option(
+            "--distro", help="--user-data target: os-release ID (debian, ubuntu, rhel, sles, ...)."
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="--user-data target: x86_64, aarch64, ppc64le or s390x."),
+    ] = None,
+    ram: Annotated[
+        str | None,
+        typer.Option("--ram", help="--user-data target's RAM (e.g. 2G): explains crashkernel=."),
+    ] = None,
 ) -> None:
     """Configure kdump, the panic sysctls and crashkernel= for the distribution found."""
-    from kdiag.errors import ReadinessError
-    from kdiag.readiness import configure as cfg
+    from kdiag.errors import ConfigError
 
     target = str(root) if root is not None else "/"
-    plan = cfg.plan(
+    if user_data:
+        sys.stdout.write(
+            _user_data(
+                target,
+                distro,
+                arch,
+                ram,
+                panic_timeout=panic_timeout,
+                crashkernel_size=crashkernel,
+                purpose=purpose,
+            )
+        )
+        return
+    if distro or arch or ram:
+        raise ConfigError("--distro, --arch and --ram describe a --user-data target")
+    _configure(
         target,
+        dry_run=dry_run,
+        install=install,
         panic_timeout=panic_timeout,
         crashkernel_size=crashkernel,
         purpose=purpose,
         hyperv_fallback=hyperv_fallback,
     )
-    if user_data:
-        sys.stdout.write(cfg.user_data(plan))
-        return
-    diff = plan.diff()
-    sys.stdout.write(diff)
-    if dry_run:
-        return
+
+
+def _user_data(
+    root: str, distro: str | None, arch: str | None, ram: str | None, **options: Any
+) -> str:
+    from kdiag.readiness import crashkernel as ck
+    from kdiag.readiness import userdata
+
+    ram_bytes = ck.parse_size(ram) if ram is not None else None
+    if distro and arch:
+        target = userdata.Target(distro, arch, ram_bytes)
+    else:
+        found = userdata.target_of(root)
+        target = userdata.Target(distro or found.distro, arch or found.arch, ram_bytes or found.ram)
+    return userdata.user_data(target, **options)
+
+
+def _configure(target: str, *, dry_run: bool, install: bool, **options: Any) -> None:
+    from kdiag.errors import ReadinessError
+    from kdiag.readiness import configure as cfg
+
     out = typer.echo
-    if plan.missing_packages:
-        command = cfg.install_command(plan)
-        if install:
-            out(f"installing: {' '.join(command)}")
-            proc = subprocess.run(command, check=False)
+    plan = cfg.plan(target, **options)
+    commands = cfg.install_commands(plan) if plan.missing_packages else []
+    shown = " && ".join(shlex.join(cmd) for cmd in commands)
+    if install and commands and not dry_run:
+        # Install first: the packages' own files (kdump-tools' conffiles among them) must
+        # exist before configure edits them, or dpkg stops at a conffile prompt.
+        for cmd in commands:
+            out(f"installing: {shlex.join(cmd)}")
+            proc = subprocess.run(cmd, check=False)
             if proc.returncode != 0:
                 raise ReadinessError(f"package installation failed (exit {proc.returncode})")
-        else:
-            out(f"missing packages; install them with: {' '.join(command)}")
-    elif install:
+        plan = cfg.plan(target, **options)
+    sys.stdout.write(plan.diff())
+    if dry_run:
+        if commands:
+            verb = "would install" if install else "missing packages (--install runs)"
+            out(f"{verb}: {shown}", err=True)
+        for note in plan.notes:
+            out(f"note: {note}", err=True)
+        return
+    if commands and not install:
+        out(f"missing packages; install them with: {shown}")
+    elif install and not commands:
         out("kdump packages already installed")
     if not plan.changes:
         out(f"{target}: nothing to change ({plan.family} family)")

@@ -12,7 +12,7 @@ tree with no ``proc/``) the persisted value, else the kernel default, is judged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdiag.errors import ConfigError
@@ -23,61 +23,36 @@ from kdiag.readiness.distro import layout
 from kdiag.readiness.facts import Facts
 from kdiag.readiness.hyperv import LEGACY_KERNEL, check_hyperv
 from kdiag.readiness.platform import Platform, detect
+from kdiag.readiness.registry import TRIGGERS, Registry, Verdict
 from kdiag.readiness.report import Check, Report
 
 __all__ = (
     "CHECK_IDS",
     "CONFIG_CHECK_IDS",
     "PURPOSES",
+    "REGISTRY",
     "Check",
+    "Context",
     "Report",
     "run_checks",
 )
 
-PURPOSES = ("nmi", "oops", "hang", "all")
+PURPOSES = (*TRIGGERS, "all")
 
-CHECK_IDS = (
-    "kdump-supported",
-    "crashkernel-reserved",
-    "crashkernel-size",
-    "capture-kernel-loaded",
-    "kdump-service",
-    "unknown-nmi-panic",
-    "panic-reboot",
-    "panic-on-oops",
-    "hang-panics",
-    "sysrq",
-    "dump-target-space",
-    "core-collector",
-    "deprecated-directives",
-    "hyperv-capture-drivers",
-    "platform",
-)
 
-#: Checks decided by configuration files alone (what ``kdiag configure`` can make pass
-#: without a reboot); the rest need the running kernel's state.
-CONFIG_CHECK_IDS = (
-    "kdump-service",
-    "unknown-nmi-panic",
-    "panic-reboot",
-    "panic-on-oops",
-    "sysrq",
-    "core-collector",
-    "deprecated-directives",
-    "hyperv-capture-drivers",
-)
+@dataclass(frozen=True)
+class Context:
+    """What every check may look at: the facts and what was derived from them once."""
 
-_DEFAULTS = {
-    "kernel.unknown_nmi_panic": "0",
-    "kernel.panic": "0",
-    "kernel.panic_on_oops": "0",
-    "kernel.panic_on_unrecovered_nmi": "0",
-    "kernel.softlockup_panic": "0",
-    "kernel.hardlockup_panic": "0",
-    "kernel.hung_task_panic": "0",
-    "kernel.sysrq": "0",
-}
+    facts: Facts
+    purpose: str
+    platform: Platform
+    family: str | None
+    collector: kdumpconf.Collector | None
 
+
+REGISTRY: Registry[Context] = Registry()
+check = REGISTRY.check
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -114,16 +89,15 @@ def _sysctl(facts: Facts, key: str) -> _Sysctl:
 
 
 def _judge_sysctl(
-    check_id: str,
-    facts: Facts,
+    ctx: Context,
     *,
     key: str,
     ok: Callable[[str], bool],
     want: str,
     fix: str,
     severity: str = "fail",
-) -> Check:
-    s = _sysctl(facts, key)
+) -> Verdict:
+    s = _sysctl(ctx.facts, key)
     runtime_ok = s.runtime is not None and ok(s.runtime)
     persisted_ok = s.persisted is not None and ok(s.persisted)
     parts = []
@@ -135,27 +109,23 @@ def _judge_sysctl(
         parts.append("not set persistently")
     evidence = "; ".join(parts) + f"; want {want}"
     if s.runtime is None:
-        value = s.persisted if s.persisted is not None else _DEFAULTS.get(key, "0")
-        if ok(value):
-            return Check(check_id, "pass", evidence, "")
+        default = sysctlconf.kernel_default(key, ctx.family)
+        value = s.persisted if s.persisted is not None else default
         if s.persisted is None:
             evidence += f" (kernel default {value})"
-        return Check(check_id, severity, evidence, fix)
+        return Verdict("pass", evidence) if ok(value) else Verdict(severity, evidence, fix)
     if runtime_ok and (persisted_ok or s.persisted is None):
-        return Check(check_id, "pass", evidence, "")
+        return Verdict("pass", evidence)
     if runtime_ok:
-        return Check(check_id, "warn", evidence + "; reverts at the next boot", fix)
+        return Verdict("warn", evidence + "; reverts at the next boot", fix)
     if persisted_ok and s.persisted_where and s.persisted_where.startswith("/proc/cmdline"):
         # A command-line value was applied at boot; something has overridden it since.
-        return Check(check_id, severity, evidence + "; overridden since boot", fix)
+        return Verdict(severity, evidence + "; overridden since boot", fix)
     if persisted_ok:
-        return Check(
-            check_id,
-            "warn",
-            evidence + "; persisted but not applied",
-            "sysctl --system (or reboot)",
+        return Verdict(
+            "warn", evidence + "; persisted but not applied", "sysctl --system (or reboot)"
         )
-    return Check(check_id, severity, evidence, fix)
+    return Verdict(severity, evidence, fix)
 
 
 def _ram_bytes(facts: Facts) -> int | None:
@@ -175,23 +145,54 @@ def _fmt(size: int) -> str:
 _CONFIGURE = "kdiag configure"
 
 
-# --- the checks ----------------------------------------------------------------------------
+# --- the checks, in report order ---------------------------------------------------------
 
 
-def _kdump_supported(facts: Facts) -> Check:
-    if facts.kexec_crash_loaded is not None:
-        return Check("kdump-supported", "pass", "/sys/kernel/kexec_crash_loaded exists", "")
-    if facts.fadump_registered is not None:
-        return Check("kdump-supported", "pass", "/sys/kernel/fadump_registered exists", "")
-    return Check(
-        "kdump-supported",
+@check(
+    "kdump-supported",
+    needs="runtime",
+    passes="`/sys/kernel/kexec_crash_loaded` (or fadump) exists",
+    otherwise="fail",
+)
+def _kdump_supported(ctx: Context) -> Verdict:
+    if ctx.facts.kexec_crash_loaded is not None:
+        return Verdict("pass", "/sys/kernel/kexec_crash_loaded exists")
+    if ctx.facts.fadump_registered is not None:
+        return Verdict("pass", "/sys/kernel/fadump_registered exists")
+    return Verdict(
         "fail",
         "/sys/kernel/kexec_crash_loaded is absent: this kernel has no kdump support",
         "boot a kernel built with CONFIG_KEXEC_CORE and CONFIG_CRASH_DUMP",
     )
 
 
-def _crashkernel_reserved(facts: Facts) -> Check:
+def _reserved_offline(ctx: Context) -> Verdict:
+    configured = kdumpconf.configured_crashkernel(ctx.facts.files)
+    if configured is None:
+        return Verdict(
+            "fail",
+            "no crashkernel= in the boot loader configuration (/etc/default/grub, "
+            "/etc/default/grub.d/*.cfg, /boot/grub/grub.conf)",
+            f"{_CONFIGURE} --root DIR (adds crashkernel= to the boot loader)",
+        )
+    return Verdict(
+        "pass",
+        f"crashkernel={configured[1]} configured in {configured[0]}; reserved when the image "
+        "boots (regenerate the boot loader's configuration if the image does not at boot)",
+    )
+
+
+@check(
+    "crashkernel-reserved",
+    needs="boot",
+    passes="`kexec_crash_size` > 0; on an offline image, `crashkernel=` in the boot loader's "
+    "configuration",
+    otherwise="fail; warn when `crashkernel=` is configured for the next boot but not booted",
+)
+def _crashkernel_reserved(ctx: Context) -> Verdict:
+    facts = ctx.facts
+    if not facts.booted:
+        return _reserved_offline(ctx)
     size = _int(facts.kexec_crash_size) or _int(facts.fadump_mem_reserved) or 0
     booted = crashkernel.cmdline_values(facts.cmdline or "")
     configured = kdumpconf.configured_crashkernel(facts.files)
@@ -200,76 +201,130 @@ def _crashkernel_reserved(facts: Facts) -> Check:
         evidence += f"; /proc/iomem Crash kernel {', '.join(facts.iomem_crash_kernel)}"
     evidence += f"; /proc/cmdline crashkernel={','.join(booted) or '(none)'}"
     if size > 0:
-        return Check("crashkernel-reserved", "pass", f"{_fmt(size)} reserved; " + evidence, "")
+        return Verdict("pass", f"{_fmt(size)} reserved; " + evidence)
     if configured and not booted:
-        return Check(
-            "crashkernel-reserved",
+        return Verdict(
             "warn",
             evidence + f"; crashkernel={configured[1]} configured in {configured[0]}",
             "reboot to apply the reservation",
         )
     if booted:
-        return Check(
-            "crashkernel-reserved",
-            "fail",
-            evidence + "; requested but nothing reserved (too large, or no room below 4G?)",
-            f"{_CONFIGURE} --crashkernel SIZE with a smaller size (or SIZE,high), then reboot",
-        )
-    return Check(
-        "crashkernel-reserved",
+        return _requested_not_reserved(ctx, booted[-1], evidence)
+    return Verdict(
         "fail",
         evidence + "; no memory reserved for the capture kernel",
         f"{_CONFIGURE} (adds crashkernel= to the boot loader), then reboot",
     )
 
 
-def _crashkernel_size(facts: Facts) -> Check:
+def _requested_not_reserved(ctx: Context, value: str, evidence: str) -> Verdict:
+    ram = _ram_bytes(ctx.facts)
+    table, want = crashkernel.recommended(ctx.facts.arch, ram or 0)
+    try:
+        gives = crashkernel.reserved_for(value, ram) if ram else None
+    except ConfigError:
+        gives = None
+    if ram and gives == 0:
+        # A range table whose ranges all miss this RAM: nothing was asked for.
+        fix_value = table if want else "192M"
+        return Verdict(
+            "fail",
+            evidence + "; " + crashkernel.explain(value, ram),
+            f"{_CONFIGURE} --crashkernel {fix_value}, then reboot",
+        )
+    return Verdict(
+        "fail",
+        evidence + "; requested but nothing reserved (too large, or no room below 4G?)",
+        f"{_CONFIGURE} --crashkernel SIZE with a smaller size (or SIZE,high), then reboot",
+    )
+
+
+def _size_offline(ctx: Context) -> Verdict:
+    configured = kdumpconf.configured_crashkernel(ctx.facts.files)
+    table = crashkernel.RECOMMENDED.get(ctx.facts.arch, crashkernel.RECOMMENDED["x86_64"])
+    if configured is None:
+        return Verdict("n/a", "no crashkernel= configured (see crashkernel-reserved)")
+    value = configured[1]
+    evidence = (
+        f"crashkernel={value} in {configured[0]}; {ctx.facts.arch} recommendation "
+        f"crashkernel={table}; the RAM of the machine that boots the image is not known"
+    )
+    try:
+        missing = crashkernel.shortfalls(value, table)
+    except ConfigError:
+        return Verdict("fail", evidence + "; not valid crashkernel= syntax", _CONFIGURE)
+    short = [
+        f"{_fmt(gives) if gives else 'nothing'} for {_fmt(ram)} (want {_fmt(want)})"
+        for ram, gives, want in missing
+    ]
+    if short:
+        return Verdict(
+            "warn",
+            evidence + "; reserves " + ", ".join(short),
+            f"{_CONFIGURE} --crashkernel {table}",
+        )
+    return Verdict("pass", evidence + "; at least the recommendation at every RAM size")
+
+
+@check(
+    "crashkernel-size",
+    needs="boot",
+    passes="the reservation (or the configured value for this RAM) ≥ the architecture's "
+    "recommendation (x86_64 `512M-2G:192M,2G-64G:256M,64G-:512M`; aarch64, ppc64le, s390x in "
+    "crashkernel.py); `crashkernel=auto` passes; on an offline image, the configured value "
+    "at every RAM size",
+    otherwise="warn; n/a when nothing is configured",
+)
+def _crashkernel_size(ctx: Context) -> Verdict:
+    facts = ctx.facts
     ram = _ram_bytes(facts)
-    size = _int(facts.kexec_crash_size) or 0
+    if not facts.booted:
+        return _size_offline(ctx)
     if ram is None:
-        return Check("crashkernel-size", "n/a", "MemTotal unknown", "")
+        return Verdict("n/a", "MemTotal unknown")
+    size = _int(facts.kexec_crash_size) or 0
     table, want = crashkernel.recommended(facts.arch, ram)
     evidence = (
-        f"reserved {_fmt(size) if size else '0'}; RAM {_fmt(ram)}; {facts.arch} recommendation "
-        f"crashkernel={table}"
+        f"reserved {_fmt(size) if size else '0'}; {facts.arch} recommendation "
+        f"crashkernel={table}; {crashkernel.explain(table, ram)}"
     )
     if size == 0:
         configured = kdumpconf.configured_crashkernel(facts.files)
         if configured is None:
-            return Check("crashkernel-size", "n/a", evidence + "; nothing reserved", "")
+            return Verdict("n/a", evidence + "; nothing reserved")
         try:
             planned = crashkernel.reserved_for(configured[1], ram)
         except ConfigError:
             planned = 0
         if planned is None:
-            return Check("crashkernel-size", "pass", evidence + "; configured auto", "")
+            return Verdict("pass", evidence + "; configured auto")
         size = planned
         evidence += f"; configured crashkernel={configured[1]} gives {_fmt(planned)}"
     if "auto" in crashkernel.cmdline_values(facts.cmdline or ""):
-        return Check(
-            "crashkernel-size",
-            "pass",
-            evidence + "; crashkernel=auto (sized by the RHEL kernel)",
-            "",
-        )
+        return Verdict("pass", evidence + "; crashkernel=auto (sized by the RHEL kernel)")
     if want == 0:
-        return Check(
-            "crashkernel-size",
+        return Verdict(
             "pass",
-            evidence + "; below the table's first range (no recommendation)",
-            "",
+            evidence + "; no distribution recommends a size for this little RAM: prove the "
+            "reservation with a fire drill",
         )
     if size >= want:
-        return Check("crashkernel-size", "pass", evidence + f" gives {_fmt(want)}", "")
-    return Check(
-        "crashkernel-size",
+        return Verdict("pass", evidence)
+    return Verdict(
         "warn",
-        evidence + f" gives {_fmt(want)}: the capture kernel may run out of memory",
+        evidence + ": the capture kernel may run out of memory",
         f"{_CONFIGURE} --crashkernel {table}, then reboot",
     )
 
 
-def _capture_loaded(facts: Facts, fam: str | None) -> Check:
+@check(
+    "capture-kernel-loaded",
+    needs="runtime",
+    passes="`kexec_crash_loaded` = 1",
+    otherwise="fail, with `kdump-config load` / `systemctl enable --now kdump`",
+)
+def _capture_loaded(ctx: Context) -> Verdict:
+    facts, fam = ctx.facts, ctx.family
     service = layout(fam).service if fam else "kdump"
     start = (
         "kdump-config load"
@@ -277,26 +332,31 @@ def _capture_loaded(facts: Facts, fam: str | None) -> Check:
         else f"systemctl enable --now {service} (or kdumpctl start)"
     )
     if facts.kexec_crash_loaded == "1" or facts.fadump_registered == "1":
-        return Check("capture-kernel-loaded", "pass", "/sys/kernel/kexec_crash_loaded = 1", "")
+        return Verdict("pass", "/sys/kernel/kexec_crash_loaded = 1")
     evidence = f"/sys/kernel/kexec_crash_loaded = {facts.kexec_crash_loaded or '(absent)'}"
     if not (_int(facts.kexec_crash_size) or 0):
-        return Check(
-            "capture-kernel-loaded",
+        return Verdict(
             "fail",
             evidence + "; nothing can be loaded without reserved memory",
             "reserve memory (crashkernel-reserved), reboot, then " + start,
         )
-    return Check("capture-kernel-loaded", "fail", evidence, start)
+    return Verdict("fail", evidence, start)
 
 
-def _kdump_service(facts: Facts, fam: str | None) -> Check:
+@check(
+    "kdump-service",
+    needs="config",
+    passes="service installed and enabled (and active when known)",
+    otherwise="fail",
+)
+def _kdump_service(ctx: Context) -> Verdict:
+    facts, fam = ctx.facts, ctx.family
     name = facts.service.get("name")
     enabled = bool(facts.service.get("enabled"))
     active = facts.service.get("active")
     packages = " ".join(layout(fam).packages) if fam else "kexec-tools makedumpfile"
     if not name:
-        return Check(
-            "kdump-service",
+        return Verdict(
             "fail",
             "no kdump or kdump-tools service installed",
             f"{_CONFIGURE} --install (installs {packages})",
@@ -305,44 +365,44 @@ def _kdump_service(facts: Facts, fam: str | None) -> Check:
     if active is not None:
         evidence += f", active={active}"
     if not enabled:
-        return Check("kdump-service", "fail", evidence, f"systemctl enable --now {name}")
-    if active not in (None, "active"):
-        return Check(
-            "kdump-service",
-            "fail",
-            evidence,
-            f"journalctl -u {name}; systemctl restart {name}",
+        fix = (
+            f"systemctl enable --now {name}"
+            if facts.booted
+            else (f"systemctl --root DIR enable {name}")
         )
-    return Check("kdump-service", "pass", evidence, "")
+        return Verdict("fail", evidence, fix)
+    if active not in (None, "active"):
+        return Verdict("fail", evidence, f"journalctl -u {name}; systemctl restart {name}")
+    return Verdict("pass", evidence)
 
 
-def _unknown_nmi_panic(facts: Facts, purpose: str) -> Check:
-    if purpose not in ("nmi", "all"):
-        return Check("unknown-nmi-panic", "n/a", f"not needed for --for {purpose}", "")
-    check = _judge_sysctl(
-        "unknown-nmi-panic",
-        facts,
+@check(
+    "unknown-nmi-panic",
+    needs="config",
+    for_=("nmi",),
+    passes="`kernel.unknown_nmi_panic` = 1",
+    otherwise="fail",
+)
+def _unknown_nmi_panic(ctx: Context) -> Verdict:
+    verdict = _judge_sysctl(
+        ctx,
         key="kernel.unknown_nmi_panic",
         ok=lambda v: v.strip() == "1",
         want="1 (an external NMI panics, so kdump runs)",
         fix=f"{_CONFIGURE} (sets kernel.unknown_nmi_panic=1 in /etc/sysctl.d); "
         "note: spurious unknown NMIs then also panic",
     )
-    unrecovered = facts.sysctl.get("kernel.panic_on_unrecovered_nmi")
+    unrecovered = ctx.facts.sysctl.get("kernel.panic_on_unrecovered_nmi")
     if unrecovered is not None:
-        check = Check(
-            check.id,
-            check.status,
-            check.evidence + f"; kernel.panic_on_unrecovered_nmi = {unrecovered}",
-            check.fix,
-        )
-    return check
+        evidence = verdict.evidence + f"; kernel.panic_on_unrecovered_nmi = {unrecovered}"
+        verdict = Verdict(verdict.status, evidence, verdict.fix)
+    return verdict
 
 
-def _panic_reboot(facts: Facts) -> Check:
+@check("panic-reboot", needs="config", passes="`kernel.panic` ≠ 0", otherwise="fail")
+def _panic_reboot(ctx: Context) -> Verdict:
     return _judge_sysctl(
-        "panic-reboot",
-        facts,
+        ctx,
         key="kernel.panic",
         ok=lambda v: (_int(v) or 0) != 0,
         want="> 0 (reboot N seconds after a panic, so the machine comes back)",
@@ -350,75 +410,95 @@ def _panic_reboot(facts: Facts) -> Check:
     )
 
 
-def _panic_on_oops(facts: Facts, purpose: str) -> Check:
+@check(
+    "panic-on-oops",
+    needs="config",
+    passes="`kernel.panic_on_oops` = 1",
+    otherwise="fail for `--for oops`/`all`, warn for `nmi` and `hang`",
+)
+def _panic_on_oops(ctx: Context) -> Verdict:
     return _judge_sysctl(
-        "panic-on-oops",
-        facts,
+        ctx,
         key="kernel.panic_on_oops",
         ok=lambda v: v.strip() == "1",
         want="1 (an oops panics, so kdump runs)",
         fix=f"{_CONFIGURE} (sets kernel.panic_on_oops=1)",
-        severity="fail" if purpose in ("oops", "all") else "warn",
+        severity="fail" if ctx.purpose in ("oops", "all") else "warn",
     )
 
 
-def _hang_panics(facts: Facts, purpose: str) -> Check:
-    if purpose not in ("hang", "all"):
-        return Check("hang-panics", "n/a", f"not needed for --for {purpose}", "")
+@check(
+    "hang-panics",
+    needs="config",
+    for_=("hang",),
+    passes="`softlockup_panic` and `hung_task_panic` = 1",
+    otherwise="fail; warn without `hardlockup_panic` + `nmi_watchdog`",
+)
+def _hang_panics(ctx: Context) -> Verdict:
     keys = ("kernel.softlockup_panic", "kernel.hung_task_panic", "kernel.hardlockup_panic")
-    states = {k: _sysctl(facts, k) for k in keys}
+    states = {k: _sysctl(ctx.facts, k) for k in keys}
 
     def value(s: _Sysctl) -> str:
-        return s.runtime if s.runtime is not None else (s.persisted or _DEFAULTS[s.key])
+        if s.runtime is not None:
+            return s.runtime
+        return s.persisted or sysctlconf.kernel_default(s.key, ctx.family)
 
     evidence = "; ".join(f"{k} = {value(s)}" for k, s in states.items())
-    watchdog = facts.sysctl.get("kernel.nmi_watchdog")
+    watchdog = ctx.facts.sysctl.get("kernel.nmi_watchdog")
     evidence += f"; kernel.nmi_watchdog = {watchdog}"
     missing = [k for k in keys[:2] if value(states[k]).strip() != "1"]
-    fix = "sysctl.d: " + ", ".join(f"{k}=1" for k in keys)
+    fix = f"{_CONFIGURE} --for hang (sysctl.d: " + ", ".join(f"{k}=1" for k in keys) + ")"
     if missing:
-        return Check("hang-panics", "fail", evidence + f"; not set: {', '.join(missing)}", fix)
+        return Verdict("fail", evidence + f"; not set: {', '.join(missing)}", fix)
     if value(states[keys[2]]).strip() != "1" or (watchdog or "1").strip() != "1":
-        return Check(
-            "hang-panics",
+        return Verdict(
             "warn",
             evidence + "; hard lockups will not panic",
             "kernel.hardlockup_panic=1 and kernel.nmi_watchdog=1",
         )
-    return Check("hang-panics", "pass", evidence, "")
+    return Verdict("pass", evidence)
 
 
-def _sysrq(facts: Facts) -> Check:
-    def ok(v: str) -> bool:
-        n = _int(v)
-        return n is not None and (n == 1 or bool(n & 8))
+def sysrq_allows_dump(value: str) -> bool:
+    """True when a ``kernel.sysrq`` value lets SysRq-c crash the machine (1, or bit 8)."""
+    n = _int(value)
+    return n is not None and (n == 1 or bool(n & 8))
 
-    check = _judge_sysctl(
-        "sysrq",
-        facts,
+
+@check(
+    "sysrq",
+    needs="config",
+    passes="`kernel.sysrq` = 1 or has bit 8 (SysRq-c on a serial console)",
+    otherwise="warn",
+)
+def _sysrq(ctx: Context) -> Verdict:
+    return _judge_sysctl(
+        ctx,
         key="kernel.sysrq",
-        ok=ok,
+        ok=sysrq_allows_dump,
         want="1 or a mask with 8 (crash dump via SysRq-c on the serial console)",
         fix=f"{_CONFIGURE} (adds bit 8 to kernel.sysrq); root's /proc/sysrq-trigger works anyway",
         severity="warn",
     )
-    return check
 
 
-def _dump_target_space(facts: Facts, coll: kdumpconf.Collector | None) -> Check:
+@check(
+    "dump-target-space",
+    needs="runtime",
+    passes="free ≥ RAM",
+    otherwise="fail below RAM/4 (filtered + compressed), RAM/2 (filtered only) or RAM "
+    "(unfiltered); warn in between; n/a for remote targets",
+)
+def _dump_target_space(ctx: Context) -> Verdict:
+    facts, coll = ctx.facts, ctx.collector
     target = facts.dump_target
     remote = target.get("remote")
     if remote:
-        return Check(
-            "dump-target-space",
-            "n/a",
-            f"remote target ({remote}); check free space on the server",
-            "",
-        )
+        return Verdict("n/a", f"remote target ({remote}); check free space on the server")
     free_kb = target.get("free_kb")
     ram = _ram_bytes(facts)
     if not isinstance(free_kb, int) or ram is None:
-        return Check("dump-target-space", "warn", "free space or RAM unknown", "df -h /var/crash")
+        return Verdict("warn", "free space or RAM unknown", "df -h /var/crash")
     free = free_kb * 1024
     filtered = coll is not None and coll.makedumpfile and (coll.dump_level or 0) >= 1
     compressed = coll is not None and coll.compression is not None
@@ -434,39 +514,33 @@ def _dump_target_space(facts: Facts, coll: kdumpconf.Collector | None) -> Check:
     )
     fix = "free space or point the dump path at a larger filesystem (path / KDUMP_COREDIR)"
     if free < need:
-        return Check("dump-target-space", "fail", evidence, fix)
+        return Verdict("fail", evidence, fix)
     if free < ram:
-        return Check(
-            "dump-target-space",
-            "warn",
-            evidence + "; below the conservative rule (free >= RAM)",
-            fix,
-        )
-    return Check("dump-target-space", "pass", evidence, "")
+        return Verdict("warn", evidence + "; below the conservative rule (free >= RAM)", fix)
+    return Verdict("pass", evidence)
 
 
-def _core_collector(facts: Facts, coll: kdumpconf.Collector | None) -> Check:
+@check(
+    "core-collector",
+    needs="config",
+    passes="makedumpfile, `-d 31`, compression",
+    otherwise="fail for `cp`-style collectors or makedumpfile missing; warn for a lower dump "
+    "level or no compression",
+)
+def _core_collector(ctx: Context) -> Verdict:
+    coll = ctx.collector
     if coll is None:
-        return Check(
-            "core-collector",
-            "fail",
-            "no kdump configuration found",
-            f"{_CONFIGURE} --install",
-        )
+        return Verdict("fail", "no kdump configuration found", f"{_CONFIGURE} --install")
     evidence = f"{coll.source}: {coll.command}"
     if not coll.makedumpfile:
-        return Check(
-            "core-collector",
+        return Verdict(
             "fail",
             evidence + "; copies all of memory (no filtering, no compression)",
             f"{_CONFIGURE} (core_collector makedumpfile -l --message-level 7 -d 31)",
         )
-    if not facts.tools.get("makedumpfile"):
-        return Check(
-            "core-collector",
-            "fail",
-            evidence + "; makedumpfile is not installed",
-            f"{_CONFIGURE} --install",
+    if not ctx.facts.tools.get("makedumpfile"):
+        return Verdict(
+            "fail", evidence + "; makedumpfile is not installed", f"{_CONFIGURE} --install"
         )
     problems = []
     if not coll.dump_level:
@@ -476,13 +550,8 @@ def _core_collector(facts: Facts, coll: kdumpconf.Collector | None) -> Check:
     if coll.compression is None:
         problems.append("no compression (-c/-l/-p/-z)")
     if problems:
-        return Check("core-collector", "warn", evidence + "; " + "; ".join(problems), _CONFIGURE)
-    return Check(
-        "core-collector",
-        "pass",
-        evidence + f" (dump level {coll.dump_level}, {coll.compression})",
-        "",
-    )
+        return Verdict("warn", evidence + "; " + "; ".join(problems), _CONFIGURE)
+    return Verdict("pass", evidence + f" (dump level {coll.dump_level}, {coll.compression})")
 
 
 #: kdump.conf directives kdump-utils deprecates (kdump.conf.5 "DEPRECATED OPTIONS"), with the
@@ -498,57 +567,72 @@ _DEPRECATED = {
 }
 
 
-def _deprecated(facts: Facts, fam: str | None) -> Check:
+@check(
+    "deprecated-directives",
+    needs="config",
+    passes="no `net`, `blacklist`, `options`, `disk_timeout`, `link_delay`, "
+    "`debug_mem_level`, `default` in `/etc/kdump.conf` (n/a on RHEL 6 kernels, whose "
+    "mkdumprd still needs them)",
+    otherwise="warn, with the replacement text",
+)
+def _deprecated(ctx: Context) -> Verdict:
+    facts = ctx.facts
     conf = facts.files.get("/etc/kdump.conf")
     if conf is None:
-        return Check("deprecated-directives", "n/a", "no /etc/kdump.conf", "")
+        return Verdict("n/a", "no /etc/kdump.conf")
     version = kdumpconf.kernel_version(facts.kernel_release)
     if version is not None and version[:2] < LEGACY_KERNEL:
-        return Check(
-            "deprecated-directives",
+        return Verdict(
             "n/a",
             f"kernel {facts.kernel_release}: RHEL 6 mkdumprd still reads the old directives",
-            "",
         )
     found = [(word, rest) for word, rest in distro_directives(conf) if word in _DEPRECATED]
     if not found:
-        return Check("deprecated-directives", "pass", "/etc/kdump.conf: none deprecated", "")
+        return Verdict("pass", "/etc/kdump.conf: none deprecated")
     evidence = "/etc/kdump.conf: " + "; ".join(f"{w} {r}".strip() for w, r in found)
-    fix = "; ".join(f"{w} -> {_DEPRECATED[w]}" for w, _ in found)
-    return Check("deprecated-directives", "warn", evidence, fix)
+    return Verdict("warn", evidence, "; ".join(f"{w} -> {_DEPRECATED[w]}" for w, _ in found))
 
 
-def _platform(plat: Platform) -> Check:
+@check(
+    "hyperv-capture-drivers",
+    needs="config",
+    passes="only on Hyper-V/Azure: current guest kernels, or the blacklist present",
+    otherwise="fail on old guest kernels (< 3.10) without it (KB2858695); warn when the "
+    "blacklist is set on a UEFI (Gen 2) VM",
+)
+def _hyperv(ctx: Context) -> Verdict:
+    return check_hyperv(ctx.facts, ctx.family, ctx.platform)
+
+
+@check(
+    "platform",
+    needs="runtime",
+    passes="hypervisor and cloud identified, NMI path known",
+    otherwise="warn",
+)
+def _platform(ctx: Context) -> Verdict:
+    plat = ctx.platform
     where = plat.hypervisor + (f" on {plat.cloud}" if plat.cloud else "")
     evidence = f"{where} ({'; '.join(plat.evidence)})"
     if plat.nmi_path:
         note = f" ({plat.nmi_note})" if plat.nmi_note else ""
-        return Check("platform", "pass", evidence + f"; NMI: {plat.nmi_path}{note}", "")
-    return Check("platform", "warn", evidence + f"; {plat.nmi_note}", "trigger with SysRq-c")
+        return Verdict("pass", evidence + f"; NMI: {plat.nmi_path}{note}")
+    return Verdict("warn", evidence + f"; {plat.nmi_note}", "trigger with SysRq-c")
+
+
+CHECK_IDS = REGISTRY.ids()
+#: Checks decided by configuration files alone (what ``kdiag configure`` can make pass
+#: without a reboot); the rest need the running kernel's state or a reboot.
+CONFIG_CHECK_IDS = REGISTRY.ids("config")
 
 
 def run_checks(facts: Facts, purpose: str = "nmi") -> Report:
-    """Every check, in ``CHECK_IDS`` order, for the purpose (nmi, oops, hang or all)."""
+    """Every registered check, in registration order, for the purpose (nmi, oops, hang or
+    all).  On facts without a running kernel (an offline image) the runtime checks are n/a."""
     if purpose not in PURPOSES:
         raise ConfigError(f"--for must be one of {', '.join(PURPOSES)}")
-    plat = detect(facts)
     fam = distro_family(facts.files)
-    coll = kdumpconf.collector(fam, facts.files)
-    checks: Sequence[Check] = (
-        _kdump_supported(facts),
-        _crashkernel_reserved(facts),
-        _crashkernel_size(facts),
-        _capture_loaded(facts, fam),
-        _kdump_service(facts, fam),
-        _unknown_nmi_panic(facts, purpose),
-        _panic_reboot(facts),
-        _panic_on_oops(facts, purpose),
-        _hang_panics(facts, purpose),
-        _sysrq(facts),
-        _dump_target_space(facts, coll),
-        _core_collector(facts, coll),
-        _deprecated(facts, fam),
-        check_hyperv(facts, fam, plat),
-        _platform(plat),
-    )
-    return Report(plat, fam, purpose, tuple(checks))
+    ctx = Context(facts, purpose, detect(facts), fam, kdumpconf.collector(fam, facts.files))
+    offline = None if facts.booted else f"{facts.origin or 'these facts'}: an offline image"
+    checks = REGISTRY.run(ctx, purpose=purpose, offline=offline)
+    return Report(ctx.platform, fam, purpose, checks)

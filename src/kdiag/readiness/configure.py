@@ -27,13 +27,14 @@ from kdiag.readiness.facts import Facts, read_root
 __all__ = (
     "BACKUP_SUFFIX",
     "SYSCTL_FILE",
+    "SYSCTL_HEADER",
     "FileChange",
     "Plan",
     "apply",
-    "install_command",
+    "install_commands",
     "plan",
     "resolve_in_root",
-    "user_data",
+    "sysctl_settings",
 )
 
 BACKUP_SUFFIX = ".kdiag-bak"
@@ -47,6 +48,10 @@ HV_LEGACY_LINES = (
     "disk_timeout 100",
 )
 _HV_LIST = ",".join(kdumpconf.HV_MODULES)
+_DEBIAN_SNIPPET_HEAD = (
+    "# Written by kdiag configure: the capture kernel's memory.  Sourced after\n"
+    "# kdump-tools.cfg, so this crashkernel= is the last one and the one the kernel uses.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -174,14 +179,48 @@ class _Files:
         return tuple(out)
 
 
-def _sysrq_value(facts: Facts) -> str:
-    item = sysctlconf.effective(facts.files, "kernel.sysrq")
-    raw = item.value if item else facts.sysctl.get("kernel.sysrq")
+def _boot_config_sysrq(root: str, release: str | None) -> int | None:
+    """CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE from the root's /boot/config-* (the running kernel's,
+    else every installed kernel's when they agree)."""
+    boot = resolve_in_root(root, "/boot")
+    names = [f"config-{release}"] if release else []
+    if not names and os.path.isdir(boot):
+        names = sorted(n for n in os.listdir(boot) if n.startswith("config-"))
+    found = set()
+    for name in names:
+        text = _read(root, f"/boot/{name}") or ""
+        for line in text.splitlines():
+            if line.startswith("CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE="):
+                try:
+                    found.add(int(line.partition("=")[2], 0))
+                except ValueError:
+                    continue
+    return found.pop() if len(found) == 1 else None
+
+
+def _sysrq_value(facts: Facts, root: str, fam: str) -> tuple[str | None, str]:
+    """``kernel.sysrq`` with the SysRq-c bit (8) ORed into what the machine has without
+    kdiag's file: the distribution's sysctl files, else the running value, else the kernel's
+    build default.  None when that already allows SysRq-c; never fewer functions than before."""
+    others = {p: t for p, t in facts.files.items() if p != SYSCTL_FILE}
+    item = sysctlconf.effective(others, "kernel.sysrq")
+    running = facts.sysctl.get("kernel.sysrq")
+    if item is not None:
+        raw, source = item.value, f"{item.path}:{item.line + 1}"
+    elif running is not None:
+        raw, source = running, "the running kernel"
+    elif (config := _boot_config_sysrq(root, facts.kernel_release)) is not None:
+        raw, source = str(config), "CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE in /boot/config-*"
+    else:
+        raw = sysctlconf.kernel_default("kernel.sysrq", fam)
+        source = f"the {fam} kernel's default"
     try:
-        current = int(raw) if raw is not None else 0
+        base = int(raw.strip(), 0)
     except ValueError:
-        current = 0
-    return "1" if current == 1 else str(current | 8)
+        base = int(sysctlconf.kernel_default("kernel.sysrq", fam))
+    if base == 1 or base & 8:
+        return None, source
+    return str(base | 8), f"{base} from {source}, plus 8 (SysRq-c)"
 
 
 _HANG_SYSCTLS = {
@@ -192,18 +231,34 @@ _HANG_SYSCTLS = {
 }
 
 
-def _plan_sysctl(
-    files: _Files, facts: Facts, panic_timeout: int, root: str, purpose: str
-) -> list[str]:
+SYSCTL_HEADER = (
+    "# Written by kdiag configure: an NMI, an oops or a panic produces a crash dump\n"
+    "# and the machine comes back.  Edit with care; kdiag doctor checks these.\n"
+)
+
+
+def sysctl_settings(panic_timeout: int, purpose: str) -> dict[str, str]:
+    """The panic sysctls configure sets (``kernel.sysrq`` apart: it depends on the machine)."""
     desired = {
         "kernel.unknown_nmi_panic": "1",
         "kernel.panic_on_unrecovered_nmi": "1",
         "kernel.panic": str(panic_timeout),
         "kernel.panic_on_oops": "1",
-        "kernel.sysrq": _sysrq_value(facts),
     }
     if purpose in ("hang", "all"):
         desired.update(_HANG_SYSCTLS)
+    return desired
+
+
+def _plan_sysctl(
+    files: _Files, facts: Facts, panic_timeout: int, root: str, purpose: str
+) -> list[str]:
+    desired = sysctl_settings(panic_timeout, purpose)
+    reason = "panic sysctls for kdump"
+    sysrq, why = _sysrq_value(facts, root, family(facts.files) or "")
+    if sysrq is not None:
+        desired["kernel.sysrq"] = sysrq
+        reason += f"; kernel.sysrq = {why}"
     use_dir = any(
         os.path.isdir(resolve_in_root(root, d))
         for d in ("/etc/sysctl.d", "/usr/lib/sysctl.d", "/lib/systemd", "/usr/lib/systemd")
@@ -226,11 +281,7 @@ def _plan_sysctl(
             )
     body = "".join(f"{k} = {v}\n" for k, v in desired.items())
     if use_dir:
-        header = (
-            "# Written by kdiag configure: an NMI, an oops or a panic produces a crash dump\n"
-            "# and the machine comes back.  Edit with care; kdiag doctor checks these.\n"
-        )
-        files.put(SYSCTL_FILE, header + body, "panic sysctls for kdump")
+        files.put(SYSCTL_FILE, SYSCTL_HEADER + body, reason)
         return ["sysctl --system"]
     text = files.get("/etc/sysctl.conf") or ""
     for key, value in desired.items():
@@ -241,7 +292,7 @@ def _plan_sysctl(
             text += f"{key} = {value}\n"
         else:
             text = edits.set_sysctl_line(text, key, value)
-    files.put("/etc/sysctl.conf", text, "panic sysctls for kdump")
+    files.put("/etc/sysctl.conf", text, reason)
     return ["sysctl -p"]
 
 
@@ -256,6 +307,19 @@ def _crashkernel_value(facts: Facts, requested: str | None) -> tuple[str | None,
         return requested, "requested with --crashkernel"
     table, size = crashkernel.recommended(facts.arch, ram)
     configured = kdumpconf.configured_crashkernel(facts.files)
+    if configured is not None and not ram:
+        # An offline image: the RAM it boots with is not known, so the configured value must
+        # give at least the recommendation at every size.
+        try:
+            enough = not crashkernel.shortfalls(configured[1], table)
+        except ConfigError:
+            enough = False
+        if enough:
+            return None, "already configured"
+        return table, (
+            f"configured crashkernel={configured[1]} reserves less than the {facts.arch} "
+            "recommendation for some RAM sizes"
+        )
     if configured is not None:
         try:
             gives = crashkernel.reserved_for(configured[1], ram)
@@ -268,8 +332,13 @@ def _crashkernel_value(facts: Facts, requested: str | None) -> tuple[str | None,
             f"below the {facts.arch} recommendation of {size >> 20}M"
         )
     if size == 0 and ram:
-        return "192M", f"RAM below the {facts.arch} table ({table}); a fixed 192M"
-    return table, f"the {facts.arch} recommendation"
+        return "128M", (
+            f"{crashkernel.explain(table, ram)}; a fixed 128M (Debian's kdump-tools reserves "
+            "128M from 384M of RAM)"
+        )
+    if not ram:
+        return table, f"the {facts.arch} recommendation"
+    return table, f"the {facts.arch} recommendation; {crashkernel.explain(table, ram)}"
 
 
 def _plan_crashkernel(
@@ -294,7 +363,9 @@ def _plan_crashkernel(
         return [], []
     template = None
     if lay.family == "debian":
-        template = f'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel={value}"'
+        template = _DEBIAN_SNIPPET_HEAD + (
+            f'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel={value}"'
+        )
     text = files.get(lay.grub_file) or ""
     new = edits.set_grub_crashkernel(text, lay.grub_key, value, template=template)
     files.put(lay.grub_file, new, reason, reboot=True)
@@ -402,8 +473,9 @@ def _missing_packages(facts: Facts, lay: Layout) -> tuple[str, ...]:
     return tuple(missing)
 
 
-def install_command(plan_: Plan) -> list[str]:
-    """The package-manager command that installs the missing packages (chroot for a root)."""
+def install_commands(plan_: Plan) -> list[list[str]]:
+    """The package-manager commands that install the missing packages, non-interactively (in
+    a chroot for a root): on Debian and Ubuntu ``apt-get update`` first."""
     lay = layout(plan_.family)
     manager = list(lay.install)
     if plan_.family == "rhel":
@@ -413,10 +485,45 @@ def install_command(plan_: Plan) -> list[str]:
         }
         if has["yum"] and not has["dnf"]:
             manager[0] = "yum"
-    cmd = [*manager, *plan_.missing_packages]
+    commands = [[*manager, *plan_.missing_packages]]
+    if plan_.family == "debian":
+        commands.insert(0, ["apt-get", "update"])
     if os.path.realpath(plan_.root) != "/":
-        cmd = ["chroot", plan_.root, *cmd]
-    return cmd
+        commands = [["chroot", plan_.root, *cmd] for cmd in commands]
+    return commands
+
+
+def _follow_up(
+    root: str, facts: Facts, lay: Layout, changes: tuple[FileChange, ...], proposed: list[str]
+) -> list[str]:
+    """What to run after writing: apply the sysctls, reload kdump, regenerate the boot loader
+    configuration, enable the service.  On an offline image nothing runs yet: only the boot
+    loader and the service (``systemctl --root``) are left to do."""
+    sysv = os.path.isdir(resolve_in_root(root, "/etc/rc.d/init.d")) and not any(
+        os.path.exists(resolve_in_root(root, f"{d}/{lay.service}.service"))
+        for d in ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")
+    )
+    commands = []
+    if facts.booted and any("sysctl" in c.path for c in changes):
+        commands += [c for c in proposed if c.startswith("sysctl")]
+    if facts.booted and any(c.path in (*lay.kdump_files, "/etc/kdump.conf") for c in changes):
+        if lay.family == "debian":
+            commands.append("kdump-config reload")
+        elif sysv:
+            commands.append(f"service {lay.service} restart")
+        else:
+            commands.append(f"systemctl restart {lay.service}")
+    if any(c.reboot for c in changes):
+        commands += [c for c in proposed if not c.startswith("sysctl")]
+    name = facts.service.get("name")
+    if name and not facts.service.get("enabled"):
+        if sysv:
+            commands.append(f"chkconfig {name} on")
+        elif facts.booted:
+            commands.append(f"systemctl enable --now {name}")
+        else:
+            commands.append(f"systemctl --root {shlex.quote(root)} enable {name}")
+    return commands
 
 
 def plan(
@@ -442,32 +549,14 @@ def plan(
     lay = layout(fam)
     report = run_checks(facts, "nmi")
     files = _Files(root_s)
-    commands: list[str] = []
     notes: list[str] = []
-    commands += _plan_sysctl(files, facts, panic_timeout, root_s, purpose)
+    commands = _plan_sysctl(files, facts, panic_timeout, root_s, purpose)
     grub_cmds, grub_notes = _plan_crashkernel(files, facts, lay, crashkernel_size)
     notes += grub_notes
     notes += _plan_collector(files, facts, lay)
     notes += _plan_hyperv(files, facts, lay, report, force=hyperv_fallback)
     changes = files.changes()
-    if not any("sysctl" in c.path for c in changes):
-        commands = []
-    sysv = os.path.isdir(resolve_in_root(root_s, "/etc/rc.d/init.d")) and not any(
-        os.path.exists(resolve_in_root(root_s, f"{d}/{lay.service}.service"))
-        for d in ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")
-    )
-    if any(c.path in (*lay.kdump_files, "/etc/kdump.conf") for c in changes):
-        if fam == "debian":
-            commands.append("kdump-config reload")
-        elif sysv:
-            commands.append(f"service {lay.service} restart")
-        else:
-            commands.append(f"systemctl restart {lay.service}")
-    if any(c.reboot for c in changes):
-        commands += grub_cmds
-    if not facts.service.get("enabled") and facts.service.get("name"):
-        name = facts.service["name"]
-        commands.append(f"chkconfig {name} on" if sysv else f"systemctl enable --now {name}")
+    commands = _follow_up(root_s, facts, lay, changes, commands + grub_cmds)
     return Plan(
         root_s,
         fam,
@@ -527,33 +616,3 @@ def apply(plan_: Plan) -> list[str]:
         _write_atomic(target, change.new, mode)
         written.append(change.path)
     return written
-
-
-def user_data(plan_: Plan) -> str:
-    """The same configuration as a cloud-init user-data shell script (for image builds)."""
-    lay = layout(plan_.family)
-    out = [
-        "#!/bin/sh",
-        "# cloud-init user-data written by `kdiag configure --user-data`: kdump readiness for",
-        f"# the {plan_.family} family.  Installs the packages, writes the files, applies the",
-        "# sysctls; crashkernel= takes effect at the next boot.",
-        "# KDIAG_ROOT, when set, is a directory to write into instead of /.",
-        "set -eu",
-        'R="${KDIAG_ROOT:-}"',
-    ]
-    packages = " ".join(lay.packages)
-    out.append(f"{' '.join(lay.install)} {packages}")
-    for change in plan_.changes:
-        marker = "KDIAG_EOF"
-        while marker in change.new:
-            marker += "_"
-        directory = os.path.dirname(change.path)
-        out.append(f'mkdir -p "$R"{shlex.quote(directory)}')
-        out.append(f"cat > \"$R\"{shlex.quote(change.path)} <<'{marker}'")
-        out.append(change.new.rstrip("\n"))
-        out.append(marker)
-    for command in plan_.commands:
-        out.append(f"{command} || true")
-    if plan_.needs_reboot:
-        out.append("# reboot once so that crashkernel= reserves the capture kernel's memory")
-    return "\n".join(out) + "\n"

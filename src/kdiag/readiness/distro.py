@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = (
+    "DEBIAN_GRUB_SNIPPET",
     "FAMILIES",
     "Layout",
     "family",
@@ -29,12 +30,21 @@ class Layout:
     family: str
     service: str
     kdump_files: tuple[str, ...]
-    grub_file: str  # where configure puts crashkernel=
+    grub_file: str  # where configure puts crashkernel= (see DEBIAN_GRUB_SNIPPET)
     grub_key: str
     packages: tuple[str, ...]
-    install: tuple[str, ...]  # package-manager command, packages appended
+    install: tuple[str, ...]  # package-manager command, packages appended (non-interactive)
     grub_update: str  # command that regenerates the boot loader config
 
+
+#: On Debian and Ubuntu configure writes crashkernel= into a grub.d snippet of its own, never
+#: into /etc/default/grub.d/kdump-tools.cfg: that file is a dpkg conffile of kdump-tools, so
+#: writing it before the package is installed (or changing it) makes the install or the next
+#: upgrade stop at a conffile prompt.  grub-mkconfig sources grub.d/*.cfg in name order and
+#: the kernel honours the last crashkernel= on its command line, so the name sorts after
+#: kdump-tools.cfg (which appends Debian's own crashkernel=) and after cloud images'
+#: 50-cloudimg-settings.cfg (which assigns the whole variable).
+DEBIAN_GRUB_SNIPPET = "/etc/default/grub.d/zz-kdiag-crashkernel.cfg"
 
 FAMILIES: Mapping[str, Layout] = {
     "rhel": Layout(
@@ -51,10 +61,20 @@ FAMILIES: Mapping[str, Layout] = {
         "debian",
         "kdump-tools",
         ("/etc/default/kdump-tools",),
-        "/etc/default/grub.d/kdump-tools.cfg",
+        DEBIAN_GRUB_SNIPPET,
         "GRUB_CMDLINE_LINUX_DEFAULT",
         ("kdump-tools", "kexec-tools", "makedumpfile", "crash"),
-        ("apt-get", "install", "-y"),
+        (
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "install",
+            "-y",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+        ),
         "update-grub",
     ),
     "suse": Layout(

@@ -132,6 +132,21 @@ class Facts:
         """True when the facts describe the running system (proc and sys are real)."""
         return self.origin == "/"
 
+    @property
+    def booted(self) -> bool:
+        """True when the facts hold a running kernel's state (``/proc`` or ``/sys`` was there);
+        False for an offline image, where only the configuration can be judged."""
+        return any(
+            value is not None
+            for value in (
+                self.cmdline,
+                self.kernel_release,
+                self.mem_total_kb,
+                self.kexec_crash_loaded,
+                self.kexec_crash_size,
+            )
+        )
+
 
 def collector_source() -> str:
     """The text of collect.sh, as shipped in the package."""
@@ -410,9 +425,21 @@ def _arch(tree: _Tree) -> str:
 def read_root(root: str | os.PathLike[str] = "/") -> Facts:
     """The facts of the live system (``root="/"``) or of a tree laid out like one."""
     root_s = os.fspath(root)
+    if not os.path.exists(root_s):
+        raise ConfigError(f"root {root_s} does not exist")
     if not os.path.isdir(root_s):
         raise ConfigError(f"root {root_s} is not a directory")
     tree = _Tree("" if os.path.realpath(root_s) == "/" else root_s)
+    facts = _read_tree(tree, root_s)
+    if tree.root and not facts.files and not facts.booted:
+        raise ConfigError(
+            f"root {root_s} holds no Linux system (no /etc/os-release, no kdump or sysctl "
+            "configuration, no /proc): give the root directory of a mounted image"
+        )
+    return facts
+
+
+def _read_tree(tree: _Tree, root_s: str) -> Facts:
     sysctl: dict[str, str | None] = {
         f"kernel.{n}": tree.value(f"/proc/sys/kernel/{n}") for n in SYSCTL_NAMES
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 from kdiag.readiness import kdumpconf
 from kdiag.readiness.facts import Facts
 from kdiag.readiness.platform import Platform
-from kdiag.readiness.report import Check
+from kdiag.readiness.registry import Verdict
 
 __all__ = ("LEGACY_FIX", "LEGACY_KERNEL", "MODERN_FIX", "check_hyperv")
 
@@ -34,11 +34,10 @@ LEGACY_FIX = (
 LEGACY_KERNEL = (3, 10)
 
 
-def check_hyperv(facts: Facts, fam: str | None, plat: Platform) -> Check:
+def check_hyperv(facts: Facts, fam: str | None, plat: Platform) -> Verdict:
     """The ``hyperv-capture-drivers`` check."""
     if not plat.is_hyperv:
-        return Check(
-            "hyperv-capture-drivers",
+        return Verdict(
             "n/a",
             f"platform is {plat.hypervisor}, not Hyper-V/Azure",
             "",
@@ -52,25 +51,22 @@ def check_hyperv(facts: Facts, fam: str | None, plat: Platform) -> Check:
         kind, text = fix_found
         evidence += f"; {kind} fix present: {text}"
         if facts.efi:
-            return Check(
-                "hyperv-capture-drivers",
+            return Verdict(
                 "warn",
                 evidence + "; UEFI (Generation 2) VM: no emulated IDE, blacklisting "
                 "hv_storvsc removes the only disk path",
                 "remove the blacklist unless an end-to-end test proved it necessary",
             )
         if legacy and kind == "modern" and fam == "rhel":
-            return Check(
-                "hyperv-capture-drivers",
+            return Verdict(
                 "fail",
                 evidence + "; RHEL 6 mkdumprd ignores rd.driver.blacklist",
                 f"{_CONFIGURE} (legacy form) — {LEGACY_FIX}",
             )
-        return Check("hyperv-capture-drivers", "pass", evidence, "")
+        return Verdict("pass", evidence)
     if legacy:
         form = LEGACY_FIX if fam == "rhel" else MODERN_FIX
-        return Check(
-            "hyperv-capture-drivers",
+        return Verdict(
             "fail",
             evidence + "; old guest kernel and no blacklist: the capture kernel's hv_storvsc "
             "reconnects to a VMBus channel the crashed kernel still holds and hangs "
@@ -80,16 +76,13 @@ def check_hyperv(facts: Facts, fam: str | None, plat: Platform) -> Check:
     cpus = facts.cpus or 0
     _, _, append = kdumpconf.capture_append(fam, facts.files)
     if cpus >= 15 and "nr_cpus=1" not in append and fam == "debian":
-        return Check(
-            "hyperv-capture-drivers",
+        return Verdict(
             "warn",
             evidence + f"; {cpus} vCPUs (KB2858695: 15+ vCPUs hang on 2012 R2 hosts)",
             "add nr_cpus=1 to the capture kernel command line",
         )
-    return Check(
-        "hyperv-capture-drivers",
+    return Verdict(
         "pass",
         evidence + "; current kernels handle the synthetic drivers in the capture kernel; "
         f"if an end-to-end test hangs, fall back to: {MODERN_FIX}",
-        "",
     )

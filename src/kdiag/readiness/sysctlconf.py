@@ -12,7 +12,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ("Assignment", "assignments", "effective", "parse_line")
+__all__ = (
+    "KERNEL_DEFAULTS",
+    "Assignment",
+    "assignments",
+    "effective",
+    "kernel_default",
+    "parse_line",
+)
+
+#: What the kernel starts with when nothing sets a value (upstream; ``kernel.sysrq`` is
+#: ``CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE``, whose Kconfig default is 0x1).
+KERNEL_DEFAULTS = {
+    "kernel.unknown_nmi_panic": "0",
+    "kernel.panic": "0",
+    "kernel.panic_on_oops": "0",
+    "kernel.panic_on_unrecovered_nmi": "0",
+    "kernel.softlockup_panic": "0",
+    "kernel.hardlockup_panic": "0",
+    "kernel.hung_task_panic": "0",
+    "kernel.nmi_watchdog": "1",
+    "kernel.sysrq": "1",
+}
+
+#: Distribution kernels built with another default: Debian's (and Ubuntu's) kernel config
+#: sets CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE=0x01b6 (438: every function but the dumps of
+#: registers and tasks, and signalling processes).
+_FAMILY_DEFAULTS = {("debian", "kernel.sysrq"): "438"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +49,11 @@ class Assignment:
     line: int
     key: str
     value: str
+
+
+def kernel_default(key: str, family: str | None = None) -> str:
+    """The value ``key`` has at boot when no file and no command line sets it."""
+    return _FAMILY_DEFAULTS.get((family or "", key), KERNEL_DEFAULTS.get(key, "0"))
 
 
 def parse_line(line: str) -> tuple[str, str] | None:

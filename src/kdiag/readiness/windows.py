@@ -20,13 +20,22 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdiag.errors import ConfigError
+from kdiag.readiness.registry import Registry, Verdict
 from kdiag.readiness.report import Check, CheckList
 
-__all__ = ("CRASH_CONTROL", "RegValue", "WindowsReport", "check_registry", "parse_reg")
+__all__ = (
+    "CRASH_CONTROL",
+    "WINDOWS",
+    "RegValue",
+    "WindowsReport",
+    "check_registry",
+    "parse_reg",
+)
 
 CRASH_CONTROL = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\CrashControl"
 
@@ -122,106 +131,128 @@ class WindowsReport(CheckList):
         }
 
 
-def _dword(values: dict[str, RegValue], name: str) -> int | None:
+def _dword(values: Mapping[str, RegValue], name: str) -> int | None:
     value = values.get(name)
     return value.data if value is not None and isinstance(value.data, int) else None
 
 
-def _text(values: dict[str, RegValue], name: str) -> str | None:
+def _text(values: Mapping[str, RegValue], name: str) -> str | None:
     value = values.get(name)
     return value.data if value is not None and isinstance(value.data, str) else None
 
 
-def _checks(values: dict[str, RegValue]) -> tuple[Check, ...]:
-    key = "HKLM\\...\\CrashControl"
-    out = []
+_Values = Mapping[str, RegValue]
+#: The Windows checks, registered like the Linux ones (their table is in docs/readiness.md).
+WINDOWS: Registry[_Values] = Registry()
+_DEFAULT_DUMP_FILE = "%SystemRoot%\\MEMORY.DMP"
+_KEY = "HKLM\\...\\CrashControl"
+
+
+def _reg_add(name: str, value: int) -> str:
+    return f'reg add "{CRASH_CONTROL}" /v {name} /t REG_DWORD /d {value} /f'
+
+
+@WINDOWS.check(
+    "windows-crash-dump-enabled",
+    needs="config",
+    passes="`CrashDumpEnabled` 1, 2 or 7 (absent = 7)",
+    otherwise="fail for 0, warn for 3 (small dump)",
+)
+def _crash_dump_enabled(values: _Values) -> Verdict:
     enabled = _dword(values, "CrashDumpEnabled")
     kind = _DUMP_KINDS.get(enabled if enabled is not None else 7, f"unknown ({enabled})")
-    set_enabled = f'reg add "{CRASH_CONTROL}" /v CrashDumpEnabled /t REG_DWORD /d 2 /f'
+    fix = _reg_add("CrashDumpEnabled", 2)
     if enabled == 0:
-        out.append(
-            Check(
-                "windows-crash-dump-enabled",
-                "fail",
-                f"{key} CrashDumpEnabled = 0: no dump is written",
-                set_enabled + " (kernel dump; 1 complete, 7 automatic)",
-            )
+        return Verdict(
+            "fail",
+            f"{_KEY} CrashDumpEnabled = 0: no dump is written",
+            fix + " (kernel dump; 1 complete, 7 automatic)",
         )
-    elif enabled == 3:
-        out.append(
-            Check(
-                "windows-crash-dump-enabled",
-                "warn",
-                f"CrashDumpEnabled = 3 ({kind}): a small dump has no kernel memory to analyze",
-                set_enabled,
-            )
+    if enabled == 3:
+        return Verdict(
+            "warn",
+            f"CrashDumpEnabled = 3 ({kind}): a small dump has no kernel memory to analyze",
+            fix,
         )
-    elif enabled not in (None, 1, 2, 7):
-        out.append(
-            Check(
-                "windows-crash-dump-enabled", "fail", f"CrashDumpEnabled = {enabled}", set_enabled
-            )
-        )
-    else:
-        note = " (absent: Windows default 7)" if enabled is None else ""
-        out.append(
-            Check("windows-crash-dump-enabled", "pass", f"CrashDumpEnabled = {kind}{note}", "")
-        )
+    if enabled not in (None, 1, 2, 7):
+        return Verdict("fail", f"CrashDumpEnabled = {enabled}", fix)
+    note = " (absent: Windows default 7)" if enabled is None else ""
+    return Verdict("pass", f"CrashDumpEnabled = {kind}{note}")
 
+
+@WINDOWS.check(
+    "windows-nmi-crash-dump",
+    needs="config",
+    passes="`NMICrashDump` = 1",
+    otherwise="warn: older releases ignore an NMI without it",
+)
+def _nmi_crash_dump(values: _Values) -> Verdict:
     nmi = _dword(values, "NMICrashDump")
-    set_nmi = f'reg add "{CRASH_CONTROL}" /v NMICrashDump /t REG_DWORD /d 1 /f, then restart'
     if nmi == 1:
-        out.append(Check("windows-nmi-crash-dump", "pass", "NMICrashDump = 1", ""))
-    else:
-        shown = "absent" if nmi is None else f"= {nmi}"
-        out.append(
-            Check(
-                "windows-nmi-crash-dump",
-                "warn",
-                f"NMICrashDump {shown}: Windows Server 2008 R2 / Windows 7 and older ignore an "
-                "NMI without it; newer releases bug-check (0x80) by default",
-                set_nmi,
-            )
-        )
+        return Verdict("pass", "NMICrashDump = 1")
+    shown = "absent" if nmi is None else f"= {nmi}"
+    return Verdict(
+        "warn",
+        f"NMICrashDump {shown}: Windows Server 2008 R2 / Windows 7 and older ignore an "
+        "NMI without it; newer releases bug-check (0x80) by default",
+        _reg_add("NMICrashDump", 1) + ", then restart",
+    )
 
+
+@WINDOWS.check("windows-auto-reboot", needs="config", passes="`AutoReboot` ≠ 0", otherwise="fail")
+def _auto_reboot(values: _Values) -> Verdict:
     reboot = _dword(values, "AutoReboot")
     if reboot == 0:
-        out.append(
-            Check(
-                "windows-auto-reboot",
-                "fail",
-                "AutoReboot = 0: the machine stays at the bug-check screen",
-                f'reg add "{CRASH_CONTROL}" /v AutoReboot /t REG_DWORD /d 1 /f',
-            )
+        return Verdict(
+            "fail",
+            "AutoReboot = 0: the machine stays at the bug-check screen",
+            _reg_add("AutoReboot", 1),
         )
-    else:
-        note = " (absent: default 1)" if reboot is None else ""
-        out.append(Check("windows-auto-reboot", "pass", f"AutoReboot = 1{note}", ""))
+    note = " (absent: default 1)" if reboot is None else ""
+    return Verdict("pass", f"AutoReboot = 1{note}")
 
-    dump_file = _text(values, "DumpFile") or "%SystemRoot%\\MEMORY.DMP"
+
+def _dump_destination(values: _Values) -> Verdict:
+    """Where the dump goes and whether it has room (before the Overwrite rule)."""
+    enabled = _dword(values, "CrashDumpEnabled")
     dedicated = _text(values, "DedicatedDumpFile")
     size_mb = _dword(values, "DumpFileSize")
-    overwrite = _dword(values, "Overwrite")
-    evidence = f"DumpFile = {dump_file}"
+    evidence = "DumpFile = " + (_text(values, "DumpFile") or _DEFAULT_DUMP_FILE)
     if dedicated:
-        evidence += f"; DedicatedDumpFile = {dedicated}"
-        evidence += f" ({size_mb} MB)" if size_mb else " (size: automatic)"
-        status, fix = "pass", f"keep {dedicated}'s volume free for the file"
-    elif enabled in (None, 7):
-        evidence += "; automatic memory dump: Windows grows the boot volume's page file as needed"
-        status, fix = "pass", ""
-    elif enabled in (1, 2):
+        size = f" ({size_mb} MB)" if size_mb else " (size: automatic)"
+        return Verdict("pass", f"{evidence}; DedicatedDumpFile = {dedicated}{size}")
+    if enabled in (None, 7):
+        return Verdict(
+            "pass",
+            evidence + "; automatic memory dump: Windows grows the boot volume's page file "
+            "as needed",
+        )
+    if enabled in (1, 2):
         need = "RAM + 257 MB" if enabled == 1 else "about a third of RAM (kernel memory)"
-        evidence += f"; the dump goes through the boot volume's page file: it needs {need}"
-        status, fix = "warn", "size the page file on the boot volume, or set DedicatedDumpFile"
-    else:
-        status, fix = "n/a", ""
-    if overwrite == 0:
-        evidence += "; Overwrite = 0: an existing MEMORY.DMP blocks the next dump"
-        status = "fail"
-        fix = f'reg add "{CRASH_CONTROL}" /v Overwrite /t REG_DWORD /d 1 /f'
-    out.append(Check("windows-dump-file", status, evidence, fix if status != "pass" else ""))
-    return tuple(out)
+        return Verdict(
+            "warn",
+            evidence + f"; the dump goes through the boot volume's page file: it needs {need}",
+            "size the page file on the boot volume, or set DedicatedDumpFile",
+        )
+    return Verdict("n/a", evidence)
+
+
+@WINDOWS.check(
+    "windows-dump-file",
+    needs="config",
+    passes="`DedicatedDumpFile` set, or automatic dumps",
+    otherwise="warn: complete/kernel dumps need a page file of RAM + 257 MB / about a third "
+    "of RAM on the boot volume; fail for `Overwrite=0`",
+)
+def _dump_file(values: _Values) -> Verdict:
+    verdict = _dump_destination(values)
+    if _dword(values, "Overwrite") == 0:
+        return Verdict(
+            "fail",
+            verdict.evidence + "; Overwrite = 0: an existing MEMORY.DMP blocks the next dump",
+            _reg_add("Overwrite", 1),
+        )
+    return verdict
 
 
 def check_registry(path: str | os.PathLike[str]) -> WindowsReport:
@@ -234,4 +265,4 @@ def check_registry(path: str | os.PathLike[str]) -> WindowsReport:
     values = keys.get(CRASH_CONTROL.upper())
     if values is None:
         raise ConfigError(f"{path} has no [{CRASH_CONTROL}] key (export that key)")
-    return WindowsReport(str(path), _checks(values))
+    return WindowsReport(str(path), WINDOWS.run(values))
