@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -226,3 +227,350 @@ def test_debuginfo_tasks_and_load_average(
     assert doc["tasks"] == meta(name)["expected"]["tasks"]  # drgn for_each_task, pid > 0
     load = crash_sys(name)["LOAD AVERAGE"]
     assert ", ".join(doc["load_average"]) == load
+
+
+# --- issue 9: bad input is one line and the right exit code, never a traceback -------------------
+
+
+def _synthetic(tmp_path: Path, name: str = "vmcore", **guest: object) -> Path:
+    """A small real-format kdump of a synthetic guest (tests/vmcore/vmcorewriter.py)."""
+    from tests.vmcore.test_synthetic import records
+    from tests.vmcore.vmcorewriter import Guest
+
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(Guest(records(), **guest).kdump())  # type: ignore[arg-type]
+    return path
+
+
+def _one_error_line(run: subprocess.CompletedProcess[bytes], code: str) -> str:
+    err = run.stderr.decode()
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert lines[-1].startswith("error: "), err
+    assert lines[-1].endswith(f"({code})"), err
+    return lines[-1]
+
+
+def test_debuginfo_on_a_qemu_dump_is_one_error_line(
+    fixture_dump: Callable[[str], Path], debug_vmlinux: Path
+) -> None:
+    run = kdiag("analyze", "--debuginfo", debug_vmlinux, fixture_dump("hostdump-qemu-kdump"))
+    assert run.returncode == 5
+    assert "drgn cannot open QEMU's kdump" in _one_error_line(run, "UnsupportedDump")
+    assert run.stderr.decode().count("\n") == 1
+
+
+def test_debuginfo_on_a_compressed_dump_reads_the_decompressed_copy(
+    vmcore_fixtures: Path, debug_vmlinux: Path
+) -> None:
+    run = kdiag(
+        "analyze",
+        "--json",
+        "--debuginfo",
+        debug_vmlinux,
+        vmcore_fixtures / "nmi-elf" / "vmcore.zst",
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["tasks"] == meta("nmi-elf")["expected"]["tasks"]
+
+
+@pytest.mark.parametrize("args", [["--json"], ["-n", "5"], ["--log"]])
+def test_a_full_disk_on_stdout_is_one_error_line(tmp_path: Path, args: list[str]) -> None:
+    dump = _synthetic(tmp_path)
+    with open("/dev/full", "wb") as full:
+        run = subprocess.run(
+            [KDIAG, "analyze", *args, str(dump)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    assert run.returncode == 1
+    assert "cannot write the output: No space left on device" in _one_error_line(run, "KdiagError")
+    assert run.stderr.decode().count("\n") == 1  # no second complaint from the exit-time flush
+
+
+def test_traceback_keeps_the_exit_code(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    run = kdiag("--traceback", "analyze", empty)
+    assert run.returncode == 5
+    err = run.stderr.decode()
+    assert "Traceback (most recent call last)" in err  # --traceback shows the stack ...
+    assert (
+        err.splitlines()[-1]
+        == "error: the file is empty or too short to be a crash dump (NotACrashDump)"
+    )
+    plain = kdiag("analyze", empty)
+    assert plain.returncode == 5
+    assert "Traceback" not in plain.stderr.decode()
+
+
+def test_an_unreadable_dump_is_a_permission_error_exit_2(tmp_path: Path) -> None:
+    dump = _synthetic(tmp_path)
+    dump.chmod(0o000)
+    tmp_path.chmod(0o755)
+    # root reads anything: drop to nobody for the run (as a user without read access is)
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    run = subprocess.run(
+        [*(drop if os.geteuid() == 0 else []), KDIAG, "analyze", str(dump)],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "permission denied" in _one_error_line(run, "ConfigError")
+    missing = kdiag("analyze", tmp_path / "no-such-dump")
+    assert missing.returncode == 2
+    assert "No such file or directory" in _one_error_line(missing, "ConfigError")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "packer"),
+    [
+        (".gz", lambda b: __import__("gzip").compress(b, 1)),
+        (".xz", lambda b: __import__("lzma").compress(b, preset=0)),
+        (".bz2", lambda b: __import__("bz2").compress(b, 1)),
+        (".zst", lambda b: __import__("zstandard").ZstdCompressor().compress(b)),
+    ],
+)
+def test_compressed_dumps_are_read_directly(
+    tmp_path: Path, suffix: str, packer: Callable[[bytes], bytes]
+) -> None:
+    plain = _synthetic(tmp_path)
+    packed = tmp_path / f"vmcore{suffix}"
+    packed.write_bytes(packer(plain.read_bytes()))
+    want = json.loads(kdiag("analyze", "--json", plain).stdout)
+    run = kdiag("analyze", "--json", packed)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["panic"]["signature"] == want["panic"]["signature"] is not None
+    assert got["release"] == "6.1.0-synth-amd64"
+    # a corrupt or cut compressed file is a bad dump, in one line
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    bad = kdiag("analyze", cut)
+    assert bad.returncode == 5
+    _one_error_line(bad, "TruncatedDump")
+
+
+def test_a_real_zstd_fixture_is_read_as_stored(
+    fixture_dump: Callable[[str], Path], vmcore_fixtures: Path
+) -> None:
+    stored = kdiag("analyze", "--json", vmcore_fixtures / "nmi-elf" / "vmcore.zst")
+    assert stored.returncode == 0, stored.stderr
+    raw = kdiag("analyze", "--json", fixture_dump("nmi-elf"))
+    a, b = json.loads(stored.stdout), json.loads(raw.stdout)
+    same = {"path": "", "bytes_read": 0}
+    assert a | same == b | same
+
+
+def test_json_and_log_conflict(tmp_path: Path) -> None:
+    run = kdiag("analyze", "--json", "--log", _synthetic(tmp_path))
+    assert run.returncode == 2
+    assert run.stdout == b""
+    assert "--log: not allowed with argument --json" in run.stderr.decode().splitlines()[0]
+
+
+def test_a_truncated_dump_says_so_and_shows_no_wrong_memory(
+    fixture_dump: Callable[[str], Path], tmp_path: Path
+) -> None:
+    whole = fixture_dump("sysrq-zlib")
+    cut = tmp_path / "vmcore"
+    with whole.open("rb") as src:
+        cut.write_bytes(src.read(whole.stat().st_size // 2))
+    run = kdiag("analyze", "-n", "0", cut)
+    assert run.returncode == 5
+    assert "is incomplete (the file is cut short" in _one_error_line(run, "TruncatedDump")
+    fields = dict(line.split(": ", 1) for line in run.stdout.decode().splitlines())
+    assert fields["        MEMORY"] == "-"  # not the 255.5 MB the truncated bitmaps suggest
+    assert fields["      COMPLETE"].startswith("no: the file is cut short")
+    doc = json.loads(kdiag("analyze", "--json", cut).stdout)
+    assert (doc["complete"], doc["memory_bytes"]) == (False, None)
+
+
+def test_unreadable_dumps_get_no_shared_signature(
+    fixture_dump: Callable[[str], Path], tmp_path: Path
+) -> None:
+    docs = []
+    for name in ("sysrq-zlib", "oops-null-zlib"):
+        whole = fixture_dump(name)
+        cut = tmp_path / name
+        with whole.open("rb") as src:
+            cut.write_bytes(src.read(whole.stat().st_size // 3))
+        docs.append(json.loads(kdiag("analyze", "--json", cut).stdout))
+    for doc in docs:
+        assert doc["panic"]["class"] == "unknown"
+        assert doc["panic"]["signature"] is None
+        assert doc["panic"]["signature_id"] is None  # nothing to group two unrelated dumps by
+        assert doc["panic"]["no_signature_reason"] == "the kernel log is unreadable"
+
+
+# --- several dumps, a /var/crash tree, stdin, schema_version -------------------------------------
+
+
+def test_a_var_crash_tree_is_one_line_per_dump(
+    tmp_path: Path, fixture_dump: Callable[[str], Path]
+) -> None:
+    crash = tmp_path / "var-crash"
+    # kdump-tools (Debian) and kexec-tools (Fedora) layouts, with their dmesg files beside
+    _synthetic(crash, "202611220613/dump.202611220613", nodename="debian-box")
+    (crash / "202611220613" / "dmesg.202611220613").write_text("not a dump\n")
+    (crash / "127.0.0.1-2026-11-22-06:13:06").mkdir()
+    (crash / "127.0.0.1-2026-11-22-06:13:06" / "vmcore").symlink_to(fixture_dump("sysrq-zlib"))
+    (crash / "127.0.0.1-2026-11-22-06:13:06" / "vmcore-dmesg.txt").write_text("not a dump\n")
+    _synthetic(crash, "old/vmcore.1", nodename="old-box")
+    (crash / "broken").mkdir()
+    (crash / "broken" / "vmcore-incomplete").write_bytes(b"garbage" * 100)
+
+    run = kdiag("analyze", "--output", "text", crash)
+    assert run.returncode == 5  # one dump is unreadable: the worst code wins ...
+    rows = [line.split("\t") for line in run.stdout.decode().splitlines()]
+    assert [Path(r[0]).relative_to(crash).as_posix() for r in rows] == [
+        "127.0.0.1-2026-11-22-06:13:06/vmcore",
+        "202611220613/dump.202611220613",
+        "broken/vmcore-incomplete",
+        "old/vmcore.1",
+    ]
+    by_name = {Path(r[0]).parent.name: r for r in rows}
+    assert by_name["127.0.0.1-2026-11-22-06:13:06"][1:4] == [
+        "6.1.0-56-amd64",
+        "sysrq",
+        "ce57b4a967de8fd3",
+    ]
+    assert by_name["127.0.0.1-2026-11-22-06:13:06"][4] == "2026-11-22T06:13:06Z"
+    assert by_name["202611220613"][1:3] == ["6.1.0-synth-amd64", "sysrq"]
+    assert by_name["broken"][2:4] == ["error", "NotACrashDump"]
+    # ... and it is named on stderr in one line
+    err = run.stderr.decode().splitlines()
+    assert len(err) == 1
+    assert "vmcore-incomplete" in err[0]
+    assert err[0].endswith("(NotACrashDump)")
+
+    table = kdiag("analyze", "--output", "table", crash)
+    header = table.stdout.decode().splitlines()[0].split()
+    assert header == ["PATH", "RELEASE", "CLASS", "SIGNATURE", "TIME"]
+
+    doc = json.loads(kdiag("analyze", "--json", crash).stdout)
+    assert doc["schema_version"] == 1
+    assert [d.get("error", {}).get("code") for d in doc["dumps"]] == [
+        None,
+        None,
+        "NotACrashDump",
+        None,
+    ]
+    assert doc["dumps"][0]["panic"]["signature_id"] == "ce57b4a967de8fd3"
+    query = kdiag("analyze", "--query", "dumps[].nodename", "--output", "json", crash)
+    assert json.loads(query.stdout) == ["fixture-sysrq", "debian-box", "old-box"]  # null dropped
+
+
+def test_several_dump_arguments(tmp_path: Path) -> None:
+    a = _synthetic(tmp_path, "a", nodename="box-a")
+    b = _synthetic(tmp_path, "b", nodename="box-b")
+    run = kdiag("analyze", "-o", "text", a, b)
+    assert run.returncode == 0, run.stderr
+    assert [line.split("\t")[0] for line in run.stdout.decode().splitlines()] == [str(a), str(b)]
+    assert kdiag("analyze", "--log", a, b).returncode == 2
+    assert kdiag("analyze", tmp_path / "empty-dir").returncode == 2
+
+
+def test_no_dumps_under_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "dmesg.202611220613").write_text("text\n")
+    run = kdiag("analyze", tmp_path)
+    assert run.returncode == 2
+    assert "no crash dumps under" in _one_error_line(run, "ConfigError")
+
+
+def test_dash_reads_the_dump_from_stdin_through_a_private_file(tmp_path: Path) -> None:
+    dump = _synthetic(tmp_path / "in")
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    env = {**os.environ, "TMPDIR": str(spool_dir)}
+    with dump.open("rb") as stdin:
+        run = subprocess.run(
+            [KDIAG, "analyze", "--json", "-"],
+            stdin=stdin,
+            capture_output=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["path"] == "-"
+    assert doc["nodename"] == "synth-guest"
+    assert doc["panic"]["class"] == "sysrq"
+    assert list(spool_dir.iterdir()) == []  # the copy was unlinked at once
+    # a compressed stream too
+    packed = tmp_path / "in.gz"
+    packed.write_bytes(__import__("gzip").compress(dump.read_bytes(), 1))
+    with packed.open("rb") as stdin:
+        run = subprocess.run(
+            [KDIAG, "analyze", "--json", "-"],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert json.loads(run.stdout)["panic"]["signature"] == doc["panic"]["signature"]
+
+
+def test_the_spool_is_private(tmp_path: Path) -> None:
+    import io
+
+    from kdiag.vmcore.spool import spool
+
+    fd = spool(io.BytesIO(b"\0" * (3 << 20) + b"data"), what="t", name="t")
+    try:
+        st = os.fstat(fd)
+        assert st.st_mode & 0o777 == 0o600
+        assert st.st_nlink == 0  # already unlinked
+        assert st.st_size == (3 << 20) + 4
+        assert st.st_blocks * 512 < 1 << 20  # zero blocks stayed holes
+    finally:
+        os.close(fd)
+
+
+def test_json_schema_version(tmp_path: Path) -> None:
+    from kdiag.vmcore.triage import SCHEMA_VERSION
+
+    doc = json.loads(kdiag("analyze", "--json", _synthetic(tmp_path)).stdout)
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    docs = (Path(__file__).parents[2] / "docs" / "analyze.md").read_text()
+    assert f"schema_version` is {SCHEMA_VERSION}" in docs
+
+
+# --- the fast path: no Typer patching, help lists every option --------------------------------
+
+
+def test_help_lists_every_option() -> None:
+    run = kdiag("analyze", "--help")
+    assert run.returncode == 0
+    text = run.stdout.decode()
+    for option in ("--json", "--log", "--output", "--query", "--lines", "--debuginfo", "DUMP"):
+        assert option in text
+    assert "analyze" in kdiag("--help").stdout.decode()
+
+
+def test_analyze_never_imports_pydantic(tmp_path: Path) -> None:
+    dump = _synthetic(tmp_path)
+    code = "import sys; from kdiag.cli.main import run; sys.exit(run(sys.argv[1:]))"
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "analyze", "--json", str(dump)],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    imported = {line.split("|")[-1].strip() for line in run.stderr.decode().splitlines()}
+    assert "kdiag.vmcore.triage" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("pydantic", "rich")}
+
+
+def test_typer_is_not_patched() -> None:
+    import typer.core
+
+    import kdiag.cli.analyze  # noqa: F401 - importing it must change nothing in Typer
+    from kdiag.cli.main import build_app
+
+    before = typer.core._TyperParameter.get_runtime_param
+    build_app()
+    assert typer.core._TyperParameter.get_runtime_param is before
+    assert not hasattr(typer.core._TyperParameter, "_kdiag_fast_bool")

@@ -144,13 +144,13 @@ def run(args: Sequence[str]) -> int:
     except _Done as done:
         return done.status
     targets = _targets(opts.dumps)
-    if len(opts.dumps) == 1 and not Path(opts.dumps[0]).is_dir():
+    if len(opts.dumps) == 1 and not _is_dir(opts.dumps[0]):
         return _analyze_one(targets[0], opts)
     return _analyze_many(targets, opts)
 
 
 def _check_combinations(opts: argparse.Namespace) -> None:
-    several = len(opts.dumps) > 1 or any(Path(d).is_dir() for d in opts.dumps if d != "-")
+    several = len(opts.dumps) > 1 or any(_is_dir(d) for d in opts.dumps)
     if several and opts.log:
         raise _UsageError("--log reads one dump, not several or a directory")
     if several and opts.debuginfo is not None:
@@ -161,11 +161,20 @@ def _check_combinations(opts: argparse.Namespace) -> None:
         raise _UsageError("- reads a dump from standard input, which is a terminal")
 
 
+def _is_dir(operand: str) -> bool:
+    """A directory to search; a path that cannot even be looked at is left to the opener,
+    which says why (permission denied, no such file)."""
+    try:
+        return operand != "-" and Path(operand).is_dir()
+    except OSError:
+        return False
+
+
 def _targets(operands: Sequence[str]) -> list[str]:
     """Each operand, with directories replaced by the dumps found beneath them."""
     out: list[str] = []
     for operand in operands:
-        if operand != "-" and Path(operand).is_dir():
+        if _is_dir(operand):
             found = find_dumps(operand)
             if not found:
                 raise ConfigError(

@@ -32,12 +32,13 @@ def is_dump_name(name: str) -> bool:
 
 
 def find_dumps(root: str | os.PathLike[str]) -> list[Path]:
-    """Every crash dump beneath ``root`` (regular files only, symlinks not followed), sorted."""
-    found: list[Path] = []
+    """Every crash dump beneath ``root``, sorted; a file reached twice (a symlink to a dump
+    that is listed too) counts once. Directory symlinks are not followed."""
+    found: dict[str, Path] = {}
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in files:
             path = Path(folder, name)
-            if is_dump_name(name) and path.is_file() and not path.is_symlink():
-                found.append(path)
-    return sorted(found)
+            if is_dump_name(name) and path.is_file():
+                found.setdefault(os.path.realpath(path), path)
+    return sorted(found.values())

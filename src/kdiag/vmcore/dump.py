@@ -30,7 +30,7 @@ from kdiag.vmcore.memory import PhysicalMemory, Translator, VirtualMemory
 from kdiag.vmcore.model import CpuState, LogRecord, Utsname
 from kdiag.vmcore.printk import read_kernel_log
 from kdiag.vmcore.source import ByteSource, FileSource
-from kdiag.vmcore.spool import decompressed, file_compression, spool
+from kdiag.vmcore.spool import file_compression, spool, unpack
 from kdiag.vmcore.vmcoreinfo import VmcoreInfo
 
 __all__ = ("Dump", "ProgressFn", "open", "open_stream")
@@ -363,11 +363,7 @@ def _uncompressed(file: FileSource, name: str, progress: ProgressFn | None) -> F
         return file
     try:
         with builtins.open(os.dup(file.fd), "rb") as raw:
-            stream = decompressed(raw, kind, name)
-            try:
-                fd = spool(stream, what=f"decompress ({kind})", name=name, progress=progress)
-            finally:
-                stream.close()
+            fd = unpack(raw, kind, name=name, progress=progress)
     finally:
         file.close()
     return FileSource.from_fd(fd)

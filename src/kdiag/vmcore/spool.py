@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from kdiag.errors import ConfigError, DumpFormatError, TruncatedDump, UnsupportedDump
 
-__all__ = ("COMPRESSED_MAGIC", "Reader", "decompressed", "file_compression", "spool")
+__all__ = ("COMPRESSED_MAGIC", "Reader", "decompressed", "file_compression", "spool", "unpack")
 
 
 class Reader(Protocol):
@@ -80,6 +80,35 @@ def decompressed(raw: IO[bytes], kind: str, name: str) -> Reader:
         raw, read_across_frames=True
     )
     return reader
+
+
+def unpack(raw: IO[bytes], kind: str, *, name: str, progress: ProgressFn | None = None) -> int:
+    """Decompress ``raw`` (a ``kind`` file) into a :func:`spool`; return its descriptor.
+
+    :raises TruncatedDump: the compressed data ends early (a zstd frame is checked against
+        the content size its header declares: the zstd reader itself stops quietly).
+    """
+    head = raw.read(18)  # the longest zstd frame header
+    raw.seek(0)
+    stream = decompressed(raw, kind, name)
+    try:
+        fd = spool(stream, what=f"decompress ({kind})", name=name, progress=progress)
+    finally:
+        stream.close()
+    if kind == "zstd":
+        zstandard: Any = importlib.import_module("zstandard")
+        try:
+            declared = zstandard.frame_content_size(head)
+        except zstandard.ZstdError:
+            declared = -1  # no size in the header: nothing to check against
+        size = os.fstat(fd).st_size
+        if 0 <= size < declared:  # several frames may hold more than the first declares
+            os.close(fd)
+            raise TruncatedDump(
+                f"{name}: the compressed data ends early ({size} of the {declared} bytes"
+                " its first zstd frame declares)"
+            )
+    return fd
 
 
 def _codec_errors() -> tuple[type[BaseException], ...]:
