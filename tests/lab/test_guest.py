@@ -5,6 +5,7 @@ Ctrl-C clean-up, the qemu.qmp event watcher and NMIs through the qmp backend run
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -244,3 +245,18 @@ def test_cli_timeout_says_the_guest_keeps_running(short_root, monkeypatch):
         assert guest.running
     finally:
         guest.down()
+
+
+def test_a_guest_that_never_started_is_stopped_and_has_no_console(tmp_path, capsys):
+    directory = tmp_path / "never"
+    directory.mkdir()
+    config = {"name": "never", "profile": "default", "accel": "tcg", "memory_mib": 512, "cpus": 2}
+    (directory / "guest.json").write_text(json.dumps(config))
+    assert Guest(directory).phase == "starting"  # Lab.up may still be starting it
+    old = time.time() - 120
+    os.utime(directory / "guest.json", (old, old))
+    assert Guest(directory).phase == "stopped"
+    args = ["lab", "console", "never", "--no-follow", "--root", str(tmp_path)]
+    assert cli_main.run(args) == 0
+    out = capsys.readouterr()
+    assert (out.out, "no console output" in out.err) == ("", True)

@@ -252,7 +252,10 @@ def console_cmd(
 
     guest = _lab(root).get(name)
     if not follow:
-        sys.stdout.write(guest.console_path.read_text(errors="replace"))
+        if guest.console_path.exists():
+            sys.stdout.write(guest.console_path.read_text(errors="replace"))
+        else:
+            err_console().print(f"{guest.name}: no console output (the guest never started)")
         return
     for line in follow_lines(guest.console_path, stop=lambda: not guest.running):
         sys.stdout.write(line + "\n")

@@ -166,14 +166,24 @@ class Guest:
         return data
 
     def status(self) -> dict[str, Any]:
-        """The supervisor's status record plus whether QEMU is running."""
+        """The supervisor's status record, with phase ``stopped`` when QEMU is not running
+        (``starting`` only while a start can still be under way)."""
         try:
             data: dict[str, Any] = json.loads((self.directory / "status.json").read_text())
         except (FileNotFoundError, ValueError):
             data = {"phase": "starting"}
-        if not self.running and data.get("phase") != "starting":
+        if not self.running and (data.get("phase") != "starting" or not self._start_pending()):
             data["phase"] = "stopped"
         return data
+
+    def _start_pending(self) -> bool:
+        """Whether ``Lab.up`` may still be starting this guest (a guest that failed to start
+        long ago is stopped, not starting forever)."""
+        try:
+            written = (self.directory / "guest.json").stat().st_mtime
+        except OSError:
+            return False
+        return time.time() - written < _START_SECONDS
 
     @property
     def running(self) -> bool:
