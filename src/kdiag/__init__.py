@@ -1,69 +1,16 @@
 """kdiag: send a diagnostic NMI to a frozen Linux machine, make sure kdump catches it, and read
 the crash dump.
 
-The top-level package stays cheap to import: it re-exports the error tree and the version.
-Each capability lives in its own subpackage (``kdiag.vmcore``, ``kdiag.policy``,
-``kdiag.lab``, ...), imported when used.
+The top-level package stays cheap to import: it re-exports the error tree (every name in
+``kdiag.errors.__all__``) and the version.  Each capability lives in its own subpackage
+(``kdiag.vmcore``, ``kdiag.policy``, ``kdiag.lab``, ...), imported when used.
 """
 
+from kdiag import errors
 from kdiag._version import __version__
-from kdiag.errors import (
-    AccessDenied,
-    AuthError,
-    AuthFailure,
-    BackendError,
-    BackendTimeout,
-    BackendUnavailable,
-    ConfigError,
-    CorruptPage,
-    DebuginfoMismatch,
-    DumpFormatError,
-    EntityAlreadyExists,
-    IncompleteSignature,
-    IncorrectState,
-    InvalidInstanceIDMalformed,
-    InvalidInstanceIDNotFound,
-    KdiagError,
-    MissingAuthenticationToken,
-    NMINotSupported,
-    NoSuchEntity,
-    NotACrashDump,
-    PageNotPresent,
-    PolicyError,
-    ReadinessError,
-    RequestExpired,
-    TargetNotFound,
-    TruncatedDump,
-    UnsupportedDump,
-)
+from kdiag.errors import *  # noqa: F403 - the error tree is public API; errors.__all__ lists it
 
-__all__ = [
-    "AccessDenied",
-    "AuthError",
-    "AuthFailure",
-    "BackendError",
-    "BackendTimeout",
-    "BackendUnavailable",
-    "ConfigError",
-    "CorruptPage",
-    "DebuginfoMismatch",
-    "DumpFormatError",
-    "EntityAlreadyExists",
-    "IncompleteSignature",
-    "IncorrectState",
-    "InvalidInstanceIDMalformed",
-    "InvalidInstanceIDNotFound",
-    "KdiagError",
-    "MissingAuthenticationToken",
-    "NMINotSupported",
-    "NoSuchEntity",
-    "NotACrashDump",
-    "PageNotPresent",
-    "PolicyError",
-    "ReadinessError",
-    "RequestExpired",
-    "TargetNotFound",
-    "TruncatedDump",
-    "UnsupportedDump",
-    "__version__",
-]
+# The `+=` form is the one both type checkers and linters read as a static __all__.
+__all__: list[str] = []
+__all__ += errors.__all__
+__all__ += ["__version__"]

@@ -7,11 +7,11 @@ Order of the checks, and why:
    ``MissingParameter``: it depends only on the text the caller sent, so answering it before
    authorization reveals nothing about what exists.  (The instance ARN of a malformed id
    would be meaningless to evaluate a policy against.)
-2. **Authorization** — ``kdiag.policy.evaluate`` over the caller's inline policies, action
-   ``ec2:SendDiagnosticInterrupt``, resource
-   ``arn:aws:ec2:<region>:<account>:instance/<id>``, with the request context (source
-   address, time, user, region, and the instance's tags, zone and id when it exists).  An
-   instance that does not exist in the caller's account and region is evaluated with no tags
+2. **Authorization** — :func:`kdiag.authz.authorize`, action
+   ``ec2:SendDiagnosticInterrupt``, resource ``arn:aws:ec2:<region>:<account>:instance/<id>``,
+   with the request context every action shares (source address, time, user, principal
+   type, region) plus the instance's tags, zone and id when it exists.  An instance that
+   does not exist in the caller's account and region is evaluated with no tags
    (reference §1.5): "not found" is never revealed to a caller who may not act on that ARN.
 3. **DryRun** — an authorized dry run stops here (``outcome="dry-run"``; the service answers
    ``DryRunOperation``), whether or not the instance exists.
@@ -30,15 +30,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kdiag import policy
+from kdiag.authz import Caller, authorize
 from kdiag.backends.base import Backend, BackendPool, Target
 from kdiag.errors import (
     AccessDenied,
+    DryRunOperation,
     IncorrectState,
+    InternalError,
+    InvalidInstanceIDMalformed,
     InvalidInstanceIDNotFound,
     KdiagError,
     NMINotSupported,
@@ -50,29 +55,20 @@ __all__ = (
     "Caller",
     "InterruptRequest",
     "InterruptResult",
-    "request_context",
     "send_diagnostic_interrupt",
 )
 
 ACTION = "ec2:SendDiagnosticInterrupt"
 _AUDIT_ACTION = "SendDiagnosticInterrupt"
+#: What the caller asked wrongly (audited ``rejected``); any other failure is ``failed``.
+_REJECTIONS = (
+    InvalidInstanceIDMalformed,
+    InvalidInstanceIDNotFound,
+    IncorrectState,
+    NMINotSupported,
+)
 
 _default_pool: BackendPool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The authenticated principal (an IAM-style user) and where the request came from."""
-
-    account_id: str
-    user_name: str
-    user_id: str
-    access_key_id: str | None = None
-    source_ip: str | None = None
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:user/{self.user_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,31 +92,6 @@ class InterruptResult:
     outcome: str
     detail: str = ""
     audit_id: int | None = None
-
-
-def request_context(
-    request: InterruptRequest, instance: Instance | None, now: dt.datetime
-) -> dict[str, str | list[str]]:
-    """The IAM condition keys for this request (reference §3.6), via
-    :func:`kdiag.policy.request_context`.
-
-    The instance's zone and tags are known only when it exists in the caller's account and
-    region; keys with no value are left out, so the policy's missing-key rules apply.
-    ``ec2:InstanceID`` is the id the caller asked for.
-    """
-    caller = request.caller
-    return policy.request_context(
-        account_id=caller.account_id,
-        user_name=caller.user_name,
-        user_id=caller.user_id,
-        source_ip=caller.source_ip,
-        region=request.region,
-        instance_id=request.instance_id,
-        availability_zone=instance.availability_zone if instance is not None else None,
-        tags=dict(instance.tags) if instance is not None else None,
-        now=now,
-        principal_arn=caller.arn,
-    )
 
 
 def _default_backends() -> BackendPool:
@@ -150,119 +121,56 @@ def send_diagnostic_interrupt(
     :raises NMINotSupported: the backend or architecture cannot take an NMI.
     :raises BackendError: the backend failed; the audit row says ``failed``.
     """
-    started = time.perf_counter()
-    when = now or dt.datetime.now(dt.UTC)
-    caller = request.caller
     pool = backends if backends is not None else _default_backends()
-    entry = AuditEntry(
-        action=_AUDIT_ACTION,
-        outcome="",
-        time=when,
-        request_id=request.request_id,
-        principal=caller.arn,
-        access_key_id=caller.access_key_id,
-        source_ip=caller.source_ip,
-        instance_id=request.instance_id,
-        region=request.region,
-        dry_run=request.dry_run,
-    )
-
-    def elapsed() -> float:
-        return round((time.perf_counter() - started) * 1000.0, 3)
-
-    def audit(outcome: str, exc: BaseException | None = None, **changes: Any) -> int:
-        code = message = None
-        if isinstance(exc, KdiagError):
-            code, message = exc.code, str(exc)
-        elif exc is not None:
-            code, message = "InternalError", type(exc).__name__
-        return store.record_audit(
-            replace(
-                entry,
-                outcome=outcome,
-                error_code=code,
-                message=message,
-                latency_ms=elapsed(),
-                **changes,
-            )
-        )
-
-    # 1. syntax
-    try:
+    trail = _Trail.begin(store, request, now or dt.datetime.now(dt.UTC))
+    with trail.recording_failures():
         check_instance_id(request.instance_id)
-    except KdiagError as exc:
-        audit("rejected", exc)
-        raise
-
-    # 2. authorization
-    try:
-        instance = store.get_instance(request.instance_id)
-        if instance is not None and (
-            instance.account_id != caller.account_id or instance.region != request.region
-        ):
-            instance = None
-        arn = policy.instance_arn(request.region, caller.account_id, request.instance_id)
-        policies = store.policies_of(caller.account_id, caller.user_name)
-        decision = policy.evaluate(policies, ACTION, arn, request_context(request, instance, when))
-    except Exception as exc:
-        audit("failed", exc)
-        raise
-    reason = str(decision.reason)
-    if not decision.allowed:
-        denied = AccessDenied(
-            "You are not authorized to perform this operation. "
-            f"User: {caller.arn} is not authorized to perform: {ACTION} on resource: {arn}"
-        )
-        audit("denied", denied, decision="deny", reason=reason)
-        raise denied
-    entry = replace(entry, decision="allow", reason=reason)
-
-    # 3. dry run
-    if request.dry_run:
-        audit_id = audit("dry-run")
-        return InterruptResult(
-            request.request_id,
-            request.instance_id,
-            "dry-run",
-            "Request would have succeeded, but DryRun flag is set.",
-            audit_id,
-        )
-
-    # 4. existence, state, capability
-    if instance is not None:
-        entry = replace(entry, backend=instance.backend)
-    try:
+        instance = _authorize(store, request, trail)
+        if request.dry_run:
+            audit_id = trail.record("dry-run")
+            return InterruptResult(
+                request.request_id,
+                request.instance_id,
+                "dry-run",
+                DryRunOperation.public_message or "",
+                audit_id,
+            )
+        if instance is not None:
+            trail.note(backend=instance.backend)
         instance, backend, target = _deliverable(request, instance, pool)
-    except KdiagError as exc:
-        expected = isinstance(exc, InvalidInstanceIDNotFound | IncorrectState | NMINotSupported)
-        audit("rejected" if expected else "failed", exc)
-        raise
-    except Exception as exc:
-        audit("failed", exc)
-        raise
+    audit_id = trail.record_intent()
+    detail = _deliver(backend, target, trail, audit_id)
+    return InterruptResult(request.request_id, instance.id, "sent", detail, audit_id)
 
-    # 5. intent, committed before anything leaves
-    audit_id = store.start_audit(replace(entry, latency_ms=elapsed()))
 
-    # 6. delivery
-    try:
-        result = backend.send_nmi(target)
-    except BaseException as exc:
-        code, message = (
-            (exc.code, str(exc)) if isinstance(exc, KdiagError) else ("InternalError", repr(exc))
-        )
-        store.finish_audit(
-            audit_id, outcome="failed", error_code=code, message=message, latency_ms=elapsed()
-        )
-        raise
-    store.finish_audit(audit_id, outcome="sent", message=result.detail, latency_ms=elapsed())
-    return InterruptResult(request.request_id, instance.id, "sent", result.detail, audit_id)
+def _authorize(store: Store, request: InterruptRequest, trail: _Trail) -> Instance | None:
+    """Step 2: the caller may interrupt this instance ARN; returns the instance when it
+    exists in the caller's account and region (else None: its tags must not count)."""
+    caller = request.caller
+    instance = store.get_instance(request.instance_id)
+    if instance is not None and (
+        instance.account_id != caller.account_id or instance.region != request.region
+    ):
+        instance = None
+    decision = authorize(
+        store,
+        caller,
+        ACTION,
+        policy.instance_arn(request.region, caller.account_id, request.instance_id),
+        region=request.region,
+        instance_id=request.instance_id,
+        instance=instance,
+        now=trail.draft.time,
+    )
+    trail.note(decision="allow", reason=decision.reason)
+    return instance
 
 
 def _deliverable(
     request: InterruptRequest, instance: Instance | None, pool: Mapping[str, Backend]
 ) -> tuple[Instance, Backend, Target]:
-    """The instance, its backend and target when an NMI can go out now; raises otherwise."""
+    """Step 4: the instance, its backend and target when an NMI can go out now; raises
+    otherwise."""
     if instance is None:
         raise InvalidInstanceIDNotFound(
             f"The instance ID '{request.instance_id}' does not exist",
@@ -290,3 +198,103 @@ def _deliverable(
             target=instance.id,
         )
     return instance, backend, target
+
+
+def _deliver(backend: Backend, target: Target, trail: _Trail, audit_id: int) -> str:
+    """Step 6: send the NMI and complete the intent row; returns the backend's detail."""
+    try:
+        result = backend.send_nmi(target)
+    except BaseException as exc:
+        trail.record_outcome(audit_id, "failed", exc)
+        raise
+    trail.record_outcome(audit_id, "sent", detail=result.detail)
+    return result.detail
+
+
+def _failure(exc: BaseException | None) -> tuple[str | None, str | None]:
+    """The audit row's error code and message for ``exc``: a kdiag error's own; for
+    anything else ``InternalError`` and the exception's type (its text may hold internals)."""
+    if exc is None:
+        return None, None
+    if isinstance(exc, KdiagError):
+        return exc.code, str(exc)
+    return InternalError.code, type(exc).__name__
+
+
+@dataclass(slots=True)
+class _Trail:
+    """The audit row of one call: a draft that learns the decision and the backend as the
+    steps pass, then is written once — or as intent, then outcome, around a delivery."""
+
+    store: Store
+    draft: AuditEntry
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def begin(cls, store: Store, request: InterruptRequest, when: dt.datetime) -> _Trail:
+        caller = request.caller
+        return cls(
+            store,
+            AuditEntry(
+                action=_AUDIT_ACTION,
+                outcome="",
+                time=when,
+                request_id=request.request_id,
+                principal=caller.arn,
+                access_key_id=caller.access_key_id,
+                source_ip=caller.source_ip,
+                instance_id=request.instance_id,
+                region=request.region,
+                dry_run=request.dry_run,
+            ),
+        )
+
+    def _elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000.0, 3)
+
+    def note(self, **changes: Any) -> None:
+        """What a step learned (``decision``, ``reason``, ``backend``) for the row."""
+        self.draft = replace(self.draft, **changes)
+
+    def record(self, outcome: str, exc: BaseException | None = None) -> int:
+        """Write the row: the call ends here."""
+        code, message = _failure(exc)
+        row = replace(
+            self.draft,
+            outcome=outcome,
+            error_code=code,
+            message=message,
+            latency_ms=self._elapsed_ms(),
+        )
+        return self.store.record_audit(row)
+
+    @contextmanager
+    def recording_failures(self) -> Iterator[None]:
+        """Any failure of the steps inside ends the call with its row: ``denied``,
+        ``rejected`` (what the caller asked wrongly) or ``failed``."""
+        try:
+            yield
+        except AccessDenied as exc:
+            self.note(decision="deny", reason=exc.reason)
+            self.record("denied", exc)
+            raise
+        except Exception as exc:
+            self.record("rejected" if isinstance(exc, _REJECTIONS) else "failed", exc)
+            raise
+
+    def record_intent(self) -> int:
+        """Step 5: the ``pending`` row, committed durably before anything is sent."""
+        return self.store.start_audit(replace(self.draft, latency_ms=self._elapsed_ms()))
+
+    def record_outcome(
+        self, audit_id: int, outcome: str, exc: BaseException | None = None, *, detail: str = ""
+    ) -> None:
+        """Complete the intent row: ``sent`` (with the backend's detail) or ``failed``."""
+        code, message = _failure(exc)
+        self.store.finish_audit(
+            audit_id,
+            outcome=outcome,
+            error_code=code,
+            message=message if exc is not None else detail,
+            latency_ms=self._elapsed_ms(),
+        )

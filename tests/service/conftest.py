@@ -6,11 +6,16 @@ boto3 and the real ``aws`` CLI, isolated from the developer's AWS configuration.
 
 import json
 import os
+import time
 from dataclasses import dataclass
 
 import boto3
+import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from kdiag.backends.base import BackendPool
 from kdiag.backends.fake import FakeBackend
@@ -88,9 +93,18 @@ def deny(action="ec2:SendDiagnosticInterrupt", resource="*"):
     }
 
 
-def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None):
+def signed_call(service, creds, method, path, body=None, *, nonce=""):
+    """A ``/v1`` request signed with SigV4 by real botocore, sent with httpx."""
+    data = b"" if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "X-Kdiag-Nonce": nonce or path + method}
+    request = AWSRequest(method=method, url=service.url + path, data=data, headers=headers)
+    SigV4Auth(Credentials(creds.key_id, creds.secret), "ec2", REGION).add_auth(request)
+    return httpx.request(method, request.url, content=data, headers=dict(request.headers.items()))
+
+
+def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time.monotonic):
     """A fresh store in ``tmp`` (or at ``db_url``) and the app serving it; a context manager
-    yielding Service."""
+    yielding Service.  ``limiter_clock`` is the token buckets' clock."""
     import contextlib
 
     @contextlib.contextmanager
@@ -100,7 +114,7 @@ def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None):
         ctx = ServiceContext(
             store,
             regions=(REGION, "eu-west-1"),
-            limiter=TokenBucketLimiter(rate=rate, burst=burst),
+            limiter=TokenBucketLimiter(rate=rate, burst=burst, clock=limiter_clock),
             backends=BackendPool({"fake": backend}),
         )
         try:

@@ -1,10 +1,17 @@
 """EC2 Query parsing, filters, the token bucket, and limits of the wire."""
 
+import tracemalloc
+
 import httpx
 import pytest
 
-from kdiag.service.ec2 import Filter, indexed, parse_bool, parse_filters, parse_params
-from kdiag.service.errors import ApiError
+from kdiag.errors import (
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    RequestLimitExceeded,
+)
+from kdiag.filters import Filter
+from kdiag.service.ec2 import indexed, parse_bool, parse_filters, parse_params
 from kdiag.service.ratelimit import TokenBucketLimiter
 from kdiag.service.sigv4 import IncomingRequest
 from kdiag.service.wire import MAX_BODY
@@ -22,15 +29,13 @@ def test_params_from_body_and_query_without_sigv4_fields():
 
 
 def test_conflicting_duplicate_parameter_is_refused():
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(InvalidParameterCombination):
         parse_params(_req(b"InstanceId=i-1&InstanceId=i-2"))
-    assert info.value.code == "InvalidParameterCombination"
 
 
 def test_body_must_be_a_form():
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(InvalidParameterValue):
         parse_params(_req(b"{}", content_type="application/json"))
-    assert info.value.code == "InvalidParameterValue"
 
 
 @pytest.mark.parametrize(("value", "expected"), [("true", True), ("False", False), (None, False)])
@@ -39,7 +44,7 @@ def test_bool(value, expected):
 
 
 def test_bad_bool():
-    with pytest.raises(ApiError):
+    with pytest.raises(InvalidParameterValue):
         parse_bool({"DryRun": "yes"}, "DryRun")
 
 
@@ -63,8 +68,13 @@ def test_indexed_and_filters_in_index_order():
 
 
 def test_filter_without_values():
-    with pytest.raises(ApiError):
+    with pytest.raises(InvalidParameterValue):
         parse_filters({"Filter.1.Name": "tag:Owner"})
+
+
+def test_unknown_filter_is_refused_when_parsed():
+    with pytest.raises(InvalidParameterValue, match="no-such-filter"):
+        parse_filters({"Filter.1.Name": "no-such-filter", "Filter.1.Value.1": "x"})
 
 
 def test_token_bucket_refills():
@@ -72,24 +82,49 @@ def test_token_bucket_refills():
     limiter = TokenBucketLimiter(rate=2.0, burst=2, clock=lambda: now[0])
     limiter.take("a")
     limiter.take("a")
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(RequestLimitExceeded):
         limiter.take("a")
-    assert info.value.code == "RequestLimitExceeded"
     limiter.take("b")
     now[0] = 0.5
     limiter.take("a")
-    with pytest.raises(ApiError):
+    with pytest.raises(RequestLimitExceeded):
         limiter.take("a")
 
 
+def _memory_after_many_principals(max_principals):
+    """Bytes still held after 20,000 principals each took one token a second apart (each
+    bucket is full again, so carries nothing, by the time the next principal comes)."""
+    now = [0.0]
+    limiter = TokenBucketLimiter(
+        rate=1.0, burst=1, max_principals=max_principals, clock=lambda: now[0]
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20_000):
+            now[0] += 1.0
+            limiter.take(f"principal-{n}")
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
 def test_token_bucket_memory_is_bounded():
+    bounded = _memory_after_many_principals(10)
+    unbounded = _memory_after_many_principals(10**9)
+    assert unbounded > 1_000_000  # the measurement sees a table of 20,000 buckets
+    assert bounded * 50 < unbounded
+
+
+def test_dropping_full_buckets_never_forgives_an_empty_one():
     now = [0.0]
     limiter = TokenBucketLimiter(rate=1.0, burst=1, max_principals=10, clock=lambda: now[0])
-    for n in range(10):
-        limiter.take(f"p{n}")
-    now[0] = 5.0
-    limiter.take("new")
-    assert len(limiter._buckets) <= 10
+    for n in range(100):  # far past max_principals: the table is pruned on every take
+        now[0] += 1.0
+        limiter.take("greedy")  # refilled after a second, and emptied again
+        limiter.take(f"p{n}")  # the others' buckets are full by now: dropped
+    with pytest.raises(RequestLimitExceeded):
+        limiter.take("greedy")
 
 
 def test_oversized_body_is_refused_and_audited(service):

@@ -1,14 +1,12 @@
 """The /v1 JSON API and the presigned query form, with SigV4 from real botocore."""
 
-import json
-
 import httpx
 import pytest
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .conftest import REGION, allow
+from .conftest import REGION, allow, signed_call
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +25,6 @@ def world(service):
     return {"box": box, "judy": judy, "mallory": mallory}
 
 
-def call(service, creds, method, path, body=None, *, nonce=""):
-    data = b"" if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "X-Kdiag-Nonce": nonce or path + method}
-    request = AWSRequest(method=method, url=service.url + path, data=data, headers=headers)
-    SigV4Auth(Credentials(creds.key_id, creds.secret), "ec2", REGION).add_auth(request)
-    return httpx.request(method, request.url, content=data, headers=dict(request.headers.items()))
-
-
 def test_openapi_document_is_served_without_auth(service):
     response = httpx.get(service.url + "/v1/openapi.json")
     assert response.status_code == 200
@@ -44,7 +34,7 @@ def test_openapi_document_is_served_without_auth(service):
 
 
 def test_list_instances_hides_backend_settings(service, world):
-    response = call(service, world["judy"], "GET", "/v1/instances?filter=tag:Env=lab")
+    response = signed_call(service, world["judy"], "GET", "/v1/instances?filter=tag:Env=lab")
     assert response.status_code == 200, response.text
     instances = response.json()["Instances"]
     assert [i["InstanceId"] for i in instances] == [world["box"].id]
@@ -54,11 +44,11 @@ def test_list_instances_hides_backend_settings(service, world):
 
 def test_interrupt_dry_run_then_real(service, world):
     path = f"/v1/instances/{world['box'].id}/diagnostic-interrupt"
-    dry = call(service, world["judy"], "POST", path, {"DryRun": True})
+    dry = signed_call(service, world["judy"], "POST", path, {"DryRun": True})
     assert dry.status_code == 412
     assert dry.json()["Error"]["Code"] == "DryRunOperation"
     before = len(service.backend.sent)
-    real = call(service, world["judy"], "POST", path, {})
+    real = signed_call(service, world["judy"], "POST", path, {})
     assert real.status_code == 200, real.text
     assert real.json()["Return"] is True
     assert service.backend.sent[before:] == [world["box"].id]
@@ -67,7 +57,7 @@ def test_interrupt_dry_run_then_real(service, world):
 
 def test_interrupt_denied(service, world):
     path = f"/v1/instances/{world['box'].id}/diagnostic-interrupt"
-    response = call(service, world["mallory"], "POST", path, {})
+    response = signed_call(service, world["mallory"], "POST", path, {})
     assert response.status_code == 403
     body = response.json()
     assert body["Error"]["Code"] == "UnauthorizedOperation"
@@ -75,11 +65,11 @@ def test_interrupt_denied(service, world):
 
 
 def test_audit_log(service, world):
-    response = call(service, world["judy"], "GET", "/v1/audit?limit=1000")
+    response = signed_call(service, world["judy"], "GET", "/v1/audit?limit=1000")
     assert response.status_code == 200, response.text
     events = response.json()["Events"]
     assert any(e["outcome"] == "sent" and e["instance_id"] == world["box"].id for e in events)
-    denied = call(service, world["mallory"], "GET", "/v1/audit")
+    denied = signed_call(service, world["mallory"], "GET", "/v1/audit")
     assert denied.status_code == 403
 
 

@@ -6,9 +6,26 @@ import pytest
 from .conftest import allow, run_service
 
 
+class Clock:
+    """The token buckets' clock, moved by the tests (time stands still otherwise)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
 @pytest.fixture(scope="module")
-def slow_service(tmp_path_factory):
-    with run_service(tmp_path_factory.mktemp("throttle"), rate=0.01, burst=3) as svc:
+def clock():
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def slow_service(tmp_path_factory, clock):
+    with run_service(
+        tmp_path_factory.mktemp("throttle"), rate=0.01, burst=3, limiter_clock=clock
+    ) as svc:
         yield svc
 
 
@@ -36,9 +53,9 @@ def test_throttling_is_per_principal_and_audited(slow_service):
     assert svc.backend.sent[-1] == instances[4].id
 
 
-def test_a_throttled_signature_is_not_consumed(slow_service):
+def test_a_throttled_signature_is_not_consumed(slow_service, clock):
     """The throttled request did nothing: the same signed bytes are accepted once the bucket
-    refills (here: a fresh bucket for the principal)."""
+    refills."""
     import httpx
 
     svc = slow_service
@@ -57,8 +74,9 @@ def test_a_throttled_signature_is_not_consumed(slow_service):
         ec2.send_diagnostic_interrupt(InstanceId=instance.id, DryRun=True)
     assert info.value.response["Error"]["Code"] == "RequestLimitExceeded"
     url, headers, body = sent[-1]
-    svc.ctx.limiter._buckets.clear()  # the bucket refilled
+    clock.now += 100.0  # at 0.01 tokens a second: one token more
     again = httpx.post(url, content=body, headers=headers)
     assert again.status_code == 412, again.text  # DryRunOperation: accepted this time
+    clock.now += 100.0  # a token for the replay, so that only the signature can stop it
     replay = httpx.post(url, content=body, headers=headers)
     assert replay.status_code == 401  # ...and only once

@@ -8,6 +8,7 @@ event loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from kdiag.errors import KdiagError, MethodNotAllowed, UnknownEndpoint
 from kdiag.service.context import ServiceContext
 from kdiag.service.ec2 import Ec2Query
-from kdiag.service.errors import ApiError, error_json, error_xml
+from kdiag.service.errors import ApiError, error_json, error_xml, to_api_error
 from kdiag.service.rest import rest_routes
 from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
 
@@ -34,47 +36,35 @@ def create_app(ctx: ServiceContext) -> Starlette:
 
     async def ec2_endpoint(request: Request) -> Response:
         audit = new_audit(request)
+        handler: Callable[[], bytes]
         try:
-            body = await read_body(request)
-        except ApiError as exc:
-            await run_in_threadpool(ctx.run, _raiser(exc), audit)
-            return Response(
-                error_xml(exc, audit.request_id),
-                exc.status,
-                response_headers(audit.request_id),
-                _XML,
-            )
-        incoming = incoming_request(request, body)
-        payload, error = await run_in_threadpool(
-            ctx.run, lambda: query.handle(incoming, audit), audit
-        )
-        if error is not None:
-            return Response(
-                error_xml(error, audit.request_id),
-                error.status,
-                response_headers(audit.request_id),
-                _XML,
-            )
-        return Response(payload, 200, response_headers(audit.request_id), _XML)
+            incoming = incoming_request(request, await read_body(request))
+            handler = functools.partial(query.handle, incoming, audit)
+        except KdiagError as exc:  # too large: answered without reading on
+            handler = _raiser(exc)
+        answer = await run_in_threadpool(ctx.run, handler, audit)
+        headers = response_headers(audit.request_id)
+        if isinstance(answer, ApiError):
+            return Response(error_xml(answer, audit.request_id), answer.status, headers, _XML)
+        return Response(answer, 200, headers, _XML)
 
     routes = [Route("/", ec2_endpoint, methods=["GET", "POST"]), *rest_routes(ctx)]
 
-    async def unrouted(request: Request, error: ApiError) -> Response:
+    async def unrouted(request: Request, exc: KdiagError) -> Response:
         audit = new_audit(request)
         audit.action = f"{request.method} {request.url.path}"[:64]
-        await run_in_threadpool(ctx.run, _raiser(error), audit)
+        await run_in_threadpool(ctx.run, _raiser(exc), audit)
+        error = to_api_error(exc)
         headers = response_headers(audit.request_id)
         if request.url.path.startswith("/v1/"):
             return JSONResponse(error_json(error, audit.request_id), error.status, headers)
         return Response(error_xml(error, audit.request_id), error.status, headers, _XML)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return await unrouted(request, ApiError("NotFound", "no such endpoint"))
+        return await unrouted(request, UnknownEndpoint("no such endpoint"))
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return await unrouted(
-            request, ApiError("MethodNotAllowed", f"{request.method} is not allowed here")
-        )
+        return await unrouted(request, MethodNotAllowed(f"{request.method} is not allowed here"))
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.ctx = ctx

@@ -3,35 +3,41 @@
 Requests are ``POST /`` with a form-encoded body (or ``GET /?Action=...``), signed with SigV4
 for service ``ec2``.  :class:`Ec2Query` authenticates (through the shared
 :class:`~kdiag.service.context.ServiceContext`), dispatches ``Action`` to
-``send_diagnostic_interrupt`` or ``describe_instances``, and answers with the EC2 XML
-envelope, or the error envelope from :mod:`kdiag.service.errors`.
+``send_diagnostic_interrupt`` or ``describe_instances`` (each a call into
+:mod:`kdiag.service.actions`), and answers with the EC2 XML envelope, or the error envelope
+from :mod:`kdiag.service.errors`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from kdiag.authz import Caller
 from kdiag.backends.base import InstanceState
-from kdiag.service.errors import ApiError
+from kdiag.errors import (
+    InvalidAction,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    KdiagError,
+    MissingAction,
+    MissingParameter,
+)
+from kdiag.filters import Filter
+from kdiag.service import actions
+from kdiag.service.audit import RequestAudit
+from kdiag.service.context import ServiceContext
 from kdiag.service.sigv4 import IncomingRequest
-
-if TYPE_CHECKING:
-    from kdiag.service.context import Principal, RequestAudit, ServiceContext
-    from kdiag.store.records import Instance
+from kdiag.store import Instance
 
 __all__ = (
     "API_VERSION",
     "XMLNS",
     "Ec2Query",
-    "Filter",
     "describe_instances_xml",
     "indexed",
-    "match_filters",
     "parse_bool",
     "parse_filters",
     "parse_params",
@@ -41,9 +47,6 @@ __all__ = (
 API_VERSION = "2016-11-15"
 XMLNS = f"http://ec2.amazonaws.com/doc/{API_VERSION}/"
 MAX_PARAMS = 1000
-
-#: EC2's instance-state codes, by state name (from the one enum).
-STATE_CODES = {s.value: s.code for s in InstanceState if s.code is not None}
 
 _INDEX = re.compile(r"\.(\d+)$")
 
@@ -55,25 +58,23 @@ def parse_params(req: IncomingRequest) -> dict[str, str]:
     if req.body:
         content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
         if content_type not in ("", "application/x-www-form-urlencoded"):
-            raise ApiError(
-                "InvalidParameterValue", "the body must be application/x-www-form-urlencoded"
-            )
+            raise InvalidParameterValue("the body must be application/x-www-form-urlencoded")
         try:
             sources.append(req.body.decode("utf-8"))
         except UnicodeDecodeError:
-            raise ApiError("InvalidParameterValue", "the body is not valid UTF-8") from None
+            raise InvalidParameterValue("the body is not valid UTF-8") from None
     for source in sources:
         try:
             pairs = parse_qsl(
                 source, keep_blank_values=True, max_num_fields=MAX_PARAMS, errors="strict"
             )
         except (ValueError, UnicodeDecodeError):
-            raise ApiError("InvalidParameterValue", "malformed query parameters") from None
+            raise InvalidParameterValue("malformed query parameters") from None
         for key, value in pairs:
             if key.startswith("X-Amz-"):
                 continue
             if key in params and params[key] != value:
-                raise ApiError("InvalidParameterCombination", f"parameter {key} is given twice")
+                raise InvalidParameterCombination(f"parameter {key} is given twice")
             params[key] = value
     return params
 
@@ -85,7 +86,7 @@ def parse_bool(params: Mapping[str, str], name: str) -> bool:
         return False
     lowered = value.lower()
     if lowered not in ("true", "false"):
-        raise ApiError("InvalidParameterValue", f"Value ({value}) for parameter {name} is invalid")
+        raise InvalidParameterValue(f"Value ({value}) for parameter {name} is invalid")
     return lowered == "true"
 
 
@@ -98,14 +99,6 @@ def indexed(params: Mapping[str, str], prefix: str) -> list[str]:
     return [v for _, v in sorted(found)]
 
 
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """One ``Filter.N``: a name and the values any of which may match."""
-
-    name: str
-    values: tuple[str, ...]
-
-
 def parse_filters(params: Mapping[str, str]) -> list[Filter]:
     """``Filter.N.Name`` / ``Filter.N.Value.M`` into :class:`Filter` objects."""
     filters: list[tuple[int, Filter]] = []
@@ -115,61 +108,9 @@ def parse_filters(params: Mapping[str, str]) -> list[Filter]:
             continue
         values = tuple(indexed(params, f"Filter.{m[1]}.Value"))
         if not values:
-            raise ApiError("InvalidParameterValue", f"filter {name!r} has no values")
+            raise InvalidParameterValue(f"filter {name!r} has no values")
         filters.append((int(m[1]), Filter(name, values)))
     return [f for _, f in sorted(filters, key=lambda t: t[0])]
-
-
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    # EC2 filter values accept * and ? wildcards.
-    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), re.DOTALL)
-
-
-def _any_match(values: Iterable[str], candidates: Iterable[str]) -> bool:
-    patterns = [_wildcard(v) for v in values]
-    return any(p.fullmatch(c) for p in patterns for c in candidates)
-
-
-SUPPORTED_FILTERS = (
-    "instance-id",
-    "instance-state-name",
-    "instance-state-code",
-    "availability-zone",
-    "architecture",
-    "tag-key",
-    "tag-value",
-    "tag:<key>",
-)
-
-
-def match_filters(instance: Instance, filters: Sequence[Filter]) -> bool:
-    """True when ``instance`` passes every filter (AND), each filter any value (OR)."""
-    for f in filters:
-        if f.name.startswith("tag:"):
-            key = f.name[4:]
-            ok = key in instance.tags and _any_match(f.values, [instance.tags[key]])
-        elif f.name == "tag-key":
-            ok = _any_match(f.values, instance.tags.keys())
-        elif f.name == "tag-value":
-            ok = _any_match(f.values, instance.tags.values())
-        elif f.name == "instance-id":
-            ok = _any_match(f.values, [instance.id])
-        elif f.name == "instance-state-name":
-            ok = _any_match(f.values, [instance.state])
-        elif f.name == "instance-state-code":
-            ok = str(STATE_CODES.get(instance.state, -1)) in f.values
-        elif f.name == "availability-zone":
-            ok = _any_match(f.values, [instance.availability_zone])
-        elif f.name == "architecture":
-            ok = _any_match(f.values, [instance.arch])
-        else:
-            raise ApiError(
-                "InvalidParameterValue",
-                f"The filter '{f.name}' is invalid (supported: {', '.join(SUPPORTED_FILTERS)})",
-            )
-        if not ok:
-            return False
-    return True
 
 
 def return_true_xml(action: str, request_id: str) -> bytes:
@@ -190,7 +131,7 @@ def _instance_xml(instance: Instance) -> str:
     return (
         "<item>"
         f"<instanceId>{escape(instance.id)}</instanceId>"
-        f"<instanceState><code>{STATE_CODES.get(instance.state, 0)}</code>"
+        f"<instanceState><code>{InstanceState(instance.state).code}</code>"
         f"<name>{escape(instance.state)}</name></instanceState>"
         f"<launchTime>{launch}</launchTime>"
         f"<placement><availabilityZone>{escape(instance.availability_zone)}</availabilityZone>"
@@ -236,43 +177,43 @@ class Ec2Query:
         Authentication comes first: a malformed request from an unauthenticated caller is
         answered with the authentication error, not with a parameter error.
         """
-        malformed: ApiError | None = None
+        malformed: KdiagError | None = None
         try:
             params = parse_params(req)
-        except ApiError as exc:
+        except KdiagError as exc:
             params, malformed = {}, exc
         audit.action = (params.get("Action") or "")[:64] or None
-        principal = self.ctx.authenticate(req, audit)
+        caller, region = self.ctx.authenticate(req, audit)
         if malformed is not None:
             raise malformed
         action = params.get("Action")
         if not action:
-            raise ApiError("MissingAction", "The request must contain the parameter Action")
+            raise MissingAction("The request must contain the parameter Action")
         if action == "SendDiagnosticInterrupt":
-            return self.send_diagnostic_interrupt(params, principal, audit)
+            return self.send_diagnostic_interrupt(params, caller, region, audit)
         if action == "DescribeInstances":
-            return self.describe_instances(params, principal, audit)
-        raise ApiError("InvalidAction", f"The action {action} is not valid for this web service.")
+            return self.describe_instances(params, caller, region, audit)
+        raise InvalidAction(f"The action {action} is not valid for this web service.")
 
     def send_diagnostic_interrupt(
-        self, params: Mapping[str, str], principal: Principal, audit: RequestAudit
+        self, params: Mapping[str, str], caller: Caller, region: str, audit: RequestAudit
     ) -> bytes:
         instance_id = params.get("InstanceId")
         audit.instance_id = instance_id or None
         dry_run = parse_bool(params, "DryRun")
         audit.dry_run = dry_run
         if not instance_id:
-            raise ApiError("MissingParameter", "The request must contain the parameter InstanceId")
-        self.ctx.send_interrupt(principal, instance_id, dry_run=dry_run, audit=audit)
+            raise MissingParameter("The request must contain the parameter InstanceId")
+        actions.send_interrupt(self.ctx, caller, region, instance_id, dry_run=dry_run, audit=audit)
         return return_true_xml("SendDiagnosticInterrupt", audit.request_id)
 
     def describe_instances(
-        self, params: Mapping[str, str], principal: Principal, audit: RequestAudit
+        self, params: Mapping[str, str], caller: Caller, region: str, audit: RequestAudit
     ) -> bytes:
         ids = indexed(params, "InstanceId")
         filters = parse_filters(params)
         audit.dry_run = parse_bool(params, "DryRun")
         if len(ids) == 1:
             audit.instance_id = ids[0]
-        instances = self.ctx.describe_instances(principal, ids, filters, audit=audit)
+        instances = actions.describe_instances(self.ctx, caller, region, ids, filters, audit=audit)
         return describe_instances_xml(instances, audit.request_id)

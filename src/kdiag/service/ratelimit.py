@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kdiag.service.errors import ApiError
+from kdiag.errors import RequestLimitExceeded
 
 __all__ = ("TokenBucketLimiter",)
 
@@ -37,14 +37,14 @@ class TokenBucketLimiter:
         self._lock = threading.Lock()
 
     def take(self, key: str) -> None:
-        """Spend one token of ``key``'s bucket, or raise ApiError(RequestLimitExceeded)."""
+        """Spend one token of ``key``'s bucket, or raise :class:`RequestLimitExceeded`."""
         now = self._clock()
         with self._lock:
             tokens, at = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - at) * self.rate)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
-                raise ApiError("RequestLimitExceeded", "Request limit exceeded.")
+                raise RequestLimitExceeded("Request limit exceeded.")
             self._buckets[key] = (tokens - 1.0, now)
             if len(self._buckets) > self._max:
                 self._drop_full(now)

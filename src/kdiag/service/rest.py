@@ -23,12 +23,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kdiag.service.context import Principal, RequestAudit, ServiceContext
-from kdiag.service.ec2 import Filter
+from kdiag.authz import Caller
+from kdiag.errors import InvalidParameterValue, KdiagError
+from kdiag.filters import Filter
+from kdiag.service import actions
+from kdiag.service.audit import RequestAudit
+from kdiag.service.context import ServiceContext
 from kdiag.service.errors import ApiError, error_json
 from kdiag.service.openapi import openapi_document
 from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
-from kdiag.store.records import Instance
+from kdiag.store import Instance
 
 __all__ = ("instance_json", "rest_routes")
 
@@ -53,7 +57,7 @@ def _filters(request: Request) -> list[Filter]:
     for raw in request.query_params.getlist("filter"):
         name, sep, values = raw.partition("=")
         if not sep or not name or not values:
-            raise ApiError("InvalidParameterValue", "filter must have the form name=value[,value]")
+            raise InvalidParameterValue("filter must have the form name=value[,value]")
         filters.append(Filter(name, tuple(values.split(","))))
     return filters
 
@@ -64,9 +68,9 @@ def _json_body(body: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(body)
     except ValueError:
-        raise ApiError("InvalidParameterValue", "the body is not valid JSON") from None
+        raise InvalidParameterValue("the body is not valid JSON") from None
     if not isinstance(parsed, dict):
-        raise ApiError("InvalidParameterValue", "the body must be a JSON object")
+        raise InvalidParameterValue("the body must be a JSON object")
     return parsed
 
 
@@ -75,7 +79,7 @@ def _dry_run(request: Request, body: dict[str, Any]) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
-        raise ApiError("InvalidParameterValue", "DryRun must be true or false")
+        raise InvalidParameterValue("DryRun must be true or false")
     return value
 
 
@@ -83,53 +87,55 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
     """The ``/v1`` routes, bound to ``ctx``."""
 
     def endpoint(
-        action: str, work: Callable[[Request, dict[str, Any], Principal, RequestAudit], Any]
+        action: str,
+        work: Callable[[Request, dict[str, Any], Caller, str, RequestAudit], dict[str, Any]],
     ) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             audit = new_audit(request)
             audit.action = action
             headers = response_headers(audit.request_id)
-            early: ApiError | None = None
+            early: KdiagError | None = None
             try:
                 raw = await read_body(request)
-            except ApiError as exc:
+            except KdiagError as exc:
                 raw, early = b"", exc
             incoming = incoming_request(request, raw)
 
-            def run() -> Any:
+            def run() -> dict[str, Any]:
                 if early is not None:
                     raise early
-                principal = ctx.authenticate(incoming, audit)
-                return work(request, _json_body(raw), principal, audit)
+                caller, region = ctx.authenticate(incoming, audit)
+                return work(request, _json_body(raw), caller, region, audit)
 
-            value, error = await run_in_threadpool(ctx.run, run, audit)
-            if error is not None or value is None:
-                error = error or ApiError("InternalError", "no result")
-                return JSONResponse(error_json(error, audit.request_id), error.status, headers)
-            return JSONResponse({**value, "RequestId": audit.request_id}, 200, headers)
+            answer = await run_in_threadpool(ctx.run, run, audit)
+            if isinstance(answer, ApiError):
+                return JSONResponse(error_json(answer, audit.request_id), answer.status, headers)
+            return JSONResponse({**answer, "RequestId": audit.request_id}, 200, headers)
 
         return handle
 
     def list_instances(
-        request: Request, body: dict[str, Any], principal: Principal, audit: RequestAudit
+        request: Request, body: dict[str, Any], caller: Caller, region: str, audit: RequestAudit
     ) -> dict[str, Any]:
         ids = request.query_params.getlist("id")
         if len(ids) == 1:
             audit.instance_id = ids[0]
-        found = ctx.describe_instances(principal, ids, _filters(request), audit=audit)
+        found = actions.describe_instances(ctx, caller, region, ids, _filters(request), audit=audit)
         return {"Instances": [instance_json(i) for i in found]}
 
     def interrupt(
-        request: Request, body: dict[str, Any], principal: Principal, audit: RequestAudit
+        request: Request, body: dict[str, Any], caller: Caller, region: str, audit: RequestAudit
     ) -> dict[str, Any]:
         instance_id = request.path_params["instance_id"]
         audit.instance_id = instance_id
         audit.dry_run = _dry_run(request, body)
-        outcome = ctx.send_interrupt(principal, instance_id, dry_run=audit.dry_run, audit=audit)
+        outcome = actions.send_interrupt(
+            ctx, caller, region, instance_id, dry_run=audit.dry_run, audit=audit
+        )
         return {"InstanceId": instance_id, "Outcome": outcome, "Return": True}
 
     def audit_log(
-        request: Request, body: dict[str, Any], principal: Principal, audit: RequestAudit
+        request: Request, body: dict[str, Any], caller: Caller, region: str, audit: RequestAudit
     ) -> dict[str, Any]:
         since_raw = request.query_params.get("since")
         limit_raw = request.query_params.get("limit", "100")
@@ -139,14 +145,12 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
             )
             limit = int(limit_raw)
         except ValueError:
-            raise ApiError(
-                "InvalidParameterValue", "since must be ISO 8601, limit a number"
-            ) from None
+            raise InvalidParameterValue("since must be ISO 8601, limit a number") from None
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
         if not 1 <= limit <= MAX_AUDIT_ROWS:
-            raise ApiError("InvalidParameterValue", f"limit must be 1..{MAX_AUDIT_ROWS}")
-        rows = ctx.audit_log(principal, since=since, limit=limit, audit=audit)
+            raise InvalidParameterValue(f"limit must be 1..{MAX_AUDIT_ROWS}")
+        rows = actions.lookup_events(ctx, caller, region, since=since, limit=limit, audit=audit)
         return {"Events": [r.to_json() for r in rows]}
 
     async def openapi(request: Request) -> Response:

@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 
-from kdiag.service.context import RequestAudit
-from kdiag.service.errors import ApiError
+from kdiag.errors import RequestEntityTooLarge
+from kdiag.service.audit import RequestAudit
 from kdiag.service.sigv4 import IncomingRequest
 
 __all__ = ("MAX_BODY", "incoming_request", "new_audit", "read_body", "response_headers")
@@ -36,13 +36,13 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     """The body, refusing more than ``limit`` bytes (RequestEntityTooLarge)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError("RequestEntityTooLarge", f"request body larger than {limit} bytes")
+        raise RequestEntityTooLarge(f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError("RequestEntityTooLarge", f"request body larger than {limit} bytes")
+            raise RequestEntityTooLarge(f"request body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
