@@ -10,6 +10,7 @@ import typer
 from kdiag.backends.base import InstanceState
 from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
 from kdiag.cli._store import DbOption, open_store
+from kdiag.errors import ConfigError
 
 __all__ = ("parse_tags", "parse_target", "register")
 
@@ -25,8 +26,6 @@ IdArg = Annotated[str, typer.Argument(metavar="INSTANCE_ID")]
 
 def parse_target(value: str) -> dict[str, Any]:
     """``--target``: a JSON object of backend settings, or a bare address (socket, host)."""
-    from kdiag.errors import ConfigError
-
     if value.lstrip().startswith("{"):
         try:
             parsed = json.loads(value)
@@ -40,8 +39,6 @@ def parse_target(value: str) -> dict[str, Any]:
 
 def parse_tags(values: list[str]) -> dict[str, str]:
     """``--tag K=V`` options as a dict."""
-    from kdiag.errors import ConfigError
-
     tags: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")

@@ -409,7 +409,9 @@ class Lab:
         if len(str(directory / "events.sock")) > _SOCKET_PATH_MAX:
             raise ConfigError(f"lab directory {self.root} is too long for unix socket paths")
         if (directory / "guest.json").exists() and Guest(directory).running:
-            raise IncorrectState(f"lab guest {spec.name} is already running")
+            raise IncorrectState(
+                f"lab guest {spec.name} is already running (kdiag lab down {spec.name} stops it)"
+            )
         info = build(progress)
         files = _prepare_directory(directory, info)
         _make_disk(files.disk, spec.memory_mib, spec.profile.dumps)
