@@ -31,14 +31,21 @@ def is_dump_name(name: str) -> bool:
     return _DUMP_NAME.match(name) is not None and _NOT_A_DUMP.search(name) is None
 
 
+def _links_last(path: Path) -> tuple[bool, str]:
+    return path.is_symlink(), path.name
+
+
 def find_dumps(root: str | os.PathLike[str]) -> list[Path]:
     """Every crash dump beneath ``root``, sorted; a file reached twice (a symlink to a dump
-    that is listed too) counts once. Directory symlinks are not followed."""
+    that is listed too) counts once, under its real name. Directory symlinks are not
+    followed."""
     found: dict[str, Path] = {}
     for folder, dirs, files in os.walk(root):
         dirs.sort()
-        for name in files:
-            path = Path(folder, name)
-            if is_dump_name(name) and path.is_file():
+        paths = sorted(
+            (Path(folder, name) for name in files if is_dump_name(name)), key=_links_last
+        )
+        for path in paths:
+            if path.is_file():
                 found.setdefault(os.path.realpath(path), path)
     return sorted(found.values())
