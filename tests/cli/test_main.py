@@ -191,10 +191,10 @@ ask() { COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _kdiag_completion kdiag;
 ask kdiag au
 ask kdiag audit --out
 ask kdiag audit --output ''
-ask kdiag iam list-u
+ask kdiag iam list-a
 """
     env = {**os.environ, "PATH": f"{Path(KDIAG).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
         [bash, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=120
     )
-    assert proc.stdout.splitlines() == ["audit", "--output", "json text table", "list-users"]
+    assert proc.stdout.splitlines() == ["audit", "--output", "json text table", "list-access-keys"]
