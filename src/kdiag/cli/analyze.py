@@ -25,6 +25,8 @@ from typing import Any
 
 from kdiag import vmcore
 from kdiag.errors import ConfigError, KdiagError, TruncatedDump, UnsupportedDump
+from kdiag.vmcore.debuginfo import check_vmlinux, drgn_facts
+from kdiag.vmcore.describe import summary_block
 from kdiag.vmcore.discover import find_dumps
 from kdiag.vmcore.triage import SCHEMA_VERSION, Triage, triage
 
@@ -221,11 +223,6 @@ def _analyze_one(target: str, opts: argparse.Namespace) -> int:
 
 
 def _drgn_extra(result: Triage, dump_path: str, vmlinux: Path) -> dict[str, Any]:
-    from kdiag.vmcore.debuginfo import (  # noqa: PLC0415 - only --debuginfo needs it
-        check_vmlinux,
-        drgn_facts,
-    )
-
     check_vmlinux(result, vmlinux)
     if result.format == "qemu-kdump":
         # libkdumpfile (under drgn) finds no architecture in QEMU's kdump header.
@@ -238,8 +235,6 @@ def _drgn_extra(result: Triage, dump_path: str, vmlinux: Path) -> dict[str, Any]
 
 
 def _summary_text(result: Triage, extra: dict[str, Any], lines: int) -> str:
-    from kdiag.vmcore.describe import summary_block  # noqa: PLC0415 - text output only
-
     block = summary_block(result)
     if extra:
         block += f"{'TASKS':>14}: {extra['tasks']}\n"
