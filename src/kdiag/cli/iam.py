@@ -3,20 +3,26 @@
 Like ``aws iam``: ``create-user``, ``create-access-key`` (the only time the secret is
 shown), ``put-user-policy --policy-document file://policy.json`` (or the JSON itself),
 ``list-users``, ``list-access-keys``, ``list-user-policies`` (each with ``--output`` and
-``--query``), ``delete-user``, ``delete-access-key``, ``delete-user-policy``.
+``--query``), ``get-user-policy``, ``update-access-key --status Active|Inactive``,
+``simulate-principal-policy`` (which statement decides), ``delete-user``,
+``delete-access-key``, ``delete-user-policy``.  IAM's quotas hold: two access keys per user,
+2,048 characters of inline policy per user (whitespace not counted).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from kdiag import policy
 from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
 from kdiag.cli._store import DbOption, open_store
 from kdiag.errors import ConfigError
+from kdiag.store import Store, User
 
 __all__ = ("read_policy_document", "register")
 
@@ -203,6 +209,144 @@ def list_user_policies(
         query=query,
         json_flag=json_out,
     )
+
+
+@app.command("get-user-policy")
+def get_user_policy(
+    name: NameArg,
+    policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Print one inline policy document (--json: with user and policy name, as aws)."""
+    with open_store(db) as store:
+        text = store.get_user_policy(name, policy_name)
+    document = json.loads(text)
+    if json_out:
+        print_json({"UserName": name, "PolicyName": policy_name, "PolicyDocument": document})
+    else:
+        print_json(document)
+
+
+class KeyStatus(enum.StrEnum):
+    """An access key's status."""
+
+    Active = "Active"
+    Inactive = "Inactive"
+
+
+@app.command("update-access-key")
+def update_access_key(
+    name: NameArg,
+    access_key_id: Annotated[
+        str, typer.Option("--access-key-id", metavar="AKIA...", help="The user's key.")
+    ],
+    status: Annotated[
+        KeyStatus, typer.Option("--status", help="Inactive keys authenticate nothing.")
+    ],
+    db: DbOption = None,
+) -> None:
+    """Make a user's access key Active or Inactive."""
+    with open_store(db) as store:
+        store.set_access_key_status(access_key_id, status.value, user=name)
+
+
+def _split(values: list[str]) -> list[str]:
+    """Options given repeatedly, or comma/space separated in one value (as aws takes them)."""
+    return [item for value in values for item in value.replace(",", " ").split()]
+
+
+def _simulation_context(store: Store, user: User, resource: str) -> dict[str, str | list[str]]:
+    """The condition keys the service would see for ``user`` acting on ``resource``: the
+    user's identity, the region of an EC2 ARN, and an instance's id, zone and tags when the
+    ARN names an instance of the store in the user's account."""
+    parts = resource.split(":", 5)
+    ec2 = len(parts) == 6 and parts[2] == "ec2"
+    region = parts[3] if ec2 and parts[3] else "us-east-1"
+    instance_id = (
+        parts[5].removeprefix("instance/") if ec2 and parts[5].startswith("instance/") else None
+    )
+    instance = store.get_instance(instance_id) if instance_id else None
+    if instance is not None and (instance.account_id, instance.region) != (user.account_id, region):
+        instance = None
+    return policy.request_context(
+        account_id=user.account_id,
+        user_name=user.name,
+        user_id=user.id,
+        source_ip=None,
+        region=region,
+        instance_id=instance_id,
+        availability_zone=instance.availability_zone if instance is not None else None,
+        tags=dict(instance.tags) if instance is not None else None,
+    )
+
+
+def _print_simulation(results: list[dict[str, Any]]) -> None:
+    def where(statement: dict[str, Any]) -> str:
+        sid = f' (Sid "{statement["Sid"]}")' if statement["Sid"] else ""
+        return (
+            f'policy "{statement["SourcePolicyId"]}" Statement[{statement["StatementIndex"]}]'
+            f"{sid} {statement['Effect']}"
+        )
+
+    for result in results:
+        typer.echo(
+            f"{result['EvalDecision']}\t{result['EvalActionName']}\t{result['EvalResourceName']}"
+        )
+        for statement in result["MatchedStatements"]:
+            typer.echo(f"    decided by: {where(statement)}")
+        for statement in result["StoppedStatements"]:
+            typer.echo(f"    stopped by {statement['FailedCondition']}: {where(statement)}")
+        if result["MissingContextValues"]:
+            typer.echo(f"    missing context keys: {', '.join(result['MissingContextValues'])}")
+
+
+@app.command("simulate-principal-policy")
+def simulate_principal_policy(
+    name: NameArg,
+    *,
+    action_names: Annotated[
+        list[str],
+        typer.Option("--action-names", metavar="ACTION", help="e.g. ec2:SendDiagnosticInterrupt"),
+    ],
+    resource_arns: Annotated[
+        list[str] | None,
+        typer.Option("--resource-arns", metavar="ARN", help="Default: *."),
+    ] = None,
+    context_entries: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context-entries",
+            metavar="ENTRY",
+            help="key=K,values=V[,V...],type=T (aws long names or JSON too).",
+        ),
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Decide each action on each resource with the user's policies, and say which
+    statement decided (allowed, explicitDeny or implicitDeny).
+
+    The context is what the service would see (the user, the region, the instance's tags
+    when the ARN names a known instance), plus --context-entries, which win.
+    """
+    actions = _split(action_names)
+    resources = _split(resource_arns or []) or ["*"]
+    extra: dict[str, str | list[str]] = {}
+    for entry in context_entries or []:
+        extra.update(policy.parse_context_entry(entry))
+    results: list[dict[str, Any]] = []
+    with open_store(db) as store:
+        user = store.user(name)
+        policies = store.get_user_policies(user)
+        for resource in resources:
+            context = {**_simulation_context(store, user, resource), **extra}
+            results += policy.simulate(policies, actions, [resource], context)
+    results.sort(key=lambda r: actions.index(r["EvalActionName"]))
+    if json_out:
+        print_json({"EvaluationResults": results})
+    else:
+        _print_simulation(results)
 
 
 def register(root: typer.Typer) -> None:

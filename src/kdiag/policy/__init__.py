@@ -26,8 +26,10 @@ from kdiag.policy._document import (
     validate,
 )
 from kdiag.policy._evaluate import Decision, Explanation, StatementMatch, evaluate, explain
+from kdiag.policy._simulate import CONTEXT_KEY_TYPES, parse_context_entry, simulate
 
 __all__ = (
+    "CONTEXT_KEY_TYPES",
     "MAX_DEPTH",
     "MAX_DOCUMENT_CHARS",
     "USER_POLICY_SIZE_LIMIT",
@@ -40,8 +42,10 @@ __all__ = (
     "evaluate",
     "explain",
     "instance_arn",
+    "parse_context_entry",
     "policy_size",
     "request_context",
+    "simulate",
     "user_arn",
     "validate",
 )

@@ -75,13 +75,29 @@ def safe_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def _create_file(path: Path) -> None:
+    """Create the SQLite file (mode 0600) if it is not there; its directory must be.
+
+    A mistyped ``--db`` path must not quietly start an empty database somewhere new; only
+    the state directory (the default location) is created, by :func:`kdiag.paths.state_dir`.
+    """
+    if path.is_dir():
+        raise ConfigError(f"the database path {path} is a directory, not a SQLite file")
+    if not path.parent.is_dir() and path.parent.resolve() != state_dir().resolve():
+        raise ConfigError(
+            f"cannot create the database {path}: directory {path.parent} does not exist"
+        )
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"cannot create the database {path}: {exc.strerror}") from exc
+
+
 def _sqlite_engine(url: URL, *, autocheckpoint: bool) -> Engine:
     database = url.database
     if database and database != ":memory:":
-        path = Path(database)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        _create_file(Path(database))
     if not database or database == ":memory:":
         # One in-memory database shared by every thread (tests, examples).
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
