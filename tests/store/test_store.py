@@ -164,7 +164,7 @@ def test_inline_policies(store):
     store.put_user_policy("alice", "b-policy", ALLOW)
     store.put_user_policy("alice", "a-policy", json.dumps(ALLOW))
     assert list(store.get_user_policies("alice")) == ["a-policy", "b-policy"]
-    assert [json.loads(p) for p in store.user_policies("alice")] == [ALLOW, ALLOW]
+    assert [json.loads(p) for p in store.get_user_policies("alice").values()] == [ALLOW, ALLOW]
     deny = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}],

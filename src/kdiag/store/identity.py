@@ -286,10 +286,6 @@ class Identity(StoreBase):
             )
             return {r.name: r.document for r in rows}
 
-    def user_policies(self, user: User | str) -> list[str]:
-        """The user's inline policy documents (JSON text), in name order."""
-        return list(self.get_user_policies(user).values())
-
     def policies_of(self, account_id: str, user_name: str) -> list[str]:
         """The inline policy documents of ``user_name`` in ``account_id`` (one query; an
         unknown user has none).  This is what authorization reads on every request."""

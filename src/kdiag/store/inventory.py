@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, select
 
 from kdiag.backends.base import InstanceState, check_target
 from kdiag.errors import ConfigError, NoSuchEntity
+from kdiag.filters import Filter, match_filters
 from kdiag.store import ids
 from kdiag.store._base import StoreBase, _now
 from kdiag.store.models import InstanceRow
@@ -27,11 +28,6 @@ _TAG_KEY_MAX = 128
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "i686": "i386"}
 _TABLE = InstanceRow.metadata.tables["instances"]
 _GET = select(_TABLE).where(_TABLE.c.id == bindparam("id"))  # built once: on every request
-
-
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.DOTALL)
 
 
 def normalize_arch(arch: str) -> str:
@@ -128,9 +124,9 @@ class Inventory(StoreBase):
     ) -> list[Instance]:
         """Instances, optionally by id and by EC2-style filters.
 
-        Filters (values may use ``*`` and ``?``; a filter matches when any value does):
-        ``instance-id``, ``instance-state-name``, ``availability-zone``, ``architecture``,
-        ``tag:<key>``, ``tag-key``, ``tag-value``, ``backend``.
+        Filters (values may use ``*`` and ``?``; a filter matches when any value does) are
+        :mod:`kdiag.filters`' (``instance-id``, ``instance-state-name``, ``tag:<key>``, ...,
+        ``backend``, ``region``); an unknown name raises ``InvalidParameterValue``.
         """
         with self._read() as session:
             query = select(InstanceRow).order_by(InstanceRow.id)
@@ -141,9 +137,8 @@ class Inventory(StoreBase):
             if region is not None:
                 query = query.where(InstanceRow.region == region)
             found = [self._instance(r) for r in session.scalars(query)]
-        for name, values in (filters or {}).items():
-            found = [i for i in found if _filter_matches(i, name, values)]
-        return found
+        wanted = [Filter(name, tuple(values)) for name, values in (filters or {}).items()]
+        return [i for i in found if match_filters(i, wanted)]
 
     def set_instance_state(self, instance_id: str, state: str) -> Instance:
         if state not in INSTANCE_STATES:
@@ -160,29 +155,3 @@ class Inventory(StoreBase):
             result = session.execute(delete(InstanceRow).where(InstanceRow.id == instance_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
                 raise NoSuchEntity(f"no instance {instance_id}")
-
-
-def _filter_matches(instance: Instance, name: str, values: Sequence[str]) -> bool:
-    if name.startswith("tag:"):
-        key = name[4:]
-        if key not in instance.tags:
-            return False
-        candidates = [instance.tags[key]]
-    elif name == "tag-key":
-        candidates = list(instance.tags)
-    elif name == "tag-value":
-        candidates = list(instance.tags.values())
-    else:
-        fields = {
-            "instance-id": instance.id,
-            "instance-state-name": instance.state,
-            "availability-zone": instance.availability_zone,
-            "architecture": instance.arch,
-            "backend": instance.backend,
-            "region": instance.region,
-        }
-        if name not in fields:
-            raise ConfigError(f"unsupported filter {name!r}")
-        candidates = [fields[name]]
-    patterns = [_wildcard(v) for v in values]
-    return any(p.fullmatch(c) for p in patterns for c in candidates)
