@@ -101,3 +101,40 @@ def test_store_add_instance_validates_for_library_callers(state_dir):
         inst = store.add_instance(backend="qmp", target={"address": "/x", "timeout": 2})
         assert inst.target == {"address": "/x", "timeout": 2}
         assert inst.state == "running"
+
+
+class _OldPlugin:
+    """A plugin written before parse_target was part of the contract."""
+
+    name = "old"
+
+    def send_nmi(self, target): ...
+
+    def state(self, target): ...
+
+    def supports_nmi(self, target):
+        return True
+
+    def close(self): ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc): ...
+
+
+def test_a_plugin_without_parse_target_is_refused_by_name(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from kdiag.backends import base
+
+    real = base._entry_points
+
+    def with_old():
+        found = real()
+        found["old"] = EntryPoint("old", f"{__name__}:_OldPlugin", base.ENTRY_POINT_GROUP)
+        return found
+
+    monkeypatch.setattr(base, "_entry_points", with_old)
+    with pytest.raises(BackendUnavailable, match=r"'old' does not .* \(missing: parse_target\)"):
+        check_target("old", {})

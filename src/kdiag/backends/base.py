@@ -245,6 +245,18 @@ class Backend(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+_PROTOCOL_MEMBERS = (
+    "name",
+    "parse_target",
+    "send_nmi",
+    "state",
+    "supports_nmi",
+    "close",
+    "__enter__",
+    "__exit__",
+)
+
+
 def _name_list(var: str) -> set[str] | None:
     raw = os.environ.get(var)
     if raw is None:
@@ -289,7 +301,8 @@ def get_backend(name: str) -> Backend:
     """A new instance of the backend registered as ``name``.
 
     :raises BackendUnavailable: not registered, disabled by ``$KDIAG_BACKENDS`` /
-        ``$KDIAG_DISABLE_BACKENDS``, or its plugin failed to load.
+        ``$KDIAG_DISABLE_BACKENDS``, its plugin failed to load, or what it made does not
+        implement :class:`Backend` (a plugin written before ``parse_target``, say).
     """
     if not _allowed(name):
         raise BackendUnavailable(
@@ -309,6 +322,12 @@ def get_backend(name: str) -> Backend:
     except Exception as exc:
         log.exception("backend %r could not be created", name)
         raise BackendUnavailable(f"backend {name!r} could not be created: {exc}") from exc
+    if not isinstance(backend, Backend):
+        missing = [m for m in _PROTOCOL_MEMBERS if not hasattr(backend, m)]
+        raise BackendUnavailable(
+            f"backend {name!r} does not implement the Backend protocol "
+            f"(missing: {', '.join(missing)})"
+        )
     return backend
 
 
