@@ -252,7 +252,9 @@ def test_user_data_option_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert run([*base, "--distro", "beos"]) == 2
     assert "not a known distribution" in capsys.readouterr().err
     assert run([*base, "--distro", "debian", "--ram", "lots"]) == 2
-    assert "not a size" in capsys.readouterr().err
+    assert "error: --ram: not a size: 'lots'" in capsys.readouterr().err
+    assert run(["configure", "--user-data", "--arch", "sparc", "--distro", "debian"]) == 2
+    assert "--arch 'sparc': kdiag knows aarch64, ppc64le, s390x, x86_64" in capsys.readouterr().err
 
 
 def test_install_prints_the_command_without_install(
@@ -407,3 +409,68 @@ def test_small_machine_gets_a_reservation(make_tree: Callable[[str], Path]) -> N
     grub = next(c for c in plan.changes if c.path == "/etc/default/grub")
     assert f"crashkernel={crashkernel.RECOMMENDED['x86_64']}" in grub.new
     assert any("is in the range 512M-2G" in r and r.endswith(": 192M)") for r in grub.reasons)
+
+
+FAKE_APT_GET = """#!/bin/sh
+# a stand-in for apt-get in the chroot: logs its call and its environment; "installs" kdump-tools
+echo "DEBIAN_FRONTEND=$DEBIAN_FRONTEND apt-get $*" >> /apt.log
+[ "$1" = update ] && exit 0
+mkdir -p /etc/default /usr/sbin /usr/bin /lib/systemd/system
+printf 'USE_KDUMP=0\\n' > /etc/default/kdump-tools
+for tool in /usr/sbin/kdump-config /usr/sbin/kexec /usr/sbin/makedumpfile /usr/bin/crash; do
+    printf '#!/bin/sh\\n' > "$tool"; chmod 755 "$tool"
+done
+printf '[Unit]\\n' > /lib/systemd/system/kdump-tools.service
+"""
+
+
+def debian_without_kdump(root: Path) -> Path:
+    """A Debian tree with a busybox shell and an apt-get that "installs" kdump-tools."""
+    from tests.conftest import require_tool
+
+    for d in ("bin", "usr/bin", "etc/sysctl.d", "proc/sys/kernel"):
+        (root / d).mkdir(parents=True)
+    shutil.copy(require_tool("busybox"), root / "bin/busybox")
+    os.symlink("busybox", root / "bin/sh")
+    os.symlink("/bin/busybox", root / "usr/bin/env")
+    (root / "usr/bin/apt-get").write_text(FAKE_APT_GET)
+    (root / "usr/bin/apt-get").chmod(0o755)
+    (root / "etc/os-release").write_text("ID=debian\nVERSION_ID=12\n")
+    (root / "proc/meminfo").write_text("MemTotal: 1900000 kB\n")
+    (root / "proc/sys/kernel/sysrq").write_text("438\n")
+    return root
+
+
+def test_install_dry_run_says_what_it_would_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = debian_without_kdump(tmp_path / "deb")
+    before = snapshot(root)
+    assert run(["configure", "--root", str(root), "--install", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert snapshot(root) == before
+    assert not (root / "apt.log").exists()
+    assert f"would install: chroot {root} apt-get update && chroot {root} env " in captured.err
+    assert "apt-get install -y -o Dpkg::Options::=--force-confdef" in captured.err
+    assert "kdump-tools kexec-tools makedumpfile crash" in captured.err
+    assert "+++ b/etc/sysctl.d/99-kdiag-kdump.conf" in captured.out  # the diff alone on stdout
+    assert "would install" not in captured.out
+
+
+def test_install_comes_first_and_debian_conffiles_are_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = debian_without_kdump(tmp_path / "deb")
+    assert run(["configure", "--root", str(root), "--install"]) == 0
+    out = capsys.readouterr().out
+    calls = (root / "apt.log").read_text().splitlines()
+    assert calls[0].endswith(" apt-get update")
+    assert calls[1].startswith("DEBIAN_FRONTEND=noninteractive apt-get install -y -o ")
+    assert "Dpkg::Options::=--force-confold" in calls[1]
+    # planned after the install: the package's /etc/default/kdump-tools is configured
+    assert out.index("installing: ") < out.index("wrote /etc/default/kdump-tools")
+    assert 'USE_KDUMP="1"' in (root / "etc/default/kdump-tools").read_text()
+    assert not (root / "etc/default/grub.d/kdump-tools.cfg").exists()  # kdump-tools' conffile
+    snippet = (root / "etc/default/grub.d/zz-kdiag-crashkernel.cfg").read_text()
+    assert f'crashkernel={crashkernel.RECOMMENDED["x86_64"]}"\n' in snippet
+    assert "kernel.sysrq = 446\n" in sysctl_file(root)  # 438 kept, 8 added

@@ -104,7 +104,7 @@ def test_complete_dump_without_dedicated_file_warns(tmp_path: Path) -> None:
 def test_not_a_reg_file(tmp_path: Path) -> None:
     path = tmp_path / "x.reg"
     path.write_text("hello")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=f"^{path}: not a .reg export"):
         check_registry(path)
     other = tmp_path / "other.reg"
     other.write_bytes(

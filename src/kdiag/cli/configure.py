@@ -10,6 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from kdiag.errors import ConfigError, ReadinessError
+from kdiag.readiness.registry import TRIGGERS
+
 __all__ = ("register",)
 
 
@@ -17,26 +20,42 @@ def configure(
     *,
     root: Annotated[
         Path | None,
-        typer.Option("--root", help="Configure the tree at DIR instead of this machine."),
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="Configure the image or chroot at DIR instead of this machine.",
+        ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the unified diff only; change nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the unified diff (and, on stderr, what --install would install); "
+            "change nothing.",
+        ),
     ] = False,
     panic_timeout: Annotated[
-        int, typer.Option("--panic-timeout", help="kernel.panic: seconds before the reboot.")
+        int,
+        typer.Option(
+            "--panic-timeout", metavar="SECONDS", help="kernel.panic: seconds before the reboot."
+        ),
     ] = 10,
     crashkernel: Annotated[
         str | None,
         typer.Option(
             "--crashkernel",
-            help="crashkernel= value (e.g. 256M or 2G-64G:256M,64G-:512M); default: keep the "
-            "configured one, else the architecture's recommendation.",
+            metavar="VALUE",
+            help="crashkernel= value (e.g. 256M, or 1G-4G:192M,4G-:256M by RAM); default: "
+            "keep the configured one when it is enough, else the architecture's "
+            "recommendation.",
         ),
     ] = None,
     purpose: Annotated[
         str,
         typer.Option(
-            "--for", help="nmi (default), oops, hang or all: hang adds the lockup panics."
+            "--for",
+            metavar="TRIGGER",
+            help=f"{', '.join(TRIGGERS)} or all: hang and all add the lockup and hung-task panics.",
         ),
     ] = "nmi",
     hyperv_fallback: Annotated[
@@ -49,34 +68,47 @@ def configure(
     ] = False,
     install: Annotated[
         bool,
-        typer.Option("--install", help="Install missing kdump packages with the package manager."),
+        typer.Option(
+            "--install",
+            help="First install the missing kdump packages, without prompts (apt-get update "
+            "first on Debian and Ubuntu).",
+        ),
     ] = False,
     user_data: Annotated[
         bool,
         typer.Option(
             "--user-data",
-            help="Print a cloud-init script for a target (--distro, --arch, --ram; what is not "
-            "given is read from --root or this machine).",
+            help="Print a cloud-init script for a target machine instead (--distro, --arch, "
+            "--ram; what is not given is read from --root or this machine).",
         ),
     ] = False,
     distro: Annotated[
         str | None,
         typer.Option(
-            "--distro", help="--user-data target: os-release ID (debian, ubuntu, rhel, sles, ...)."
+            "--distro",
+            metavar="ID",
+            help="Target of --user-data: an os-release ID (debian, ubuntu, rhel, sles, ...).",
         ),
     ] = None,
     arch: Annotated[
         str | None,
-        typer.Option("--arch", help="--user-data target: x86_64, aarch64, ppc64le or s390x."),
+        typer.Option(
+            "--arch",
+            metavar="ARCH",
+            help="Target of --user-data: x86_64, aarch64, ppc64le or s390x.",
+        ),
     ] = None,
     ram: Annotated[
         str | None,
-        typer.Option("--ram", help="--user-data target's RAM (e.g. 2G): explains crashkernel=."),
+        typer.Option(
+            "--ram",
+            metavar="SIZE",
+            help="Target of --user-data: its RAM (e.g. 2G), to explain crashkernel=.",
+        ),
     ] = None,
 ) -> None:
-    """Configure kdump, the panic sysctls and crashkernel= for the distribution found."""
-    from kdiag.errors import ConfigError
-
+    """Make doctor pass: kdump, the panic sysctls and crashkernel= for the distribution
+    found. Shows the diff, edits in place, keeps FILE.kdiag-bak backups."""
     target = str(root) if root is not None else "/"
     if user_data:
         sys.stdout.write(
@@ -107,10 +139,13 @@ def configure(
 def _user_data(
     root: str, distro: str | None, arch: str | None, ram: str | None, **options: Any
 ) -> str:
-    from kdiag.readiness import crashkernel as ck
-    from kdiag.readiness import userdata
+    from kdiag.readiness import crashkernel as ck  # noqa: PLC0415 - not for --help
+    from kdiag.readiness import userdata  # noqa: PLC0415 - not for --help
 
-    ram_bytes = ck.parse_size(ram) if ram is not None else None
+    try:
+        ram_bytes = ck.parse_size(ram) if ram is not None else None
+    except ConfigError as exc:
+        raise ConfigError(f"--ram: {exc}") from exc
     if distro and arch:
         target = userdata.Target(distro, arch, ram_bytes)
     else:
@@ -120,8 +155,7 @@ def _user_data(
 
 
 def _configure(target: str, *, dry_run: bool, install: bool, **options: Any) -> None:
-    from kdiag.errors import ReadinessError
-    from kdiag.readiness import configure as cfg
+    from kdiag.readiness import configure as cfg  # noqa: PLC0415 - not for --help
 
     out = typer.echo
     plan = cfg.plan(target, **options)

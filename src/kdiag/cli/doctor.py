@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from kdiag.errors import ConfigError
+from kdiag.readiness.registry import TRIGGERS
 
 __all__ = ("format_report", "register")
 
@@ -92,7 +93,7 @@ def doctor(
         typer.Option(
             "--facts",
             metavar="FILE",
-            help="Judge the JSON the collector printed (see --print-collector).",
+            help="Judge FILE, the JSON that the collector script printed.",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
@@ -105,7 +106,7 @@ def doctor(
         typer.Option(
             "--for",
             metavar="TRIGGER",
-            help="What must produce a dump: nmi (default), oops, hang or all.",
+            help=f"What must produce a dump: {', '.join(TRIGGERS)} or all.",
         ),
     ] = "nmi",
     windows_registry: Annotated[
@@ -120,7 +121,8 @@ def doctor(
         bool,
         typer.Option(
             "--print-collector",
-            help="Print the POSIX sh facts collector (run it anywhere, feed its JSON to --facts).",
+            help="Print the collector: a POSIX sh script to run anywhere; give its JSON to "
+            "--facts.",
         ),
     ] = False,
     list_checks: Annotated[

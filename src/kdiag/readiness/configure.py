@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kdiag.errors import ConfigError
 from kdiag.readiness import crashkernel, edits, kdumpconf, sysctlconf
-from kdiag.readiness.checks import Report, run_checks
+from kdiag.readiness.checks import PURPOSES, Report, run_checks
 from kdiag.readiness.distro import Layout, family, layout, shell_value
 from kdiag.readiness.facts import Facts, read_root
 
@@ -538,8 +538,8 @@ def plan(
     ``purpose`` hang or all, for lockups and hung tasks too).  ``hyperv_fallback`` applies the
     KB2858695 blacklist even where doctor does not ask for it (after a capture kernel hung)."""
     root_s = os.fspath(root)
-    if purpose not in ("nmi", "oops", "hang", "all"):
-        raise ConfigError("--for must be one of nmi, oops, hang, all")
+    if purpose not in PURPOSES:
+        raise ConfigError(f"--for must be one of {', '.join(PURPOSES)}")
     if panic_timeout <= 0:
         raise ConfigError("--panic-timeout must be > 0 (seconds before the reboot)")
     facts = read_root(root_s)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kdiag.readiness.platform import Platform
+if TYPE_CHECKING:  # the report module stays import-light: the CLI's --help reads TRIGGERS
+    from kdiag.readiness.platform import Platform
 
 __all__ = ("Check", "CheckList", "Report")
 

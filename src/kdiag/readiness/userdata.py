@@ -129,10 +129,12 @@ def user_data(
 ) -> str:
     """The cloud-init user-data script for ``target``."""
     fam = target.family
+    if target.arch not in crashkernel.RECOMMENDED:
+        known = ", ".join(sorted(crashkernel.RECOMMENDED))
+        raise ConfigError(f"--arch {target.arch!r}: kdiag knows {known}")
     if panic_timeout <= 0:
         raise ConfigError("--panic-timeout must be > 0 (seconds before the reboot)")
-    table = crashkernel.RECOMMENDED.get(target.arch, crashkernel.RECOMMENDED["x86_64"])
-    value = crashkernel_size or table
+    value = crashkernel_size or crashkernel.RECOMMENDED[target.arch]
     try:
         crashkernel.reserved_for(value, target.ram or 0)
     except ConfigError as exc:

@@ -261,7 +261,10 @@ def check_registry(path: str | os.PathLike[str]) -> WindowsReport:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    keys = parse_reg(raw)
+    try:
+        keys = parse_reg(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     values = keys.get(CRASH_CONTROL.upper())
     if values is None:
         raise ConfigError(f"{path} has no [{CRASH_CONTROL}] key (export that key)")
