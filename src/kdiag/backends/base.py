@@ -158,6 +158,21 @@ class TargetSettings:
             ) from exc
 
     @classmethod
+    def stored(cls, target: Target) -> Self:
+        """The settings stored with ``target``, parsed as at registration.  A row that no
+        longer parses (written by hand, or by an older kdiag) makes the backend unusable
+        for it, never a silent default.
+
+        :raises BackendUnavailable: naming the instance and the field.
+        """
+        try:
+            return cls.parse(target.settings)
+        except ConfigError as exc:
+            raise BackendUnavailable(
+                f"instance {target.instance_id}: {exc}", target=target.instance_id
+            ) from exc
+
+    @classmethod
     def invalid(cls, name: str, problem: str) -> ConfigError:
         """The error for field ``name``: ``qmp target setting "timeout": <problem>``."""
         return ConfigError(f'{cls.BACKEND} target setting "{name}": {problem}')

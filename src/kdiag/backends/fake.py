@@ -46,7 +46,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     IncorrectState,
     NMINotSupported,
     TargetNotFound,
@@ -133,25 +132,19 @@ class FakeBackend:
     def parse_target(self, settings: Mapping[str, Any]) -> FakeSettings:
         return FakeSettings.parse(settings)
 
-    def _settings(self, target: Target) -> FakeSettings:
-        try:
-            return FakeSettings.parse(target.settings)
-        except ConfigError as exc:
-            raise BackendUnavailable(str(exc), target=target.instance_id) from exc
-
     def state(self, target: Target) -> InstanceState:
         self._note("state", target)
-        return self._settings(target).state or self.default_state
+        return FakeSettings.stored(target).state or self.default_state
 
     def supports_nmi(self, target: Target) -> bool:
         self._note("supports_nmi", target)
-        allowed = self._settings(target).supports_nmi
+        allowed = FakeSettings.stored(target).supports_nmi
         if allowed is None:
             allowed = self.default_supports_nmi
         return allowed and target.arch in NMI_ARCHITECTURES
 
     def send_nmi(self, target: Target) -> NMIResult:
-        settings = self._settings(target)
+        settings = FakeSettings.stored(target)
         fail = settings.fail or self.default_fail
         if fail is not None:
             cls = _FAILURES.get(fail, BackendError)

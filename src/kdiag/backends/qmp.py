@@ -57,7 +57,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     IncorrectState,
     NMINotSupported,
 )
@@ -212,18 +211,8 @@ class QMPBackend:
             future.cancel()
             raise
 
-    def _settings(self, target: Target) -> QMPSettings:
-        """The stored settings, parsed as at registration; a row that no longer parses
-        (written by hand, or by an older kdiag) makes the backend unusable for it."""
-        try:
-            return self.parse_target(target.settings)
-        except ConfigError as exc:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: {exc}", target=target.instance_id
-            ) from exc
-
     def _timeout(self, target: Target) -> float:
-        timeout = self._settings(target).timeout
+        timeout = QMPSettings.stored(target).timeout
         return self.timeout if timeout is None else timeout
 
     async def _session(
@@ -232,7 +221,7 @@ class QMPBackend:
         commands: Callable[[Any], Awaitable[_T]],
         sent: threading.Event | None = None,
     ) -> _T:
-        address = self._settings(target).address
+        address = QMPSettings.stored(target).address
         # QEMU serves one client per monitor socket: take turns within this process, and
         # retry briefly while another process holds the monitor.
         lock = self._locks.setdefault(address, asyncio.Lock())
