@@ -198,3 +198,15 @@ ask kdiag iam list-a
         [bash, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=120
     )
     assert proc.stdout.splitlines() == ["audit", "--output", "json text table", "list-access-keys"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["audit"], ["iam", "list-users", "--json"]])
+def test_a_full_disk_under_stdout_is_one_error_line(tmp_path, args):
+    """``kdiag ... > /dev/full``: one line and exit 1, no traceback, no second error at exit."""
+    env = {**os.environ, "KDIAG_DB": f"sqlite:///{tmp_path / 'k.db'}", "KDIAG_OUTPUT": "json"}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [KDIAG, *args], stdout=full, stderr=subprocess.PIPE, text=True, env=env, check=False
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "error: cannot write the output: No space left on device (KdiagError)\n"

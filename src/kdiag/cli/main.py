@@ -12,6 +12,8 @@ the script, ``kdiag --install-completion`` installs it for the shell it detects.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -138,6 +140,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             command = typer.main.get_command(build_app(name))
             result = command.main(args=args, prog_name="kdiag", standalone_mode=False)
+        sys.stdout.flush()
     except SystemExit as exc:
         if sys.stdout is not stdout:
             # Typer met EPIPE on stdout, wrapped the streams to silence them and exited 1;
@@ -159,14 +162,38 @@ def run(argv: Sequence[str] | None = None) -> int:
         if _State.traceback:
             raise
         return _fail("interrupted", "Interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if _State.traceback:
+            raise
+        return _os_error(exc)
     return result if isinstance(result, int) else 0
+
+
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def _os_error(exc: OSError) -> int:
+    """The last net under every command: an OSError nothing mapped to a kdiag error, most
+    often stdout failing (``kdiag audit > /dev/full``), as one line instead of a traceback."""
+    if exc.filename is None and exc.errno in _WRITE_ERRORS:
+        # Keep Python's flush at exit from failing a second time on the same buffer.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        error = KdiagError(f"cannot write the output: {exc.strerror}")
+    else:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        error = KdiagError(f"{where}{exc.strerror or exc}")
+    return _fail(str(error), error.code, error.exit_code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     try:
         code = run(argv)
-        sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``kdiag analyze --log DUMP | head``): stop quietly, and keep
         # Python's shutdown flush from printing a second error on the dead pipe.
