@@ -67,7 +67,7 @@ def _json_body(body: bytes) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         raise InvalidParameterValue("the body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidParameterValue("the body must be a JSON object")
