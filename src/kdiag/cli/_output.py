@@ -30,6 +30,8 @@ A command declares its columns once and hands over its document::
         emit(document, document["Instances"], COLUMNS,
              output=output, query=query, json_flag=json_out)
 
+``layout=`` replaces the table with a command's own people-facing layout (one line per
+result and details indented below, say) while text, json and ``--query`` stay the same.
 A column's value may be a list of strings: one per line in a table cell, joined by commas in
 ``text``.  :func:`emit_record` does the same for a single object (``lab status``): a table
 of one field per line, and one ``text`` line.
@@ -330,9 +332,15 @@ def emit(
     output: OutputFormat | str | None = None,
     query: str | None = None,
     json_flag: bool = False,
+    layout: Callable[[Sequence[Any]], str] | None = None,
 ) -> None:
     """Print a listing: ``document`` is the JSON form, ``records`` its rows (usually a list
-    inside ``document``), ``columns`` what text and table show of each row."""
+    inside ``document``), ``columns`` what text and table show of each row.
+
+    ``layout``, when given, draws the ``table`` format instead of columns (for a command
+    whose people-facing form is not columns, such as one line per result with details
+    indented below); it takes ``records`` and returns the text.
+    """
     fmt = resolve_format(output, json_flag)
     if query is not None:
         _write_generic(_apply_query(document, query), fmt)
@@ -343,6 +351,8 @@ def emit(
         sys.stdout.write(
             "".join("\t".join(_text_cell(c.cell(r)) for c in columns) + "\n" for r in records)
         )
+    elif layout is not None:
+        sys.stdout.write(layout(records))
     else:
         sys.stdout.write(
             render_table(
