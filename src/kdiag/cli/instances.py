@@ -29,7 +29,7 @@ def parse_target(value: str) -> dict[str, Any]:
     if value.lstrip().startswith("{"):
         try:
             parsed = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ConfigError(f"--target is not valid JSON: {exc}") from exc
         if not isinstance(parsed, dict):
             raise ConfigError("--target JSON must be an object")
