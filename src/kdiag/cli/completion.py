@@ -33,7 +33,11 @@ class Shell(enum.StrEnum):
 def completion(
     shell: Annotated[Shell, typer.Argument(metavar="SHELL")],
 ) -> None:
-    """Print the completion script for SHELL (bash: source <(kdiag completion bash))."""
+    """Print the shell completion script for SHELL.
+
+    bash: source <(kdiag completion bash); fish: kdiag completion fish >
+    ~/.config/fish/completions/kdiag.fish; zsh: save it as _kdiag on $fpath.
+    """
     script = get_completion_script(
         prog_name="kdiag", complete_var="_KDIAG_COMPLETE", shell=shell.value
     )
