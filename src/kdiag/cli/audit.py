@@ -73,7 +73,7 @@ def audit(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show the audit log, oldest first: every request and its outcome."""
+    """Show the audit log, oldest first: every request, its outcome."""
     when = parse_since(since) if since else None
     with open_store(db) as store:
         rows = [
