@@ -18,7 +18,6 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from traceback import print_exc
 
 import typer
 
@@ -201,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         code = EXIT_BROKEN_PIPE
     except KdiagError as exc:  # --traceback let it through run(): the stack, then the same exit
-        print_exc()
+        import traceback  # noqa: PLC0415 - 5 ms of start-up (linecache, tokenize), errors only
+
+        traceback.print_exc()
         code = _fail(str(exc), exc.code, exc.exit_code)
     sys.exit(code)
