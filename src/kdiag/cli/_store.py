@@ -1,5 +1,6 @@
 """Shared by the admin command groups (iam, instances, audit): the ``--db`` option and
-opening the store.  Heavy imports stay inside the functions."""
+opening the store.  The store is imported only when a command opens it: ``kdiag --help``
+imports every command module and must not pay for SQLAlchemy and Alembic."""
 
 from __future__ import annotations
 
@@ -25,6 +26,6 @@ DbOption = Annotated[
 
 def open_store(db: str | None) -> Store:
     """Open (and migrate) the store at ``db``."""
-    from kdiag.store import Store
+    from kdiag.store import Store  # noqa: PLC0415 - SQLAlchemy + Alembic: 0.3-0.8 s, not on --help
 
     return Store.open(db)
