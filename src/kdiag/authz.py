@@ -21,7 +21,7 @@ from kdiag import policy
 from kdiag.errors import AccessDenied
 from kdiag.store import Instance, Store, User
 
-__all__ = ("Caller", "authorize", "condition_context", "decide")
+__all__ = ("Caller", "authorize", "condition_context", "decide", "instance_in_scope")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,18 @@ class Caller:
     def arn(self) -> str:
         """``arn:aws:iam::<account>:user/<name>`` (:func:`kdiag.policy.user_arn`)."""
         return policy.user_arn(self.account_id, self.user_name)
+
+
+def instance_in_scope(
+    store: Store, caller: Caller, region: str, instance_id: str
+) -> Instance | None:
+    """The instance ``instance_id`` when it exists in ``caller``'s account and ``region``;
+    else None.  Only then may its zone and tags count in a decision: an instance elsewhere
+    is evaluated as if absent, so "not found" is never revealed through a condition."""
+    instance = store.get_instance(instance_id)
+    if instance is None or (instance.account_id, instance.region) != (caller.account_id, region):
+        return None
+    return instance
 
 
 def condition_context(

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kdiag import policy
-from kdiag.authz import Caller, authorize
+from kdiag.authz import Caller, authorize, instance_in_scope
 from kdiag.backends.base import Backend, BackendPool, Target
 from kdiag.errors import (
     AccessDenied,
@@ -147,11 +147,7 @@ def _authorize(store: Store, request: InterruptRequest, trail: _Trail) -> Instan
     """Step 2: the caller may interrupt this instance ARN; returns the instance when it
     exists in the caller's account and region (else None: its tags must not count)."""
     caller = request.caller
-    instance = store.get_instance(request.instance_id)
-    if instance is not None and (
-        instance.account_id != caller.account_id or instance.region != request.region
-    ):
-        instance = None
+    instance = instance_in_scope(store, caller, request.region, request.instance_id)
     decision = authorize(
         store,
         caller,

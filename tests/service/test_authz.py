@@ -3,13 +3,16 @@
 Each user below has one policy conditioned on a global condition key (``aws:PrincipalType``,
 ``aws:SourceIp``, ``aws:CurrentTime``) covering the three actions.  The same user is then
 tried through every door: the EC2 Query endpoint (SendDiagnosticInterrupt, DescribeInstances),
-the ``/v1`` API (instances, diagnostic-interrupt, audit), ``kdiag send`` and the use case
-called as a library.  Every door must give the same answer, and the expected one.  (Before
+the ``/v1`` API (instances, diagnostic-interrupt, audit), ``kdiag send``, the use case
+called as a library, and ``kdiag iam simulate-principal-policy``.  Every door must give the
+same answer, and the expected one.  (Before
 authorization was one function, DescribeInstances and the audit lookup built their own
 context without ``aws:PrincipalType``, so the first two policies split the doors.)
 """
 
+import json
 import uuid
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -119,11 +122,29 @@ def _every_door(service, creds, instance, monkeypatch):
     return answers
 
 
+def _simulated(service, name, monkeypatch, capsys):
+    """``kdiag iam simulate-principal-policy`` for the three actions: allowed or not.  (No
+    request, so no aws:SourceIp: the simulator is asked only about the other keys.)"""
+    from kdiag.cli import main as cli_main
+
+    db = Path(service.store.url.removeprefix("sqlite:///"))
+    monkeypatch.setenv("KDIAG_KEY_FILE", str(db.with_name("kdiag.key")))
+    monkeypatch.setenv("KDIAG_STATE_DIR", str(db.parent))
+    capsys.readouterr()
+    argv = ["iam", "simulate-principal-policy", name, "--json", "--db", service.store.url]
+    assert cli_main.run([*argv, "--action-names", ",".join(ACTIONS)]) == 0
+    results = json.loads(capsys.readouterr().out)["EvaluationResults"]
+    return {f"simulate {r['EvalActionName']}": r["EvalDecision"] == "allowed" for r in results}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_one_policy_answers_every_action_alike(service, instance, monkeypatch, capsys, name):
     document, expected = CASES[name]
     creds = service.user(name, document)
     answers = _every_door(service, creds, instance, monkeypatch)
+    if "aws:SourceIp" not in json.dumps(document):
+        answers |= _simulated(service, name, monkeypatch, capsys)
+        assert len(answers) == 11
     assert answers == dict.fromkeys(answers, expected)
     # Each denial is audited as one, with the same reason text wherever it came from.
     if not expected:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kdiag import policy
+from kdiag import authz, policy
 from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
 from kdiag.cli._store import DbOption, open_store
 from kdiag.errors import ConfigError
@@ -266,18 +266,10 @@ def _simulation_context(store: Store, user: User, resource: str) -> dict[str, st
     instance_id = (
         parts[5].removeprefix("instance/") if ec2 and parts[5].startswith("instance/") else None
     )
-    instance = store.get_instance(instance_id) if instance_id else None
-    if instance is not None and (instance.account_id, instance.region) != (user.account_id, region):
-        instance = None
-    return policy.request_context(
-        account_id=user.account_id,
-        user_name=user.name,
-        user_id=user.id,
-        source_ip=None,
-        region=region,
-        instance_id=instance_id,
-        availability_zone=instance.availability_zone if instance is not None else None,
-        tags=dict(instance.tags) if instance is not None else None,
+    caller = authz.Caller.of(user)
+    instance = authz.instance_in_scope(store, caller, region, instance_id) if instance_id else None
+    return authz.condition_context(
+        caller, region=region, instance_id=instance_id, instance=instance
     )
 
 
