@@ -574,3 +574,19 @@ def test_typer_is_not_patched() -> None:
     build_app()
     assert typer.core._TyperParameter.get_runtime_param is before
     assert not hasattr(typer.core._TyperParameter, "_kdiag_fast_bool")
+
+
+def test_the_typer_entry_forwards_to_the_same_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from kdiag.cli.main import build_app
+
+    a = _synthetic(tmp_path, "a", nodename="box-a")
+    command = typer.main.get_command(build_app("analyze"))
+    with pytest.raises(SystemExit) as done:  # Typer's standalone mode exits with run()'s code
+        command.main(args=["analyze", "-o", "text", str(a), str(a)], prog_name="kdiag")
+    assert done.value.code == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split("\t")[:3] for r in rows] == [[str(a), "6.1.0-synth-amd64", "sysrq"]] * 2
