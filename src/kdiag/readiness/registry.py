@@ -102,7 +102,7 @@ class Registry(Generic[C]):
             if not spec.serves(purpose):
                 verdict = Verdict("n/a", f"not needed for --for {purpose}")
             elif offline is not None and spec.needs == "runtime":
-                verdict = Verdict("n/a", f"{offline}: decided by the running kernel")
+                verdict = Verdict("n/a", f"{offline}: the running kernel decides")
             else:
                 verdict = spec.run(context)
             out.append(Check(spec.id, verdict.status, verdict.evidence, verdict.fix))
