@@ -73,6 +73,8 @@ def test_get_user_policy(kdiag):
     got = json.loads(kdiag("iam", "get-user-policy", "alice", "--policy-name", "owned", "--json"))
     assert got == {"UserName": "alice", "PolicyName": "owned", "PolicyDocument": OWNED}
     assert json.loads(kdiag("iam", "get-user-policy", "alice", "--policy-name", "owned")) == OWNED
+    query = ("--query", "PolicyDocument.Statement[0].Effect")
+    assert kdiag("iam", "get-user-policy", "alice", "--policy-name", "owned", *query) == "Allow\n"
     err = kdiag("iam", "get-user-policy", "alice", "--policy-name", "nope", code=2)
     assert err == "error: user 'alice' has no policy 'nope' (NoSuchEntity)\n"
     assert "(NoSuchEntity)" in kdiag("iam", "get-user-policy", "bob", "--policy-name", "x", code=2)
@@ -220,20 +222,17 @@ def test_simulate_names_the_deciding_statement(kdiag, db_url):
     )["EvaluationResults"]
     assert [r["EvalDecision"] for r in inside] == ["allowed"]
 
-    text = kdiag(
-        "iam",
-        "simulate-principal-policy",
-        "alice",
-        "--action-names",
-        ACTION,
-        "--resource-arns",
-        arns[prod.id],
-    )
+    args = ("iam", "simulate-principal-policy", "alice", "--action-names", ACTION)
+    text = kdiag(*args, "--resource-arns", arns[prod.id], "--output", "table")
     first, *details = text.splitlines()
     assert first == f"explicitDeny\t{ACTION}\t{arns[prod.id]}"
-    assert (
-        details[0] == '    decided by: policy "guard" Statement[0] (Sid "NoProdFromOutside") Deny'
-    )
+    decided = 'policy "guard" Statement[0] (Sid "NoProdFromOutside") Deny'
+    assert details[0] == f"    decided by: {decided}"
+    # in a pipe: one tab-separated line per decision (decided by, stopped by, missing keys)
+    piped = kdiag(*args, "--resource-arns", arns[prod.id]).splitlines()
+    assert [line.split("\t")[:4] for line in piped] == [
+        ["explicitDeny", ACTION, arns[prod.id], decided]
+    ]
 
 
 @pytest.mark.parametrize(

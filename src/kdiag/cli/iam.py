@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from kdiag import authz, policy
-from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
+from kdiag.cli._output import (
+    Column,
+    JsonOption,
+    OutputFormat,
+    OutputOption,
+    QueryOption,
+    emit,
+    print_json,
+    resolve_format,
+)
 from kdiag.cli._store import DbOption, open_store
 from kdiag.errors import ConfigError
 from kdiag.store import Store, User
@@ -214,18 +224,26 @@ def list_user_policies(
 @app.command("get-user-policy")
 def get_user_policy(
     name: NameArg,
+    *,
     policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
     db: DbOption = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Print one inline policy document (--json: with user and policy name, as aws)."""
+    """Print one inline policy document.
+
+    text and table print the policy document itself (ready to edit and put back); json is
+    aws's envelope with UserName, PolicyName and PolicyDocument, which --query reads.
+    """
     with open_store(db) as store:
         text = store.get_user_policy(name, policy_name)
     document = json.loads(text)
-    if json_out:
-        print_json({"UserName": name, "PolicyName": policy_name, "PolicyDocument": document})
-    else:
+    envelope = {"UserName": name, "PolicyName": policy_name, "PolicyDocument": document}
+    if query is None and resolve_format(output, json_out) is not OutputFormat.json:
         print_json(document)
+    else:
+        emit(envelope, [], (), output=output, query=query, json_flag=json_out)
 
 
 class KeyStatus(enum.StrEnum):
@@ -273,24 +291,42 @@ def _simulation_context(store: Store, user: User, resource: str) -> dict[str, st
     )
 
 
-def _print_simulation(results: list[dict[str, Any]]) -> None:
-    def where(statement: dict[str, Any]) -> str:
-        sid = f' (Sid "{statement["Sid"]}")' if statement["Sid"] else ""
-        return (
-            f'policy "{statement["SourcePolicyId"]}" Statement[{statement["StatementIndex"]}]'
-            f"{sid} {statement['Effect']}"
-        )
+def _where(statement: dict[str, Any]) -> str:
+    sid = f' (Sid "{statement["Sid"]}")' if statement["Sid"] else ""
+    return (
+        f'policy "{statement["SourcePolicyId"]}" Statement[{statement["StatementIndex"]}]'
+        f"{sid} {statement['Effect']}"
+    )
 
+
+SIMULATION_COLUMNS = (
+    Column("decision", "EvalDecision"),
+    Column("action", "EvalActionName"),
+    Column("resource", "EvalResourceName"),
+    Column("decided by", lambda r: [_where(s) for s in r["MatchedStatements"]]),
+    Column(
+        "stopped by",
+        lambda r: [f"{s['FailedCondition']}: {_where(s)}" for s in r["StoppedStatements"]],
+    ),
+    Column("missing context keys", "MissingContextValues"),
+)
+
+
+def _simulation_layout(results: Sequence[dict[str, Any]]) -> str:
+    """The terminal layout: one line per decision, what decided it indented below."""
+    lines: list[str] = []
     for result in results:
-        typer.echo(
+        lines.append(
             f"{result['EvalDecision']}\t{result['EvalActionName']}\t{result['EvalResourceName']}"
         )
-        for statement in result["MatchedStatements"]:
-            typer.echo(f"    decided by: {where(statement)}")
-        for statement in result["StoppedStatements"]:
-            typer.echo(f"    stopped by {statement['FailedCondition']}: {where(statement)}")
+        lines += [f"    decided by: {_where(s)}" for s in result["MatchedStatements"]]
+        lines += [
+            f"    stopped by {s['FailedCondition']}: {_where(s)}"
+            for s in result["StoppedStatements"]
+        ]
         if result["MissingContextValues"]:
-            typer.echo(f"    missing context keys: {', '.join(result['MissingContextValues'])}")
+            lines.append(f"    missing context keys: {', '.join(result['MissingContextValues'])}")
+    return "".join(line + "\n" for line in lines)
 
 
 @app.command("simulate-principal-policy")
@@ -314,6 +350,8 @@ def simulate_principal_policy(
         ),
     ] = None,
     db: DbOption = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Decide each action on each resource with the user's policies, and say which
@@ -335,10 +373,15 @@ def simulate_principal_policy(
             context = {**_simulation_context(store, user, resource), **extra}
             results += policy.simulate(policies, actions, [resource], context)
     results.sort(key=lambda r: actions.index(r["EvalActionName"]))
-    if json_out:
-        print_json({"EvaluationResults": results})
-    else:
-        _print_simulation(results)
+    emit(
+        {"EvaluationResults": results},
+        results,
+        SIMULATION_COLUMNS,
+        output=output,
+        query=query,
+        json_flag=json_out,
+        layout=_simulation_layout,
+    )
 
 
 def register(root: typer.Typer) -> None:
