@@ -37,7 +37,7 @@ from kdiag.store import Store, User
 __all__ = ("read_policy_document", "register")
 
 app = typer.Typer(
-    help="Users, access keys and inline policies (works on the database directly).",
+    help="Users, access keys and inline policies, in the database.",
     no_args_is_help=True,
 )
 
