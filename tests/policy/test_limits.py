@@ -151,3 +151,11 @@ def test_policy_size_does_not_count_whitespace():
     assert policy_size(compact) == len(compact)
     assert policy_size(pretty) == policy_size(compact) < len(pretty)
     assert policy_size(' {"a" :\t"b c"}\r\n') == len('{"a":"bc"}')
+
+
+def test_undecodable_bytes_in_a_str_are_not_utf8():
+    # A command-line argument with invalid UTF-8 reaches Python as lone surrogates.
+    text = doc(allow(Action="ec2:X")).replace("ec2:X", "ec2:\udcff")
+    assert refused(text) == "not valid JSON: the document is not UTF-8"
+    escaped = doc(allow(Action="ec2:X")).replace("ec2:X", "ec2:\\ud800")  # a JSON escape
+    assert validate(escaped).statements[0].effect == "Allow"

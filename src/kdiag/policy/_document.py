@@ -59,6 +59,7 @@ needs six (document, Statement list, statement, Condition, operator, value list)
 # A JSON string (possessive: no backtracking) or a bracket outside strings.
 _STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 _JSON_WHITESPACE = re.compile(r"[ \t\n\r]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def policy_size(text: str) -> int:
@@ -272,6 +273,8 @@ def _load_json(raw: str | bytes) -> Any:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise PolicyError("not valid JSON: the document is not UTF-8") from exc
+    if _SURROGATE.search(text):  # undecodable bytes that reached a str (surrogateescape)
+        raise PolicyError("not valid JSON: the document is not UTF-8")
     _check_nesting(text)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
