@@ -33,6 +33,18 @@ def test_openapi_document_is_served_without_auth(service):
     assert "/v1/instances/{instance_id}/diagnostic-interrupt" in doc["paths"]
 
 
+def test_openapi_document_names_every_error_code(service):
+    from kdiag.service.errors import STATUS
+
+    doc = httpx.get(service.url + "/v1/openapi.json").json()
+    operation = doc["paths"]["/v1/instances/{instance_id}/diagnostic-interrupt"]["post"]
+    described = {
+        status: response["description"] for status, response in operation["responses"].items()
+    }
+    for code, status in STATUS.items():
+        assert f"{code} (" in described[str(status)], code
+
+
 def test_list_instances_hides_backend_settings(service, world):
     response = signed_call(service, world["judy"], "GET", "/v1/instances?filter=tag:Env=lab")
     assert response.status_code == 200, response.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kdiag._version import __version__
+from kdiag.errors import DryRunOperation, KdiagError
 
 __all__ = ("openapi_document",)
 
@@ -16,18 +17,23 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-_ERRORS = {
-    "400": _error(
-        "Bad request: MissingParameter, InvalidParameterValue, InvalidInstanceID.Malformed, "
-        "InvalidInstanceID.NotFound, IncorrectInstanceState, UnsupportedOperation, "
-        "RequestExpired, IncompleteSignature"
-    ),
-    "401": _error("AuthFailure: unknown key, bad or replayed signature"),
-    "403": _error("UnauthorizedOperation (no policy allows it) or MissingAuthenticationToken"),
-    "409": _error("BackendTimeout: delivery unconfirmed; do not retry blindly"),
-    "500": _error("InternalError"),
-    "503": _error("RequestLimitExceeded (per-principal token bucket) or Unavailable"),
-}
+def _described(cls: type[KdiagError]) -> str:
+    """``Code (the first line of the class's docstring)``."""
+    return f"{cls.code} ({(cls.__doc__ or '').strip().splitlines()[0].rstrip('.')})"
+
+
+def _errors() -> dict[str, Any]:
+    """One response per HTTP status the service answers with, each code with the first line
+    of its class's docstring (from the error tree, so the document cannot miss a code); 412
+    is documented per operation."""
+    by_status: dict[int, list[str]] = {}
+    for cls in KdiagError.tree():
+        if cls.http_status is not None and cls.http_status != DryRunOperation.http_status:
+            by_status.setdefault(cls.http_status, []).append(_described(cls))
+    return {str(status): _error("; ".join(codes)) for status, codes in sorted(by_status.items())}
+
+
+_ERRORS = _errors()
 
 
 def openapi_document() -> dict[str, Any]:
@@ -142,7 +148,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "412": _error("DryRunOperation: the request would have succeeded"),
+                        "412": _error(_described(DryRunOperation)),
                         **_ERRORS,
                     },
                 }
