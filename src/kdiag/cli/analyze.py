@@ -15,10 +15,9 @@ before it builds the Typer app, whose parameter coercion alone would import pyda
 
 import argparse
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,15 +336,13 @@ def _emit_with_helpers(
     from kdiag.cli import _output  # noqa: PLC0415 - it imports Typer: only listings pay for it
 
     columns = [_output.Column(name.upper(), name) for name in _COLUMNS]
-    _flush_after(
-        lambda: _output.emit(
-            document,
-            rows if rows is not None else [],
-            columns,
-            output=opts.output,
-            query=opts.query,
-            json_flag=opts.json,
-        )
+    _output.emit(
+        document,
+        rows if rows is not None else [],
+        columns,
+        output=opts.output,
+        query=opts.query,
+        json_flag=opts.json,
     )
 
 
@@ -353,25 +350,9 @@ _COLUMNS = ("path", "release", "class", "signature", "time")
 
 
 def _write(text: str) -> None:
-    _flush_after(lambda: sys.stdout.write(text))
-
-
-def _flush_after(write: Callable[[], object]) -> None:
-    """Write and flush stdout now, so that a full disk is one error line, not a traceback.
-
-    A closed pipe (``| head``) stays a BrokenPipeError for the entry point (exit 141).
-    """
-    try:
-        write()
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        # Keep Python's own flush at exit from failing a second time on the same buffer.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        raise KdiagError(f"cannot write the output: {exc.strerror or exc}") from exc
+    # A failing stdout (a full disk, a closed pipe) is reported by kdiag.cli.main, which
+    # flushes stdout inside its error boundary: one line, exit 1 (141 for a closed pipe).
+    sys.stdout.write(text)
 
 
 class _LazyProgress:
