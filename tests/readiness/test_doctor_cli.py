@@ -110,7 +110,8 @@ def test_offline_image_judges_what_the_image_holds_and_configure_makes_it_pass(
         "unknown-nmi-panic",
         "panic-reboot",
     }
-    assert "--root" in checks["crashkernel-reserved"]["fix"]
+    for check_id in ("crashkernel-reserved", "unknown-nmi-panic", "panic-reboot"):
+        assert checks[check_id]["fix"].startswith("kdiag configure --root DIR"), check_id
 
     assert run(["configure", "--root", str(root)]) == 0
     out = capsys.readouterr().out

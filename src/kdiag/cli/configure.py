@@ -157,31 +157,42 @@ def _user_data(
 def _configure(target: str, *, dry_run: bool, install: bool, **options: Any) -> None:
     from kdiag.readiness import configure as cfg  # noqa: PLC0415 - not for --help
 
-    out = typer.echo
     plan = cfg.plan(target, **options)
     commands = cfg.install_commands(plan) if plan.missing_packages else []
     shown = " && ".join(shlex.join(cmd) for cmd in commands)
     if install and commands and not dry_run:
         # Install first: the packages' own files (kdump-tools' conffiles among them) must
         # exist before configure edits them, or dpkg stops at a conffile prompt.
-        for cmd in commands:
-            out(f"installing: {shlex.join(cmd)}")
-            proc = subprocess.run(cmd, check=False)
-            if proc.returncode != 0:
-                raise ReadinessError(f"package installation failed (exit {proc.returncode})")
+        _install(commands)
         plan = cfg.plan(target, **options)
     sys.stdout.write(plan.diff())
     if dry_run:
         if commands:
             verb = "would install" if install else "missing packages (--install runs)"
-            out(f"{verb}: {shown}", err=True)
+            typer.echo(f"{verb}: {shown}", err=True)
         for note in plan.notes:
-            out(f"note: {note}", err=True)
+            typer.echo(f"note: {note}", err=True)
         return
     if commands and not install:
-        out(f"missing packages; install them with: {shown}")
+        typer.echo(f"missing packages; install them with: {shown}")
     elif install and not commands:
-        out("kdump packages already installed")
+        typer.echo("kdump packages already installed")
+    _apply(target, plan)
+
+
+def _install(commands: list[list[str]]) -> None:
+    for cmd in commands:
+        typer.echo(f"installing: {shlex.join(cmd)}")
+        proc = subprocess.run(cmd, check=False)
+        if proc.returncode != 0:
+            raise ReadinessError(f"package installation failed (exit {proc.returncode})")
+
+
+def _apply(target: str, plan: Any) -> None:
+    """Write the plan and say what was written and what is left to do."""
+    from kdiag.readiness import configure as cfg  # noqa: PLC0415 - not for --help
+
+    out = typer.echo
     if not plan.changes:
         out(f"{target}: nothing to change ({plan.family} family)")
     for path in cfg.apply(plan):

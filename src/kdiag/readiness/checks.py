@@ -50,6 +50,11 @@ class Context:
     family: str | None
     collector: kdumpconf.Collector | None
 
+    @property
+    def configure(self) -> str:
+        """The configure command the fixes name: on an offline image, with ``--root``."""
+        return "kdiag configure" if self.facts.booted else "kdiag configure --root DIR"
+
 
 REGISTRY: Registry[Context] = Registry()
 check = REGISTRY.check
@@ -142,9 +147,6 @@ def _fmt(size: int) -> str:
     return f"{size}B"
 
 
-_CONFIGURE = "kdiag configure"
-
-
 # --- the checks, in report order ---------------------------------------------------------
 
 
@@ -173,7 +175,7 @@ def _reserved_offline(ctx: Context) -> Verdict:
             "fail",
             "no crashkernel= in the boot loader configuration (/etc/default/grub, "
             "/etc/default/grub.d/*.cfg, /boot/grub/grub.conf)",
-            f"{_CONFIGURE} --root DIR (adds crashkernel= to the boot loader)",
+            f"{ctx.configure} (adds crashkernel= to the boot loader)",
         )
     return Verdict(
         "pass",
@@ -213,7 +215,7 @@ def _crashkernel_reserved(ctx: Context) -> Verdict:
     return Verdict(
         "fail",
         evidence + "; no memory reserved for the capture kernel",
-        f"{_CONFIGURE} (adds crashkernel= to the boot loader), then reboot",
+        f"{ctx.configure} (adds crashkernel= to the boot loader), then reboot",
     )
 
 
@@ -230,12 +232,12 @@ def _requested_not_reserved(ctx: Context, value: str, evidence: str) -> Verdict:
         return Verdict(
             "fail",
             evidence + "; " + crashkernel.explain(value, ram),
-            f"{_CONFIGURE} --crashkernel {fix_value}, then reboot",
+            f"{ctx.configure} --crashkernel {fix_value}, then reboot",
         )
     return Verdict(
         "fail",
         evidence + "; requested but nothing reserved (too large, or no room below 4G?)",
-        f"{_CONFIGURE} --crashkernel SIZE with a smaller size (or SIZE,high), then reboot",
+        f"{ctx.configure} --crashkernel SIZE with a smaller size (or SIZE,high), then reboot",
     )
 
 
@@ -252,7 +254,7 @@ def _size_offline(ctx: Context) -> Verdict:
     try:
         missing = crashkernel.shortfalls(value, table)
     except ConfigError:
-        return Verdict("fail", evidence + "; not valid crashkernel= syntax", _CONFIGURE)
+        return Verdict("fail", evidence + "; not valid crashkernel= syntax", ctx.configure)
     short = [
         f"{_fmt(gives) if gives else 'nothing'} for {_fmt(ram)} (want {_fmt(want)})"
         for ram, gives, want in missing
@@ -261,7 +263,7 @@ def _size_offline(ctx: Context) -> Verdict:
         return Verdict(
             "warn",
             evidence + "; reserves " + ", ".join(short),
-            f"{_CONFIGURE} --crashkernel {table}",
+            f"{ctx.configure} --crashkernel {table}",
         )
     return Verdict("pass", evidence + "; at least the recommendation at every RAM size")
 
@@ -313,7 +315,7 @@ def _crashkernel_size(ctx: Context) -> Verdict:
     return Verdict(
         "warn",
         evidence + ": the capture kernel may run out of memory",
-        f"{_CONFIGURE} --crashkernel {table}, then reboot",
+        f"{ctx.configure} --crashkernel {table}, then reboot",
     )
 
 
@@ -359,7 +361,7 @@ def _kdump_service(ctx: Context) -> Verdict:
         return Verdict(
             "fail",
             "no kdump or kdump-tools service installed",
-            f"{_CONFIGURE} --install (installs {packages})",
+            f"{ctx.configure} --install (installs {packages})",
         )
     evidence = f"{name}.service enabled={'yes' if enabled else 'no'}"
     if active is not None:
@@ -389,7 +391,7 @@ def _unknown_nmi_panic(ctx: Context) -> Verdict:
         key="kernel.unknown_nmi_panic",
         ok=lambda v: v.strip() == "1",
         want="1 (an external NMI panics, so kdump runs)",
-        fix=f"{_CONFIGURE} (sets kernel.unknown_nmi_panic=1 in /etc/sysctl.d); "
+        fix=f"{ctx.configure} (sets kernel.unknown_nmi_panic=1 in /etc/sysctl.d); "
         "note: spurious unknown NMIs then also panic",
     )
     unrecovered = ctx.facts.sysctl.get("kernel.panic_on_unrecovered_nmi")
@@ -406,7 +408,7 @@ def _panic_reboot(ctx: Context) -> Verdict:
         key="kernel.panic",
         ok=lambda v: (_int(v) or 0) != 0,
         want="> 0 (reboot N seconds after a panic, so the machine comes back)",
-        fix=f"{_CONFIGURE} --panic-timeout 10 (sets kernel.panic=10)",
+        fix=f"{ctx.configure} --panic-timeout 10 (sets kernel.panic=10)",
     )
 
 
@@ -422,7 +424,7 @@ def _panic_on_oops(ctx: Context) -> Verdict:
         key="kernel.panic_on_oops",
         ok=lambda v: v.strip() == "1",
         want="1 (an oops panics, so kdump runs)",
-        fix=f"{_CONFIGURE} (sets kernel.panic_on_oops=1)",
+        fix=f"{ctx.configure} (sets kernel.panic_on_oops=1)",
         severity="fail" if ctx.purpose in ("oops", "all") else "warn",
     )
 
@@ -447,7 +449,7 @@ def _hang_panics(ctx: Context) -> Verdict:
     watchdog = ctx.facts.sysctl.get("kernel.nmi_watchdog")
     evidence += f"; kernel.nmi_watchdog = {watchdog}"
     missing = [k for k in keys[:2] if value(states[k]).strip() != "1"]
-    fix = f"{_CONFIGURE} --for hang (sysctl.d: " + ", ".join(f"{k}=1" for k in keys) + ")"
+    fix = f"{ctx.configure} --for hang (sysctl.d: " + ", ".join(f"{k}=1" for k in keys) + ")"
     if missing:
         return Verdict("fail", evidence + f"; not set: {', '.join(missing)}", fix)
     if value(states[keys[2]]).strip() != "1" or (watchdog or "1").strip() != "1":
@@ -477,7 +479,8 @@ def _sysrq(ctx: Context) -> Verdict:
         key="kernel.sysrq",
         ok=sysrq_allows_dump,
         want="1 or a mask with 8 (crash dump via SysRq-c on the serial console)",
-        fix=f"{_CONFIGURE} (adds bit 8 to kernel.sysrq); root's /proc/sysrq-trigger works anyway",
+        fix=f"{ctx.configure} (adds bit 8 to kernel.sysrq); "
+        "root's /proc/sysrq-trigger works anyway",
         severity="warn",
     )
 
@@ -530,17 +533,17 @@ def _dump_target_space(ctx: Context) -> Verdict:
 def _core_collector(ctx: Context) -> Verdict:
     coll = ctx.collector
     if coll is None:
-        return Verdict("fail", "no kdump configuration found", f"{_CONFIGURE} --install")
+        return Verdict("fail", "no kdump configuration found", f"{ctx.configure} --install")
     evidence = f"{coll.source}: {coll.command}"
     if not coll.makedumpfile:
         return Verdict(
             "fail",
             evidence + "; copies all of memory (no filtering, no compression)",
-            f"{_CONFIGURE} (core_collector makedumpfile -l --message-level 7 -d 31)",
+            f"{ctx.configure} (core_collector makedumpfile -l --message-level 7 -d 31)",
         )
     if not ctx.facts.tools.get("makedumpfile"):
         return Verdict(
-            "fail", evidence + "; makedumpfile is not installed", f"{_CONFIGURE} --install"
+            "fail", evidence + "; makedumpfile is not installed", f"{ctx.configure} --install"
         )
     problems = []
     if not coll.dump_level:
@@ -550,7 +553,7 @@ def _core_collector(ctx: Context) -> Verdict:
     if coll.compression is None:
         problems.append("no compression (-c/-l/-p/-z)")
     if problems:
-        return Verdict("warn", evidence + "; " + "; ".join(problems), _CONFIGURE)
+        return Verdict("warn", evidence + "; " + "; ".join(problems), ctx.configure)
     return Verdict("pass", evidence + f" (dump level {coll.dump_level}, {coll.compression})")
 
 

@@ -353,40 +353,60 @@ def _last_assignment(content: str, key: str) -> str | None:
     return found
 
 
+_Target = tuple[str, str | None]  # (dump directory, remote target type or None)
+
+
+def _target_kdump_conf(content: str) -> _Target:
+    path, remote = "/var/crash", None
+    for line in content.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "path":
+            path = words[1] if len(words) > 1 else ""
+        elif words[0] in ("nfs", "ssh", "raw", "net"):
+            remote = words[0]
+    return path or "/var/crash", remote
+
+
+def _target_kdump_tools(content: str) -> _Target:
+    path, remote = "/var/crash", None
+    value = _last_assignment(content, "KDUMP_COREDIR")
+    if value is not None and _unquote(value):
+        path = _unquote(value)
+    for line in content.splitlines():
+        stripped = line.lstrip(" \t")
+        for key in ("NFS", "SSH", "FTP"):
+            if stripped.startswith(key + "=") and stripped[len(key) + 1 :].strip("\"'"):
+                remote = key.lower()
+    return path, remote
+
+
+def _target_sysconfig(content: str) -> _Target:
+    value = _last_assignment(content, "KDUMP_SAVEDIR")
+    value = _unquote(value) if value is not None else ""
+    if value.startswith("file://"):
+        return value[len("file://") :], None
+    if value.startswith("/"):
+        return value, None
+    if value:
+        return "/var/crash", value.split("://", 1)[0]
+    return "/var/crash", None
+
+
 def _dump_target(tree: _Tree) -> dict[str, Any]:
-    path = "/var/crash"
-    remote: str | None = None
-    kdump_conf = tree.text("/etc/kdump.conf")
-    kdump_tools = tree.text("/etc/default/kdump-tools")
-    sysconfig = tree.text("/etc/sysconfig/kdump")
-    if kdump_conf is not None:
-        for line in kdump_conf.splitlines():
-            words = line.split()
-            if not words:
-                continue
-            if words[0] == "path":
-                path = words[1] if len(words) > 1 else ""
-            elif words[0] in ("nfs", "ssh", "raw", "net"):
-                remote = words[0]
-        path = path or "/var/crash"
-    elif kdump_tools is not None:
-        value = _last_assignment(kdump_tools, "KDUMP_COREDIR")
-        if value is not None and _unquote(value):
-            path = _unquote(value)
-        for line in kdump_tools.splitlines():
-            stripped = line.lstrip(" \t")
-            for key in ("NFS", "SSH", "FTP"):
-                if stripped.startswith(key + "=") and stripped[len(key) + 1 :].strip("\"'"):
-                    remote = key.lower()
-    elif sysconfig is not None:
-        value = _last_assignment(sysconfig, "KDUMP_SAVEDIR")
-        value = _unquote(value) if value is not None else ""
-        if value.startswith("file://"):
-            path = value[len("file://") :]
-        elif value.startswith("/"):
-            path = value
-        elif value:
-            remote = value.split("://", 1)[0]
+    """The dump directory and its free space (the first family's file found decides)."""
+    path, remote = "/var/crash", None
+    readers = (
+        ("/etc/kdump.conf", _target_kdump_conf),
+        ("/etc/default/kdump-tools", _target_kdump_tools),
+        ("/etc/sysconfig/kdump", _target_sysconfig),
+    )
+    for name, read in readers:
+        content = tree.text(name)
+        if content is not None:
+            path, remote = read(content)
+            break
     probe = path
     while probe and probe != "/" and not os.path.isdir(tree.root + probe):
         probe = probe.rsplit("/", 1)[0]
