@@ -111,15 +111,15 @@ def test_console_script(service, world, as_kim):
 def test_every_code_the_service_answers_comes_back_as_its_class():
     """The CLI's code → class map is the service's, read backwards: same class, same exit
     code, the service's message."""
-    from kdiag.cli.send import _remote_error
+    from kdiag.cli.send import remote_error
     from kdiag.errors import KdiagError
     from kdiag.service.errors import STATUS, to_api_error
 
     for code in STATUS:
-        error = _remote_error(code, "from the service")
+        error = remote_error(code, "from the service")
         assert error.code == code
         assert str(error) == "from the service"
         assert to_api_error(error).code == code  # and forwards again
-    unknown = _remote_error("SomethingNew", "a code from a newer service")
+    unknown = remote_error("SomethingNew", "a code from a newer service")
     assert type(unknown) is KdiagError
     assert (unknown.code, unknown.exit_code) == ("SomethingNew", 1)

@@ -18,12 +18,12 @@ import typer
 
 from kdiag.errors import AuthFailure, ConfigError, KdiagError
 
-__all__ = ("DEFAULT_ENDPOINT", "register", "send")
+__all__ = ("DEFAULT_ENDPOINT", "register", "remote_error", "send")
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8787"
 
 
-def _remote_error(code: str, message: str) -> KdiagError:
+def remote_error(code: str, message: str) -> KdiagError:
     """The kdiag error for an EC2 error code the service answered with: the class of the
     tree that carries that code (its exit code follows), else a plain KdiagError showing
     the service's code."""
@@ -94,7 +94,7 @@ def send(
                     f"succeeded (request {request_id})\n"
                 )
             return
-        raise _remote_error(code, str(err.get("Message", code))) from exc
+        raise remote_error(code, str(err.get("Message", code))) from exc
     except botocore.exceptions.NoCredentialsError as exc:
         raise AuthFailure(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --profile"
