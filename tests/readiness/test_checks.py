@@ -229,3 +229,26 @@ def test_registry_ids_and_purposes() -> None:
     assert got == [("a", "pass"), ("c", "n/a")]
     assert [c.status for c in reg.run(7, purpose="hang", offline="img")] == ["pass", "n/a"]
     assert [c.status for c in reg.run(7, purpose="all")] == ["pass", "fail"]
+
+
+def test_crashkernel_explain_and_shortfalls() -> None:
+    from kdiag.readiness import crashkernel as ck
+
+    gib = 1 << 30
+    table = ck.RECOMMENDED["x86_64"]
+    assert ck.explain(table, 2 * gib - (40 << 20)) == (
+        f"RAM 1.9G is in the range 512M-2G of crashkernel={table}: 192M"
+    )
+    assert ck.explain("2G-64G:256M,64G-:512M", 1 * gib).endswith(
+        "(a range A-B means at least A and below B; the first starts at 2G): nothing is reserved"
+    )
+    assert ck.explain("256M", 8 * gib) == "crashkernel=256M: a fixed size, whatever the RAM"
+    assert ck.explain("auto", 8 * gib) == "crashkernel=auto: the RHEL kernel sizes it"
+    # kdump-utils' table falls short of the recommendation below 2G, Debian's 128M everywhere
+    assert [r for r, _, _ in ck.shortfalls("2G-64G:256M,64G-:512M", table)] == [
+        512 << 20,
+        1 * gib,
+    ]
+    assert len(ck.shortfalls("384M-:128M", table)) == len(ck.RAM_POINTS)
+    assert ck.shortfalls(table, table) == []
+    assert ck.shortfalls("auto", table) == []

@@ -79,11 +79,10 @@ def reserved_for(value: str, ram_bytes: int) -> int | None:
 
 
 def _size_text(size: int) -> str:
-    for unit, div in (("G", 1 << 30), ("M", 1 << 20)):
-        if size >= div and size % div == 0:
-            return f"{size // div}{unit}"
     if size >= 1 << 30:
-        return f"{size / (1 << 30):.1f}G"
+        whole = size % (1 << 30) == 0
+        # rounded down: a RAM just below a boundary must not print as the boundary
+        return f"{size >> 30}G" if whole else f"{(size * 10 >> 30) / 10}G"
     return f"{size >> 20}M"
 
 
