@@ -15,11 +15,11 @@ import enum
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kdiag import authz, policy
+from kdiag import policy
 from kdiag.cli._output import (
     Column,
     JsonOption,
@@ -32,7 +32,9 @@ from kdiag.cli._output import (
 )
 from kdiag.cli._store import DbOption, open_store
 from kdiag.errors import ConfigError
-from kdiag.store import Store, User
+
+if TYPE_CHECKING:
+    from kdiag.store import Store, User
 
 __all__ = ("read_policy_document", "register")
 
@@ -284,6 +286,8 @@ def _simulation_context(store: Store, user: User, resource: str) -> dict[str, st
     instance_id = (
         parts[5].removeprefix("instance/") if ec2 and parts[5].startswith("instance/") else None
     )
+    from kdiag import authz  # noqa: PLC0415 - it imports the store (SQLAlchemy): not on --help
+
     caller = authz.Caller.of(user)
     instance = authz.instance_in_scope(store, caller, region, instance_id) if instance_id else None
     return authz.condition_context(
