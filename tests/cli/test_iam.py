@@ -6,6 +6,8 @@ nowhere."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import boto3
@@ -396,3 +398,16 @@ def test_update_access_key_checks_owner_and_status(kdiag):
     assert "Sleeping" in err
     listed = json.loads(kdiag("iam", "list-access-keys", "alice", "--json"))
     assert [k["Status"] for k in listed["AccessKeyMetadata"]] == ["Active"]
+
+
+def test_help_does_not_load_the_store():
+    """``kdiag --help`` imports every command module; iam's must not pull in SQLAlchemy."""
+    code = (
+        "import sys; from kdiag.cli import main; main.build_app(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')"
+        " or m in ('kdiag.store', 'kdiag.authz')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
