@@ -13,7 +13,8 @@ Every listing command takes ``--output json|text|table`` (``-o``) and ``--query 
 ``KDIAG_OUTPUT`` sets the default format (as ``AWS_DEFAULT_OUTPUT`` does for aws).
 ``--query`` is applied to the JSON document first, as the aws CLI does; its result is then
 printed in the chosen format (a list of records one per line, a list of values on one line
-for ``text``).
+for ``text``).  An empty field is ``-`` in a listing's text and table; in a ``--query``
+result JSON null prints as ``None`` and booleans as ``True``/``False``, as aws prints them.
 
 A command declares its columns once and hands over its document::
 
