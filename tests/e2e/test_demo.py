@@ -138,3 +138,44 @@ def test_make_demo_passes_and_leaves_nothing_behind(demo_tmp: Path) -> None:
             assert table[name][1:3] == ["unknown", "-"], table[name]
         else:
             assert table[name][1] == panic_class, table[name]
+
+
+def test_interrupted_live_demo_cleans_up(demo_tmp: Path) -> None:
+    """Ctrl-C in the middle of the live demo (guest up, kdiag serve answering): the cleanup
+    still stops the endpoint, takes the guest down and removes the temporary directory."""
+    require_tool("qemu-system-x86_64")
+    env = {**os.environ, "KDIAG_DEMO_TMP": str(demo_tmp)}
+    for var in ("KDIAG_STATE_DIR", "KDIAG_DB", "KDIAG_ENDPOINT"):
+        env.pop(var, None)
+    proc = subprocess.Popen(
+        ["bash", "scripts/demo-live.sh"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + TIMEOUT
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("== the aws CLI") or time.monotonic() > deadline:
+            break
+    running = _processes_using(demo_tmp)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does to the foreground job
+    try:
+        rest, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("demo-live.sh did not stop within 120 s of Ctrl-C")
+    time.sleep(1)
+    output = "".join(seen) + rest
+    assert seen[-1].startswith("== the aws CLI"), output
+    # the interruption came while both were up: a guest (qemu) and kdiag serve
+    assert any("qemu-system" in cmd for cmd in running.values()), running
+    assert any(" serve " in cmd for cmd in running.values()), running
+    assert proc.returncode == 130, output
+    assert _processes_using(demo_tmp) == {}
+    assert sorted(p.name for p in demo_tmp.iterdir()) == []
