@@ -44,6 +44,9 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The user name.")]
+PolicyNameOption = Annotated[
+    str, typer.Option("--policy-name", metavar="NAME", help="The policy's name.")
+]
 
 
 def read_policy_document(value: str) -> str:
@@ -90,7 +93,7 @@ def create_access_key(name: NameArg, db: DbOption = None, json_out: JsonOption =
 @app.command("put-user-policy")
 def put_user_policy(
     name: NameArg,
-    policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
+    policy_name: PolicyNameOption,
     policy_document: Annotated[
         str,
         typer.Option("--policy-document", help="file://PATH, or the policy JSON itself."),
@@ -106,7 +109,7 @@ def put_user_policy(
 @app.command("delete-user-policy")
 def delete_user_policy(
     name: NameArg,
-    policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
+    policy_name: PolicyNameOption,
     db: DbOption = None,
 ) -> None:
     """Remove an inline policy from a user."""
@@ -227,7 +230,7 @@ def list_user_policies(
 def get_user_policy(
     name: NameArg,
     *,
-    policy_name: Annotated[str, typer.Option("--policy-name", help="The policy's name.")],
+    policy_name: PolicyNameOption,
     db: DbOption = None,
     output: OutputOption = None,
     query: QueryOption = None,
@@ -361,8 +364,9 @@ def simulate_principal_policy(
     """Decide each action on each resource with the user's policies, and say which
     statement decided (allowed, explicitDeny or implicitDeny).
 
-    The context is what the service would see (the user, the region, the instance's tags
-    when the ARN names a known instance), plus --context-entries, which win.
+    The context is what the service would see: the user, the region, and the instance's
+    tags when the ARN names a known instance.  Entries given with --context-entries are
+    added and win.
     """
     actions = _split(action_names)
     resources = _split(resource_arns or []) or ["*"]
