@@ -17,7 +17,7 @@ __all__ = ("parse_tags", "parse_target", "register")
 _INVENTORY_STATES = tuple(s.value for s in InstanceState if s.code is not None)
 
 app = typer.Typer(
-    help="The instance inventory: id, backend and target, region, state, tags.",
+    help="The instances kdiag may interrupt, and how to reach them.",
     no_args_is_help=True,
 )
 
@@ -127,7 +127,10 @@ def list_instances(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """The instances kdiag manages (target settings that look secret are masked)."""
+    """The instances kdiag manages.
+
+    Target settings that look secret (password, token, ...) are masked.
+    """
     filters = {f"tag:{k}": [v] for k, v in parse_tags(tags or []).items()}
     with open_store(db) as store:
         found = [i.to_json() for i in store.list_instances(filters=filters)]
@@ -147,7 +150,7 @@ def set_state(
     state: Annotated[str, typer.Argument(help="running, stopped, pending, ...")],
     db: DbOption = None,
 ) -> None:
-    """Change an instance's inventory state (only ``running`` ones take an NMI)."""
+    """Set an instance's state (only running ones take an NMI)."""
     with open_store(db) as store:
         store.set_instance_state(instance_id, state)
 
