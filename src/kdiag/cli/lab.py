@@ -224,7 +224,7 @@ def status_cmd(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show one guest: phase, kdump state, sockets, crash tree, saved dumps."""
+    """Show one guest: phase, kdump, sockets, crash tree, dumps."""
     guest = _lab(root).get(name)
     data = guest.to_json()
     data["dumps_saved"] = [str(p) for p in guest.dumps()]
@@ -310,7 +310,10 @@ def profiles_cmd(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List the guest profiles (the JSON document maps each name to its description)."""
+    """List the guest profiles.
+
+    The JSON document maps each profile's name to its description.
+    """
     from kdiag.lab.profiles import PROFILES  # noqa: PLC0415 - see _lab
 
     document = {p.name: p.description for p in PROFILES.values()}
