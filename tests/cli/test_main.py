@@ -144,7 +144,11 @@ KDIAG = str(Path(sys.executable).with_name("kdiag"))
             "error: invalid value for '--limit': Input should be a valid integer, "
             "unable to parse string as an integer (InvalidParameterValue)",
         ),
-        (["audit", "--output", "yaml"], "error: invalid value for '--output' / '-o'"),
+        (
+            ["audit", "--output", "yaml"],
+            "error: invalid value for '--output' / '-o': 'yaml' is not one of 'json', 'text', "
+            "'table' (InvalidParameterValue)",
+        ),
         (["audit", "--query", "AuditLog["], "error: invalid value for '--query'"),
         (["audit", "--json", "--output", "text"], "error: invalid value for '--json'"),
     ],

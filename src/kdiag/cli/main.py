@@ -117,6 +117,7 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
         exc.show()  # a bare group (``kdiag iam``) prints its help, as git does
         return EXIT_USAGE
     text = " ".join(exc.format_message().split()).rstrip(".")
+    text = text.replace(": Value error, ", ": ")  # pydantic's prefix on Typer's coercion errors
     _fail(text[:1].lower() + text[1:], _usage_code(exc), EXIT_USAGE)
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
