@@ -159,3 +159,15 @@ def test_undecodable_bytes_in_a_str_are_not_utf8():
     assert refused(text) == "not valid JSON: the document is not UTF-8"
     escaped = doc(allow(Action="ec2:X")).replace("ec2:X", "ec2:\\ud800")  # a JSON escape
     assert validate(escaped).statements[0].effect == "Allow"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['"' + '\\"' * 60_000, '"\\' * 60_000, '"a' * 60_000 + "\\", '"' + "[" * 120_000],
+    ids=["escaped-quotes", "quote-backslash", "trailing-backslash", "open-string"],
+)
+def test_the_nesting_scan_is_linear(text):
+    # The scan once retried a string that never closed from every later quote: 56 s here.
+    started = time.perf_counter()
+    assert refused(text).startswith("not valid JSON")
+    assert time.perf_counter() - started < 2

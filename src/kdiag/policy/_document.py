@@ -56,8 +56,10 @@ characters ("IAM and AWS STS quotas": user policy size)."""
 MAX_DEPTH = 32
 """The deepest nesting of JSON objects and arrays :func:`validate` reads.  A valid policy
 needs six (document, Statement list, statement, Condition, operator, value list)."""
-# A JSON string (possessive: no backtracking) or a bracket outside strings.
-_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+# A JSON string or a bracket outside strings.  Possessive, and a string left open (or ending
+# in a lone backslash) runs to the end of the text: no match ever fails after scanning ahead,
+# so the scan is linear (a string that must close made '"\\"\\"\\"...' quadratic: 56 s).
+_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)|[\[\]{}]', re.DOTALL)
 _JSON_WHITESPACE = re.compile(r"[ \t\n\r]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
