@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kdiag.cli._output import Column, render_table
+from kdiag.cli._output import Column, emit, render_table
 from kdiag.store import Store
 from kdiag.store.records import AuditEntry
 
@@ -335,3 +335,40 @@ def test_iam_listings_of_keys_and_policies(env):
     )
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr.endswith("(NoSuchEntity)\n")
+
+
+DOC = {"Items": [{"Id": "i-1", "On": True, "Gone": None}, {"Id": "i-2", "On": False, "Gone": 1}]}
+
+
+@pytest.mark.parametrize(
+    ("query", "fmt", "expected"),
+    [
+        ("Items[0]", "text", "i-1\tTrue\tNone\n"),
+        ("Items[0]", "table", "Id    i-1\nOn    True\nGone  None\n"),
+        ("Items[].Id", "table", "i-1\ni-2\n"),
+        ("Items[].Id", "text", "i-1\ti-2\n"),
+        ("Items[?Gone].Id | [0]", "text", "i-2\n"),
+        ("Items[?Id=='nope']", "text", ""),
+        ("Nothing", "text", ""),
+        ("Nothing", "json", "null\n"),
+        ("Items[].{id: Id, on: On}", "table", "id   on\ni-1  True\ni-2  False\n"),
+    ],
+)
+def test_query_results_in_each_format(capsys, query, fmt, expected):
+    emit(DOC, DOC["Items"], (Column("id", "Id"),), output=fmt, query=query)
+    assert capsys.readouterr().out == expected
+
+
+def test_layout_draws_only_the_table(capsys):
+    def layout(records):
+        return "".join(f"* {r['Id']}\n" for r in records)
+
+    columns = (Column("id", "Id"), Column("on", "On"), Column("gone", "Gone"))
+    for fmt, expected in [
+        ("table", "* i-1\n* i-2\n"),
+        ("text", "i-1\tTrue\t-\ni-2\tFalse\t1\n"),
+    ]:
+        emit(DOC, DOC["Items"], columns, output=fmt, layout=layout)
+        assert capsys.readouterr().out == expected
+    emit(DOC, DOC["Items"], columns, output="json", layout=layout)
+    assert json.loads(capsys.readouterr().out) == DOC
