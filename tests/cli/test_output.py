@@ -372,3 +372,12 @@ def test_layout_draws_only_the_table(capsys):
         assert capsys.readouterr().out == expected
     emit(DOC, DOC["Items"], columns, output="json", layout=layout)
     assert json.loads(capsys.readouterr().out) == DOC
+
+
+def test_audit_instance_filter_takes_an_instance_id(env):
+    assert len(kdiag(env, "audit", "--instance", env["TEST_INSTANCE"]).splitlines()) == DENIED + 1
+    proc = subprocess.run(
+        [KDIAG, "audit", "--instance", "vm1"], capture_output=True, text=True, env=env, check=False
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.endswith("(InvalidInstanceID.Malformed)\n")

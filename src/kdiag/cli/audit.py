@@ -74,7 +74,11 @@ def audit(
     json_out: JsonOption = False,
 ) -> None:
     """Show the audit log, oldest first: every request, its outcome."""
+    from kdiag.store.ids import check_instance_id  # noqa: PLC0415 - SQLAlchemy, not on --help
+
     when = parse_since(since) if since else None
+    if instance_id is not None:
+        check_instance_id(instance_id)  # a guest's name finds nothing: say so
     with open_store(db) as store:
         rows = [
             r.to_json() for r in store.audit_rows(since=when, limit=limit, instance_id=instance_id)
