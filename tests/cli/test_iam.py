@@ -411,3 +411,23 @@ def test_help_does_not_load_the_store():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_delete_access_key_as_aws_writes_it(kdiag):
+    kdiag("iam", "create-user", "alice")
+    kdiag("iam", "create-user", "bob")
+    first, second = (
+        json.loads(kdiag("iam", "create-access-key", "alice", "--json"))["AccessKey"]["AccessKeyId"]
+        for _ in range(2)
+    )
+    err = kdiag("iam", "delete-access-key", "--access-key-id", first, "--user-name", "bob", code=2)
+    assert err == f"error: no access key {first} of user 'bob' (NoSuchEntity)\n"
+    kdiag("iam", "delete-access-key", "--access-key-id", first, "--user-name", "alice")
+    assert "give the access key id once" in kdiag("iam", "delete-access-key", code=2)
+    assert "give the access key id once" in kdiag(
+        "iam", "delete-access-key", second, "--access-key-id", second, code=2
+    )
+    kdiag("iam", "delete-access-key", second)
+    assert json.loads(kdiag("iam", "list-access-keys", "alice", "--json")) == {
+        "AccessKeyMetadata": []
+    }

@@ -119,12 +119,21 @@ def delete_user_policy(
 
 @app.command("delete-access-key")
 def delete_access_key(
-    access_key_id: Annotated[str, typer.Argument(metavar="ACCESS_KEY_ID")],
+    key_id: Annotated[str | None, typer.Argument(metavar="ACCESS_KEY_ID")] = None,
+    *,
+    access_key_id: Annotated[
+        str | None, typer.Option("--access-key-id", metavar="AKIA...", help="As aws takes it.")
+    ] = None,
+    user_name: Annotated[
+        str | None, typer.Option("--user-name", metavar="NAME", help="Only if it is theirs.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Delete an access key."""
+    """Delete an access key (given by position or --access-key-id)."""
+    if (key_id is None) == (access_key_id is None):
+        raise ConfigError("give the access key id once: ACCESS_KEY_ID or --access-key-id")
     with open_store(db) as store:
-        store.delete_access_key(access_key_id)
+        store.delete_access_key(key_id or access_key_id or "", user=user_name)
 
 
 @app.command("delete-user")
