@@ -129,7 +129,10 @@ def delete_access_key(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Delete an access key (given by position or --access-key-id)."""
+    """Delete an access key.
+
+    Give its id by position or --access-key-id; with --user-name, only that user's key.
+    """
     if (key_id is None) == (access_key_id is None):
         raise ConfigError("give the access key id once: ACCESS_KEY_ID or --access-key-id")
     with open_store(db) as store:
@@ -370,8 +373,10 @@ def simulate_principal_policy(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Decide each action on each resource with the user's policies, and say which
-    statement decided (allowed, explicitDeny or implicitDeny).
+    """Say which statement decides an action.
+
+    Each action on each resource is decided with the user's policies: allowed,
+    explicitDeny or implicitDeny, the statements that decided, those a condition stopped.
 
     The context is what the service would see: the user, the region, and the instance's
     tags when the ARN names a known instance.  Entries given with --context-entries are
