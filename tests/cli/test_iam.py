@@ -431,3 +431,20 @@ def test_delete_access_key_as_aws_writes_it(kdiag):
     assert json.loads(kdiag("iam", "list-access-keys", "alice", "--json")) == {
         "AccessKeyMetadata": []
     }
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path, state_dir, capsys):
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not a database\n" * 100)
+    cases = {
+        str(not_a_db): f"sqlite:///{not_a_db}: file is not a database",
+        "postgresql://kdiag:hunter2@127.0.0.1:1/kdiag": "kdiag:***@127.0.0.1:1/kdiag: connection",
+    }
+    for db, expected in cases.items():
+        assert cli_main.run(["iam", "list-users", "--db", db]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot open the database ")
+        assert expected in err
+        assert err.endswith("(ConfigError)\n")
+        assert err.count("\n") == 1
+        assert "hunter2" not in err

@@ -15,6 +15,8 @@ import os
 import threading
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from kdiag.errors import ConfigError
 from kdiag.paths import state_dir
 from kdiag.store.audit import AuditLog
@@ -27,6 +29,14 @@ from kdiag.store.migrate import upgrade
 __all__ = ("INSTANCE_STATES", "Store")
 
 log = logging.getLogger("kdiag.store")
+
+
+def _first_line(exc: Exception) -> str:
+    """The driver's own reason, on one line: SQLAlchemy appends the statement and a
+    "Background on this error" link, psycopg a hint on a second line."""
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 class Store(Identity, Inventory, AuditLog):
@@ -69,7 +79,9 @@ class Store(Identity, Inventory, AuditLog):
             raise
         except Exception as exc:
             engine.dispose()
-            raise ConfigError(f"cannot open the database {safe_url(resolved)}: {exc}") from exc
+            raise ConfigError(
+                f"cannot open the database {safe_url(resolved)}: {_first_line(exc)}"
+            ) from exc
         key_path = Path(key_file or os.environ.get("KDIAG_KEY_FILE") or state_dir() / KEY_FILE_NAME)
         try:
             store = cls(engine, SecretBox.from_file(key_path))
