@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import IO
 
 from kdiag.errors import DumpFormatError, NotACrashDump, TruncatedDump, UnsupportedDump
+from kdiag.vmcore.arch.arm64 import Arm64Translator
 from kdiag.vmcore.arch.x86_64 import X86_64Translator
 from kdiag.vmcore.formats import Layout, ProgressFn
 from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, open_diskdump
@@ -242,9 +243,15 @@ class Dump:
     @property
     def translator(self) -> Translator:
         if self._translator is None:
+            info = self.vmcoreinfo
+            if self.arch == "arm64":
+                # The kdump sub-header's phys_base is PHYS_OFFSET on arm64 (makedumpfile).
+                self._translator = Arm64Translator.from_vmcoreinfo(
+                    self.phys, info, phys_base=self.layout.phys_base
+                )
+                return self._translator
             if self.arch != "x86_64":
                 raise UnsupportedDump(f"address translation for {self.arch} is not implemented")
-            info = self.vmcoreinfo
             pgd = info.symbol("init_top_pgt")
             if pgd is None:
                 pgd = info.symbol("init_level4_pgt")

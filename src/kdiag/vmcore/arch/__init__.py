@@ -1,8 +1,8 @@
 """Architecture back ends for virtual-to-physical translation.
 
 An architecture provides a :class:`~kdiag.vmcore.memory.Translator` (``name`` and
-``translate(vaddr) -> paddr``).  Only x86_64 exists today; arm64 would add ``arm64.py`` with
-the same shape and an entry in :data:`MACHINES`.
+``translate(vaddr) -> paddr``): ``x86_64.py`` and ``arm64.py``.  Other machines in
+:data:`MACHINES` open (notes, VMCOREINFO) but their virtual reads raise ``UnsupportedDump``.
 """
 
 from __future__ import annotations
