@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from kdiag.errors import LimitExceeded, NoSuchEntity, PolicyError
+from kdiag.errors import ConfigError, LimitExceeded, NoSuchEntity, PolicyError
 from kdiag.policy import USER_POLICY_SIZE_LIMIT, policy_size
 from kdiag.store import Store
 from kdiag.store.identity import ACCESS_KEYS_PER_USER
@@ -118,3 +118,13 @@ def test_key_status_and_deletion_check_the_owner(store):
         store.delete_access_key(key.id, user="bob")
     store.delete_access_key(key.id, user="alice")
     assert store.list_access_keys("alice") == []
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("missing/dir/k.key", "No such file or directory"), ("a-directory", "is a directory")],
+)
+def test_an_unusable_key_file_is_a_config_error(tmp_path, where, message):
+    (tmp_path / "a-directory").mkdir()
+    with pytest.raises(ConfigError, match=message):
+        Store.open(f"sqlite:///{tmp_path / 'k.db'}", key_file=tmp_path / where)

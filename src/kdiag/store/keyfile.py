@@ -20,7 +20,18 @@ KEY_FILE_NAME = "kdiag.key"
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The Fernet key in ``path``, creating the file (mode 0600) when it does not exist."""
+    """The Fernet key in ``path``, creating the file (mode 0600) when it does not exist.
+
+    :raises ConfigError: the file cannot be created or read (its directory is missing, it
+        is a directory, permissions), has a loose mode, or is empty.
+    """
+    try:
+        return _read_or_create(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the key file {path}: {exc.strerror}") from exc
+
+
+def _read_or_create(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -33,6 +44,8 @@ def load_or_create_key(path: Path) -> bytes:
         finally:
             os.close(fd)
         return key
+    if path.is_dir():
+        raise ConfigError(f"the key file {path} is a directory")
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ConfigError(f"key file {path} has mode {mode:04o}; it must be 0600")
