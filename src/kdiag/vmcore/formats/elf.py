@@ -1,11 +1,13 @@
 """ELF64 vmcores: ``/proc/vmcore``, ``makedumpfile -E`` and QEMU ``dump-guest-memory -f elf``.
 
 An ``ET_CORE`` file: ``PT_NOTE`` segments (per-CPU ``NT_PRSTATUS``, ``VMCOREINFO``, QEMU's
-``QEMU`` CPU-state notes) and ``PT_LOAD`` segments whose ``p_paddr`` is the physical
-address.  ``p_filesz < p_memsz`` means the tail was excluded; an address no segment covers is
-not in the dump.  ``e_flags & 1`` (``DUMP_ELF_INCOMPLETE``) marks a dump that ran out of space.
+``QEMU`` CPU-state notes and ``NT_PRFPREG``) and ``PT_LOAD`` segments whose ``p_paddr`` is
+the physical address.  ``p_filesz < p_memsz`` means the tail was excluded; an address no
+segment covers is not in the dump.  ``e_flags & 1`` (``DUMP_ELF_INCOMPLETE``) marks a dump
+that ran out of space.
 ``e_phnum == 0xffff`` (``PN_XNUM``, QEMU with many segments) keeps the real count in
-``sh_info`` of section header 0.
+``sh_info`` of section header 0.  ``e_ehsize`` is not checked: QEMU 7.2 writes 8 there (and
+puts its section headers before the program headers); offsets are taken as given.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _SHDR0_INFO = struct.Struct("<I")  # sh_info at offset 44 of Elf64_Shdr
 _ET_CORE = 4
 _PT_LOAD = 1
 _PT_NOTE = 4
+_NT_PRFPREG = 2
 _PN_XNUM = 0xFFFF
 _DUMP_ELF_INCOMPLETE = 0x1
 _MAX_PHNUM = 1 << 20
@@ -167,6 +170,7 @@ def open_elf(source: ByteSource) -> Layout:
     cpus: list[CpuState] = []
     vmcoreinfo_text = b""
     qemu_notes = 0
+    fp_notes = 0
     notes_total = 0
     for ph in phdrs:
         if ph.type != _PT_NOTE or ph.filesz == 0:
@@ -185,6 +189,10 @@ def open_elf(source: ByteSource) -> Layout:
                 vmcoreinfo_text = note.desc
             elif note.name == "QEMU":
                 qemu_notes += 1
+            elif note.name == "CORE" and note.type == _NT_PRFPREG:
+                # The kernel's crash notes hold NT_PRSTATUS only; QEMU adds the FP
+                # registers of each vCPU (and, on x86, "QEMU" notes; on arm64 none).
+                fp_notes += 1
 
     loads = [p for p in phdrs if p.type == _PT_LOAD]
     if not loads:
@@ -208,7 +216,7 @@ def open_elf(source: ByteSource) -> Layout:
             phys_base = p.paddr - (p.vaddr - _START_KERNEL_MAP)
             break
     return Layout(
-        format="qemu-elf" if qemu_notes else "elf",
+        format="qemu-elf" if qemu_notes or fp_notes else "elf",
         compression="none",
         store=pages,
         page_size=page_size,
