@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from kdiag.policy import evaluate, instance_arn, request_context, validate
+from kdiag.policy import _evaluate, evaluate, instance_arn, request_context, validate
 from tests.policy.helpers import ACCOUNT, ACTION, ARN, INSTANCE, REGION, allow, decide, deny, doc
 
 # --- the documented resource-level policy for this action, verbatim with real values ------
@@ -264,8 +264,6 @@ def test_allow_with_notresource():
 
 
 def test_evaluation_is_cached_per_document_text():
-    from kdiag.policy import _evaluate
-
     text = doc(allow(Sid="Cached"))
     first = _evaluate._compiled(text)
     evaluate([text], ACTION, ARN, {})

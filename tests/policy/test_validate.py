@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -252,8 +253,6 @@ def test_valid_documents_compile():
 
 
 def test_compiled_policy_is_immutable():
-    import dataclasses
-
     compiled = validate(json.dumps(policy(allow())))
     with pytest.raises(dataclasses.FrozenInstanceError):
         compiled.version = "2008-10-17"  # type: ignore[misc]

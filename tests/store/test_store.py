@@ -10,6 +10,10 @@ import stat
 import threading
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from kdiag.errors import (
@@ -20,7 +24,8 @@ from kdiag.errors import (
 )
 from kdiag.store import AuditEntry, Store
 from kdiag.store.ids import INSTANCE_ID
-from kdiag.store.migrate import HEAD, current_revision
+from kdiag.store.migrate import HEAD, MIGRATIONS, current_revision, downgrade, upgrade
+from kdiag.store.models import Base
 
 ALLOW = {
     "Version": "2012-10-17",
@@ -39,11 +44,6 @@ def test_open_migrates_to_head_and_is_idempotent(store, db_url):
 
 
 def test_migration_matches_models(store):
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from kdiag.store.models import Base
-
     with store._engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -158,8 +158,6 @@ def test_key_file_with_loose_mode_is_refused(state_dir, tmp_path):
 
 
 def test_inline_policies(store):
-    from kdiag.errors import ConfigError as _ConfigError
-
     store.create_user("alice")
     store.put_user_policy("alice", "b-policy", ALLOW)
     store.put_user_policy("alice", "a-policy", json.dumps(ALLOW))
@@ -171,11 +169,11 @@ def test_inline_policies(store):
     }
     store.put_user_policy("alice", "a-policy", deny)
     assert json.loads(store.get_user_policies("alice")["a-policy"]) == deny
-    with pytest.raises(_ConfigError):
+    with pytest.raises(ConfigError):
         store.put_user_policy(
             "alice", "bad", {"Version": "2012-10-17", "Statement": [{"Effect": "Maybe"}]}
         )
-    with pytest.raises(_ConfigError):
+    with pytest.raises(ConfigError):
         store.put_user_policy("alice", "bad", "{not json")
     assert "bad" not in store.get_user_policies("alice")
     store.delete_user_policy("alice", "a-policy")
@@ -293,19 +291,12 @@ def test_concurrent_writers(store):
 
 
 def test_head_constant_is_the_newest_migration():
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from kdiag.store.migrate import MIGRATIONS
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD]
 
 
 def test_downgrade_and_upgrade_again(db_url, state_dir):
-    from kdiag.store.migrate import downgrade, upgrade
-
     with Store.open(db_url) as s:
         s.create_user("alice")
         downgrade(s._engine)
