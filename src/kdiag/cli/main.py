@@ -129,25 +129,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code instead of exiting."""
     args = list(sys.argv[1:] if argv is None else argv)
     _State.traceback = "--traceback" in args
-    name = _command_name(args)
-    stdout = sys.stdout
     try:
-        if name == "analyze" and set(args[: args.index(name)]) <= {"--traceback"}:
-            # analyze parses its own arguments (argparse) and never builds the Typer app, whose
-            # parameter coercion imports pydantic: ~90 ms of its 0.25 s budget.
-            analyze = importlib.import_module(COMMANDS[name])
-            result = analyze.run(args[args.index(name) + 1 :])
-        else:
-            command = typer.main.get_command(build_app(name))
-            result = command.main(args=args, prog_name="kdiag", standalone_mode=False)
-        sys.stdout.flush()
-    except SystemExit as exc:
-        if sys.stdout is not stdout:
-            # Typer met EPIPE on stdout, wrapped the streams to silence them and exited 1;
-            # report the broken pipe as such.
-            sys.stdout = stdout
-            raise BrokenPipeError from exc
-        raise
+        return _dispatch(args)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
@@ -168,6 +151,29 @@ def run(argv: Sequence[str] | None = None) -> int:
         if _State.traceback:
             raise
         return _os_error(exc)
+
+
+def _dispatch(args: list[str]) -> int:
+    """Run one command: ``analyze`` through its own fast parser, the rest through Typer."""
+    name = _command_name(args)
+    stdout = sys.stdout
+    try:
+        if name == "analyze" and set(args[: args.index(name)]) <= {"--traceback"}:
+            # analyze parses its own arguments (argparse) and never builds the Typer app, whose
+            # parameter coercion imports pydantic: ~90 ms of its 0.25 s budget.
+            analyze = importlib.import_module(COMMANDS[name])
+            result = analyze.run(args[args.index(name) + 1 :])
+        else:
+            command = typer.main.get_command(build_app(name))
+            result = command.main(args=args, prog_name="kdiag", standalone_mode=False)
+        sys.stdout.flush()
+    except SystemExit as exc:
+        if sys.stdout is not stdout:
+            # Typer met EPIPE on stdout, wrapped the streams to silence them and exited 1;
+            # report the broken pipe as such.
+            sys.stdout = stdout
+            raise BrokenPipeError from exc
+        raise
     return result if isinstance(result, int) else 0
 
 

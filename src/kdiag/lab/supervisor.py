@@ -190,22 +190,13 @@ class Supervisor:
             self.save(phase="rebooting", last_event=name)
 
     def handle_line(self, text: str) -> None:
+        """Follow one console line: the facts block, a panic, or one of init.sh's LAB marks."""
         if self.facts is not None:
-            if "LAB: LAB-FACTS-END" in text:
-                data = decode_facts(self.facts)
-                self.facts = None
-                if data is not None:
-                    tmp = self.dir / "facts.json.tmp"
-                    tmp.write_bytes(data)
-                    tmp.replace(self.dir / "facts.json")
-            else:
-                self.facts.append(text)
-            return
-        if "LAB: " not in text:
+            self._collect_facts(text)
+        elif "LAB: " not in text:
             if "Kernel panic - not syncing" in text and self.status["phase"] == "ready":
                 self.save(phase="crashed", crashes=self.status["crashes"] + 1)
-            return
-        if "LAB: LAB-FACTS-BEGIN" in text:
+        elif "LAB: LAB-FACTS-BEGIN" in text:
             self.facts = []
         elif "LAB: first kernel" in text:
             self.save(phase="booting", boots=self.status["boots"] + 1)
@@ -216,7 +207,25 @@ class Supervisor:
                 ready_count=self.status["ready_count"] + 1,
                 kdump_loaded=fields.get("kdump_loaded") == "1",
             )
-        elif "LAB: capture kernel" in text:
+        else:
+            self._capture_mark(text)
+
+    def _collect_facts(self, text: str) -> None:
+        """A line inside the facts block; its end mark publishes facts.json atomically."""
+        assert self.facts is not None
+        if "LAB: LAB-FACTS-END" not in text:
+            self.facts.append(text)
+            return
+        data = decode_facts(self.facts)
+        self.facts = None
+        if data is not None:
+            tmp = self.dir / "facts.json.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(self.dir / "facts.json")
+
+    def _capture_mark(self, text: str) -> None:
+        """The capture kernel's marks: started, hung, failed, or done (extract the dump)."""
+        if "LAB: capture kernel" in text:
             self.capture_time = datetime.datetime.now().replace(microsecond=0)
             if self.status["phase"] == "ready":  # no QMP event seen (no pvpanic driver)
                 self.status["crashes"] += 1
