@@ -2,7 +2,8 @@
 
 ``fixture_dump(name)`` returns the path of a readable dump for a fixture folder: the stored
 ``vmcore``, or for ``vmcore.zst`` a copy decompressed (with ``zstandard``) into a session
-temporary directory and checked against ``meta.json`` ``raw_sha256`` when it is given.
+temporary directory and checked against ``meta.json`` ``raw_sha256`` (``uncompressed_sha256``
+in the arm64 ones) when it is given.
 """
 
 import hashlib
@@ -45,9 +46,10 @@ def fixture_dump(vmcore_fixtures: Path, tmp_path_factory) -> Callable[[str], Pat
             while chunk := reader.read(1 << 20):
                 digest.update(chunk)
                 dst.write(chunk)
-        want = load_meta(name).get("raw_sha256")
+        info = load_meta(name)
+        want = info.get("raw_sha256") or info.get("uncompressed_sha256")
         if want:
-            assert digest.hexdigest() == want, f"{packed} does not decompress to raw_sha256"
+            assert digest.hexdigest() == want, f"{packed} does not decompress to its sha256"
         made[name] = out
         return out
 

@@ -380,17 +380,26 @@ def _check_truncation(pages: KdumpPages, source: ByteSource) -> str | None:
     """Detect a file cut short without a bitmap pass.
 
     Both makedumpfile and QEMU write page data in pfn order right after the descriptor table,
-    so descriptor 0 points at the start of the data area; that gives the number of
-    descriptors, and the last one must end inside the file.
+    so descriptor 0 points at the start of the data area, or one page past it: makedumpfile
+    (dump level with bit 1) first writes the one zero page that every zero page's descriptor
+    shares, and descriptor 0 points past it unless pfn 0 is itself zero (it is on a PC; an
+    arm64 machine's RAM starts at PHYS_OFFSET with a page in use).  The data area's start
+    gives the number of descriptors (a page size is never a multiple of 24, so only one of
+    the two candidates can be), and the last descriptor must end inside the file.
     """
     if pages.desc_start >= source.size:
         return "the file ends before the page descriptors"
     first = pages.desc(0)
     if first is None:
         return "the file ends inside the page descriptors"
-    if first.offset <= pages.desc_start or (first.offset - pages.desc_start) % 24:
+    starts = [
+        at
+        for at in (first.offset, first.offset - pages.page_size)
+        if at > pages.desc_start and (at - pages.desc_start) % 24 == 0
+    ]
+    if not starts:
         return None  # an unusual writer, or a lost first page: nothing cheap to conclude
-    count = (first.offset - pages.desc_start) // 24
+    count = (starts[0] - pages.desc_start) // 24
     if count > pages.max_mapnr:
         return None
     last = pages.desc(count - 1)
