@@ -8,13 +8,15 @@ import json
 import os
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from kdiag.errors import (
     ConfigError,
@@ -33,8 +35,19 @@ ALLOW = {
 }
 
 
+@contextmanager
+def engine_for(db_url: str) -> Iterator[Engine]:
+    """An engine of the test's own on the store's database (the store's is private)."""
+    engine = create_engine(db_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def test_open_migrates_to_head_and_is_idempotent(store, db_url):
-    assert current_revision(store._engine) == HEAD
+    with engine_for(db_url) as engine:
+        assert current_revision(engine) == HEAD
     store.create_user("alice")
     again = Store.open(db_url)
     try:
@@ -43,8 +56,8 @@ def test_open_migrates_to_head_and_is_idempotent(store, db_url):
         again.close()
 
 
-def test_migration_matches_models(store):
-    with store._engine.connect() as conn:
+def test_migration_matches_models(store, db_url):
+    with engine_for(db_url) as engine, engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 
@@ -297,12 +310,12 @@ def test_head_constant_is_the_newest_migration():
 
 
 def test_downgrade_and_upgrade_again(db_url, state_dir):
-    with Store.open(db_url) as s:
+    with Store.open(db_url) as s, engine_for(db_url) as engine:
         s.create_user("alice")
-        downgrade(s._engine)
-        assert current_revision(s._engine) is None
-        upgrade(s._engine)
-        assert current_revision(s._engine) == HEAD
+        downgrade(engine)
+        assert current_revision(engine) is None
+        upgrade(engine)
+        assert current_revision(engine) == HEAD
         assert s.list_users() == []
         assert s.default_account().name == "default"
 
