@@ -601,6 +601,45 @@ def test_normalize_frame() -> None:
     assert signature_id("x") == signature_id("x") != signature_id("y")
 
 
+ARM64_SYSRQ = """\
+[   11.245986] sysrq: Trigger a crash
+[   11.249277] Kernel panic - not syncing: sysrq triggered crash
+[   11.249556] CPU: 1 PID: 154 Comm: lab-crash Kdump: loaded Not tainted 6.1.0-57-arm64 #1
+[   11.249926] Hardware name: linux,dummy-virt (DT)
+[   11.250264] Call trace:
+[   11.250520]  dump_backtrace+0xe4/0x140
+[   11.251202]  show_stack+0x20/0x30
+[   11.251321]  dump_stack_lvl+0x64/0x80
+[   11.251406]  dump_stack+0x18/0x34
+[   11.251508]  panic+0x184/0x364
+[   11.251581]  sysrq_reset_seq_param_set+0x0/0xa0
+[   11.251682]  __handle_sysrq+0x90/0x19c
+[   11.251778]  write_sysrq_trigger+0x7c/0xc8
+[   11.251862]  proc_reg_write+0xac/0x100
+[   11.251994]  vfs_write+0xdc/0x3a0
+[   11.252072]  ksys_write+0x7c/0x11c
+[   11.252146]  __arm64_sys_write+0x24/0x30
+[   11.252252]  invoke_syscall+0x68/0xe0
+[   11.252333]  el0_svc_common.constprop.0+0x4c/0xf4
+[   11.252427]  do_el0_svc+0x2c/0x9c
+[   11.252499]  el0_svc+0x34/0xdc
+[   11.252582]  el0t_64_sync_handler+0xf4/0x120
+[   11.252707]  el0t_64_sync+0x18c/0x190
+[   11.253253] SMP: stopping secondary CPUs
+"""
+
+
+def test_arm64_trace_frames() -> None:
+    """arm64's unwinder prints its own dump_backtrace frame first, and under a noreturn call
+    the return address lands at +0x0 of the next function: neither is a frame of the bug."""
+    info = classify(ARM64_SYSRQ.splitlines())
+    assert (info.klass, info.cpu, info.pid, info.comm) == ("sysrq", 1, 154, "lab-crash")
+    assert info.frames == ("__handle_sysrq", "write_sysrq_trigger", "proc_reg_write")
+    # Entry frames are generic too: a trace of nothing but them gives no frames.
+    entry = [line for line in ARM64_SYSRQ.splitlines() if "+0x" not in line or "el0" in line]
+    assert classify(entry).frames == ()
+
+
 def test_fixture_logs(vmcore_fixtures) -> None:  # type: ignore[no-untyped-def]
     for meta_path in sorted(vmcore_fixtures.glob("*/meta.json")):
         folder = meta_path.parent

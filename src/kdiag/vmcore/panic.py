@@ -252,7 +252,8 @@ _CALL_TRACE = re.compile(r"^(?:Call Trace:|Call trace:|Backtrace:|Call Trace\b)"
 # " [<ffffffff8104a1b2>] func+0x12/0x30" (pre-4.x) or " func+0x12/0x30 [mod]" or "? func+...".
 _FRAME = re.compile(
     r"^\s*(?:\[<?(?:0x)?[0-9a-f]+>?\]\s*)*(?P<q>\?\s+)?"
-    r"(?P<func>[A-Za-z_][A-Za-z0-9_.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[(?P<mod>[^\]]+)\])?\s*$"
+    r"(?P<func>[A-Za-z_][A-Za-z0-9_.$]*)\+0x(?P<off>[0-9a-f]+)/0x[0-9a-f]+"
+    r"(?:\s+\[(?P<mod>[^\]]+)\])?\s*$"
 )
 _RIP = re.compile(
     r"^(?:RIP|pc|PC is at|EIP): (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\]\s*)?"
@@ -298,6 +299,13 @@ _SKIP_FRAME = re.compile(
     r"|watchdog_overflow_callback|watchdog_hardlockup_check|__perf_event_overflow|perf_event_nmi_handler"
     r"|sched_show_task|show_state_filter|check_hung_task|check_hung_uninterruptible_tasks|watchdog"
     r"|hung_task_panic|native_safe_halt|default_idle|arch_cpu_idle|default_idle_call|do_idle"
+    # arm64: the unwinder's own frame, exception and syscall entry (entry-common.c), fault and
+    # break handling, interrupt plumbing, idle
+    r"|dump_backtrace|el[01]t?_\w+|el[01]h_64_\w+|invoke_syscall|do_el0_svc\w*|__arm64_sys_\w+"
+    r"|do_mem_abort|do_translation_fault|__do_kernel_fault|die_kernel_fault|do_bad_area"
+    r"|arm64_notify_die|bug_handler|call_break_hook|brk_handler|do_debug_exception"
+    r"|call_on_irq_stack|do_interrupt_handler|gic_handle_irq|generic_handle_domain_irq"
+    r"|secondary_start_kernel|cpu_do_idle|arm64_panic_block_dump"
     r")$"
 )
 # syzkaller's stripFramePrefixes: syscall wrappers name the syscall after their prefix.
@@ -386,7 +394,10 @@ def extract_frames(
         elif _CONTEXT_OPEN.match(line) or _TRACE_NOISE.match(line):
             pass
         elif (m := _FRAME.match(line)) is not None:
-            if not m.group("q"):
+            # A return address at a function's very start (arm64's "sysrq_reset_seq_param_set
+            # +0x0/0xa0" under panic()) is a noreturn call at the end of the function before
+            # it, which the log does not name: not a frame of its own.
+            if not m.group("q") and int(m.group("off"), 16):
                 frames.append(Frame(m.group("func"), m.group("mod")))
         elif not line.strip() or _TRACE_END.match(line) or frames or not line.startswith(" "):
             break
