@@ -164,6 +164,28 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
     """Parse, check and compile one policy document; raise PolicyError when it is malformed."""
     if isinstance(document, Policy):
         return document
+    doc = _top_level(document)
+    version = doc.get("Version", "2008-10-17")
+    if version not in VERSIONS:
+        raise PolicyError(
+            f"Version must be {VERSIONS[0]!r} or {VERSIONS[1]!r}, not {version!r}", path="Version"
+        )
+    policy_id = doc.get("Id")
+    if policy_id is not None and not isinstance(policy_id, str):
+        raise PolicyError("Id must be a string", path="Id")
+    statements = _statements(doc, variables=version == "2012-10-17")
+    try:
+        source = json.dumps(doc, separators=(",", ":"))
+    except (TypeError, ValueError):  # a Mapping that is not plain JSON data
+        source = repr(doc)
+    if len(source) > MAX_DOCUMENT_CHARS:
+        raise PolicyError(_too_long(len(source)))
+    return Policy(version, policy_id, statements, source)
+
+
+def _top_level(document: object) -> Mapping[str, Any]:
+    """The document as a JSON object with only IAM's top-level fields, its size bounded."""
+    doc: Any
     if isinstance(document, (str, bytes)):
         doc = _load_json(document)
     elif isinstance(document, Mapping):
@@ -178,14 +200,11 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
     for field in doc:
         if field not in ("Version", "Id", "Statement"):
             raise PolicyError(f'unknown top-level field "{field}"', path=str(field))
-    version = doc.get("Version", "2008-10-17")
-    if version not in VERSIONS:
-        raise PolicyError(
-            f"Version must be {VERSIONS[0]!r} or {VERSIONS[1]!r}, not {version!r}", path="Version"
-        )
-    policy_id = doc.get("Id")
-    if policy_id is not None and not isinstance(policy_id, str):
-        raise PolicyError("Id must be a string", path="Id")
+    return doc
+
+
+def _statements(doc: Mapping[str, Any], *, variables: bool) -> tuple[Statement, ...]:
+    """Every statement, compiled; one statement or a non-empty list, Sids unique."""
     if "Statement" not in doc:
         raise PolicyError("the policy has no Statement", path="Statement")
     raw = doc["Statement"]
@@ -201,7 +220,7 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
     statements: list[Statement] = []
     sids: dict[str, int] = {}
     for index, item in enumerate(items):
-        statement = _statement(item, index, variables=version == "2012-10-17")
+        statement = _statement(item, index, variables=variables)
         if statement.sid:
             if statement.sid in sids:
                 raise PolicyError(
@@ -211,13 +230,7 @@ def validate(document: str | bytes | Mapping[str, Any] | Policy) -> Policy:
                 )
             sids[statement.sid] = index
         statements.append(statement)
-    try:
-        source = json.dumps(doc, separators=(",", ":"))
-    except (TypeError, ValueError):  # a Mapping that is not plain JSON data
-        source = repr(doc)
-    if len(source) > MAX_DOCUMENT_CHARS:
-        raise PolicyError(_too_long(len(source)))
-    return Policy(version, policy_id, tuple(statements), source)
+    return tuple(statements)
 
 
 def _too_long(length: int) -> str:
