@@ -115,13 +115,13 @@ class Arm64Layout:
             )
         t1sz = info.number("TCR_EL1_T1SZ")
         va_in_use = 64 - t1sz if t1sz else va_bits
-        for bits in {va_bits, va_in_use}:
-            if not 36 <= bits <= 52:
-                raise UnsupportedDump(f"arm64 with a {bits}-bit kernel VA is not supported")
         if va_in_use > va_bits:
             raise UnsupportedDump(
                 f"arm64 TCR_EL1.T1SZ={t1sz} gives {va_in_use} VA bits, more than VA_BITS={va_bits}"
             )
+        for bits in {va_bits, va_in_use}:
+            if not 36 <= bits <= 52:
+                raise UnsupportedDump(f"arm64 with a {bits}-bit kernel VA is not supported")
         voffset = info.number("kimage_voffset")
         pgd = info.symbol("swapper_pg_dir")
         if voffset is None or pgd is None:
@@ -272,7 +272,7 @@ class Arm64Translator:
                 what = "reserved"
             raise PageNotPresent(
                 f"virtual address {vaddr:#x} is not mapped "
-                f"(level-{level} descriptor {index} is {what}: {entry:#x})",
+                f"(level {level} descriptor {index} is {what}: {entry:#x})",
                 address=vaddr,
             )
         raise AssertionError("unreachable: level 3 always returns or raises")
