@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kdiag.vmcore
 from kdiag.errors import PageNotPresent, UnsupportedDump
@@ -194,6 +196,44 @@ def test_descriptors_the_mmu_would_fault_on() -> None:
     t.ram.put_u64(root_slot, 0xFFFF_FFFF_F000 | 3)  # a table far outside the dump
     with pytest.raises(PageNotPresent, match=r"level 1 descriptor .* is invalid"):
         Arm64Translator.from_vmcoreinfo(PhysicalMemory(t.ram), t.info()).walk(vaddr)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    config=st.sampled_from(CONFIGS),
+    entries=st.lists(st.integers(0, (1 << 64) - 1), min_size=5, max_size=5),
+    offset=st.integers(0, (1 << 52) - 1),
+)
+def test_any_descriptors_translate_or_raise_page_not_present(
+    config: tuple[int, int, int], entries: list[int], offset: int
+) -> None:
+    """Whatever the tables hold, a walk ends within ``levels`` reads: an address inside the
+    leaf it found, or PageNotPresent. Tables land at arbitrary physical addresses (mostly
+    absent, read as zeros) or, with a flipped entry, back on themselves."""
+    shift, va_bits, levels = config
+    t = Tables(shift, va_bits, levels)
+    vaddr = page_end(va_bits) + offset % (1 << (min(va_bits, 48) - 1))
+    table = t.root
+    for level, entry in zip(range(4 - levels, 4), entries, strict=False):
+        t.ram.put_u64(table + 8 * t.index(vaddr, level), entry)
+        if level < 3:
+            nxt = t.ram.alloc()
+            if entry & 3 == 3 and entry & 0x10:  # now and then point at the real next table
+                t.ram.put_u64(table + 8 * t.index(vaddr, level), nxt | 3)
+            table = nxt
+    xl = t.translator()
+    try:
+        paddr, size = xl.walk(vaddr)
+    except PageNotPresent as exc:
+        missing = exc.address
+    else:
+        missing = None
+    if missing is not None:
+        assert missing == vaddr
+        return
+    assert size in {1 << (shift + k * (shift - 3)) for k in range(4)}
+    assert paddr % size == vaddr % size
+    assert 0 <= paddr < 1 << 52
 
 
 def _layout(**values: str) -> Arm64Layout:

@@ -3,9 +3,10 @@
 Each fixture is opened and triaged once while the test records every byte range the reader
 reads. A case is then a *sparse* copy of the dump (same size, holes elsewhere) holding those
 ranges, with one mutation applied: a truncation, bit flips in one structure (headers, page
-descriptors, bitmaps, ELF program headers, notes, compressed pages, flattened record headers),
-or a hypothesis-chosen set of byte edits. Because the untouched copy triages exactly like the
-original, every mutation lands on bytes the reader actually consumes.
+descriptors, bitmaps, ELF program headers, notes, compressed pages, flattened record headers,
+and in ELF dumps the page-table descriptors the address translation walked, such as arm64's
+``swapper_pg_dir``), or a hypothesis-chosen set of byte edits. Because the untouched copy
+triages exactly like the original, every mutation lands on bytes the reader actually consumes.
 
 Every case must finish with a result or a :class:`~kdiag.errors.DumpFormatError` subclass,
 within a hang guard of a few seconds (SIGALRM), and with a bounded Python heap (tracemalloc
@@ -33,6 +34,7 @@ from hypothesis import strategies as st
 import kdiag.vmcore
 from kdiag.errors import DumpFormatError
 from kdiag.vmcore import source
+from kdiag.vmcore.formats.elf import ElfPages
 from kdiag.vmcore.triage import Triage, triage
 from tests.vmcore.conftest import FIXTURE_NAMES
 
@@ -131,6 +133,33 @@ def _kinds(path: Path, chunks: dict[int, bytes]) -> dict[str, list[tuple[int, in
     return kinds
 
 
+def _page_table_entries(path: Path) -> list[tuple[int, int]]:
+    """File ranges of the page-table descriptors a clean triage walks.
+
+    Only ELF dumps store memory as is, so only there does a flipped file byte reach the walk
+    as a flipped descriptor bit (in a compressed page it reaches the decompressor first).
+    """
+    walked: list[int] = []
+    with kdiag.vmcore.open(path) as dump:
+        store = dump.layout.store
+        if not isinstance(store, ElfPages):
+            return []
+        read_u64 = dump.phys.read_u64  # what the page walks read descriptors with
+
+        def spy(paddr: int, *, fill: bool = False) -> int:
+            walked.append(paddr)
+            return read_u64(paddr, fill=fill)
+
+        dump.phys.read_u64 = spy  # type: ignore[method-assign]
+        triage(dump)
+    spans = []
+    for paddr in sorted(set(walked)):
+        for seg in store.segments:
+            if seg.paddr <= paddr < seg.paddr + seg.filesz:
+                spans.append((seg.offset + paddr - seg.paddr, 8))
+    return spans
+
+
 _IMAGES: dict[str, Image] = {}
 
 
@@ -155,7 +184,10 @@ def image(fixture_dump: Callable[[str], Path], name: str) -> Image:
         chunks = _record_reads(path)
         with kdiag.vmcore.open(path) as dump:
             clean = fingerprint(triage(dump))
-        _IMAGES[name] = Image(name, path.stat().st_size, chunks, _kinds(path, chunks), clean)
+        kinds = _kinds(path, chunks)
+        if tables := _page_table_entries(path):
+            kinds["page-tables"] = tables
+        _IMAGES[name] = Image(name, path.stat().st_size, chunks, kinds, clean)
     return _IMAGES[name]
 
 
