@@ -49,8 +49,10 @@ class Qemu:
         return asyncio.run(run())
 
 
-def _start(tmp_path: Path, machine: list[str]) -> Iterator[Qemu]:
-    qemu = require_tool("qemu-system-x86_64")
+def _start(
+    tmp_path: Path, machine: list[str], binary: str = "qemu-system-x86_64"
+) -> Iterator[Qemu]:
+    qemu = require_tool(binary)
     sock = tmp_path / "qmp.sock"
     proc = subprocess.Popen(
         [
@@ -94,6 +96,15 @@ def none_machine(tmp_path: Path) -> Iterator[Qemu]:
 
 
 @pytest.fixture
+def arm64_virt(tmp_path: Path) -> Iterator[Qemu]:
+    """QEMU's arm64 ``virt`` machine without firmware or kernel: the vCPU runs nothing, but
+    QMP answers exactly as for a booted arm64 guest."""
+    yield from _start(
+        tmp_path, ["-M", "virt", "-cpu", "max", "-m", "64", "-accel", "tcg"], "qemu-system-aarch64"
+    )
+
+
+@pytest.fixture
 def backend() -> Iterator[QMPBackend]:
     with QMPBackend(timeout=10) as b:
         yield b
@@ -126,6 +137,20 @@ def test_machine_without_nmi_is_unsupported(none_machine, backend):
     with pytest.raises(NMINotSupported) as info:
         backend.send_nmi(target)
     assert info.value.code == "UnsupportedOperation"
+
+
+def test_arm64_virt_refuses_nmi_as_unsupported(arm64_virt, backend):
+    """QEMU 7.2 answers ``inject-nmi`` on ``-M virt`` with GenericError "this feature or
+    command is not currently supported": the backend says UnsupportedOperation, not sent."""
+    target = arm64_virt.target()
+    arm64_virt.hmp("cont")
+    assert backend.state(target) is InstanceState.RUNNING
+    with pytest.raises(NMINotSupported, match="cannot inject an NMI") as info:
+        backend.send_nmi(target)
+    assert info.value.code == "UnsupportedOperation"
+    assert "not currently supported" in str(info.value)
+    # the refusal leaves the machine running and the backend usable
+    assert backend.state(target) is InstanceState.RUNNING
 
 
 def test_unreachable_socket(tmp_path, backend):
