@@ -386,3 +386,22 @@ def test_random_kernel_addresses_never_hang(fixture_dump: Callable[[str], Path])
         assert mapped > 0
         assert absent
         assert all(got == want for got, want in absent)
+
+
+def test_a_vmcoreinfo_without_va_bits_is_refused_by_name(
+    fixture_dump: Callable[[str], Path],
+) -> None:
+    """A real arm64 dump read with a VMCOREINFO that lacks NUMBER(VA_BITS) (Linux < 4.12
+    wrote none): notes and the header still read; virtual reads say what is missing."""
+    path = fixture_dump("arm64-sysrq-zlib")
+    with kdiag.vmcore.open(path) as dump:
+        text = "\n".join(
+            f"{k}={v}" for k, v in dump.vmcoreinfo.raw.items() if k != "NUMBER(VA_BITS)"
+        )
+    with kdiag.vmcore.open(path, vmcoreinfo=text) as dump:
+        assert dump.utsname is not None  # from the kdump header
+        assert len(dump.cpus) == 2
+        with pytest.raises(UnsupportedDump, match=r"NUMBER\(VA_BITS\)"):
+            dump.read_symbol("init_uts_ns", 8)
+        with pytest.raises(UnsupportedDump, match=r"NUMBER\(VA_BITS\)"):
+            dump.kernel_log()
