@@ -138,8 +138,8 @@ def drgn_facts(dump_path: str | os.PathLike[str], vmlinux: str | os.PathLike[str
     :raises ConfigError: drgn is missing, or cannot read the dump with this vmlinux.
     """
     try:
-        import drgn
-        from drgn.helpers.linux.pid import for_each_task
+        import drgn  # noqa: PLC0415 - optional extra kdiag[drgn], only for --debuginfo
+        from drgn.helpers.linux.pid import for_each_task  # noqa: PLC0415 - as above
     except ImportError as exc:
         raise ConfigError("--debuginfo needs drgn: pip install 'kdiag[drgn]'") from exc
     prog = drgn.Program()

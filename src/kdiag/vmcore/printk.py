@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from kdiag.errors import UnsupportedDump
 from kdiag.vmcore.memory import VirtualMemory
@@ -121,93 +122,138 @@ def _read_slots(
     return out
 
 
-def read_lockless(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
-    """Walk the 5.10+ lockless ring buffer (``kernel/printk/printk_ringbuffer.c``)."""
+@dataclass(frozen=True, slots=True)
+class _RingGeometry:
+    """Where the lockless ring's arrays are and which descriptor ids are live."""
+
+    count: int  # descriptor slots
+    size: int  # bytes of the text data ring
+    descs_addr: int
+    infos_addr: int
+    data_addr: int
+    head_id: int
+    tail_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _RecordLayout:
+    """Offsets inside one ``prb_desc`` and one ``printk_info``, from VMCOREINFO."""
+
+    desc_size: int
+    info_size: int
+    state: int
+    begin: int
+    next: int
+    seq: int
+    ts: int
+    text_len: int
+    caller: int | None
+    has_level: bool  # facility and flags/level follow text_len (the kernel's usual layout)
+
+
+def _ring_geometry(vmem: VirtualMemory, info: VmcoreInfo, counter: int) -> _RingGeometry:
     off = info.need_offset
     rb_addr = vmem.read_u64(info.need_symbol("prb"))
     rb = vmem.read(rb_addr, info.need_size("printk_ringbuffer"), fill=True)
-    counter = info.offset("atomic_long_t", "counter") or 0
-
     dr = off("printk_ringbuffer", "desc_ring")
-    count_bits = _u32(rb, dr + off("prb_desc_ring", "count_bits"))
-    descs_addr = _u64(rb, dr + off("prb_desc_ring", "descs"))
-    infos_addr = _u64(rb, dr + off("prb_desc_ring", "infos"))
-    head_id = _u64(rb, dr + off("prb_desc_ring", "head_id") + counter)
-    tail_id = _u64(rb, dr + off("prb_desc_ring", "tail_id") + counter)
-
     tr = off("printk_ringbuffer", "text_data_ring")
+    count_bits = _u32(rb, dr + off("prb_desc_ring", "count_bits"))
     size_bits = _u32(rb, tr + off("prb_data_ring", "size_bits"))
-    data_addr = _u64(rb, tr + off("prb_data_ring", "data"))
     if count_bits > _MAX_COUNT_BITS or size_bits > _MAX_SIZE_BITS or size_bits < 3:
         raise UnsupportedDump(
             f"printk ring buffer geometry is not sane (count_bits {count_bits}, "
             f"size_bits {size_bits})"
         )
-    count = 1 << count_bits
-    size = 1 << size_bits
+    return _RingGeometry(
+        count=1 << count_bits,
+        size=1 << size_bits,
+        descs_addr=_u64(rb, dr + off("prb_desc_ring", "descs")),
+        infos_addr=_u64(rb, dr + off("prb_desc_ring", "infos")),
+        data_addr=_u64(rb, tr + off("prb_data_ring", "data")),
+        head_id=_u64(rb, dr + off("prb_desc_ring", "head_id") + counter),
+        tail_id=_u64(rb, dr + off("prb_desc_ring", "tail_id") + counter),
+    )
 
-    dsz = info.need_size("prb_desc")
-    isz = info.need_size("printk_info")
-    o_state = off("prb_desc", "state_var") + counter
-    o_lpos = off("prb_desc", "text_blk_lpos")
-    o_begin = o_lpos + off("prb_data_blk_lpos", "begin")
-    o_next = o_lpos + off("prb_data_blk_lpos", "next")
-    o_seq = off("printk_info", "seq")
-    o_ts = off("printk_info", "ts_nsec")
-    o_len = off("printk_info", "text_len")
-    o_caller = info.offset("printk_info", "caller_id")
-    # facility (u8) and flags:5/level:3 (u8) follow text_len in the kernel's layout.
-    has_level = o_caller is not None and o_caller == o_len + 4
 
-    n = ((head_id - tail_id) & _ID_MASK) + 1
-    if n > count:  # impossible in a sane ring: keep the newest `count` ids
-        tail_id = (head_id - count + 1) & _ID_MASK
-        n = count
-    first_slot = tail_id % count
-    descs = _read_slots(vmem, descs_addr, dsz, count, (first_slot, n))
-    infos = _read_slots(vmem, infos_addr, isz, count, (first_slot, n))
-    ring = _Ring(vmem, data_addr, size)
+def _record_layout(info: VmcoreInfo, counter: int) -> _RecordLayout:
+    off = info.need_offset
+    lpos = off("prb_desc", "text_blk_lpos")
+    text_len = off("printk_info", "text_len")
+    caller = info.offset("printk_info", "caller_id")
+    return _RecordLayout(
+        desc_size=info.need_size("prb_desc"),
+        info_size=info.need_size("printk_info"),
+        state=off("prb_desc", "state_var") + counter,
+        begin=lpos + off("prb_data_blk_lpos", "begin"),
+        next=lpos + off("prb_data_blk_lpos", "next"),
+        seq=off("printk_info", "seq"),
+        ts=off("printk_info", "ts_nsec"),
+        text_len=text_len,
+        caller=caller,
+        has_level=caller is not None and caller == text_len + 4,
+    )
 
+
+def read_lockless(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
+    """Walk the 5.10+ lockless ring buffer (``kernel/printk/printk_ringbuffer.c``)."""
+    counter = info.offset("atomic_long_t", "counter") or 0
+    geo = _ring_geometry(vmem, info, counter)
+    layout = _record_layout(info, counter)
+    tail_id = geo.tail_id
+    n = ((geo.head_id - tail_id) & _ID_MASK) + 1
+    if n > geo.count:  # impossible in a sane ring: keep the newest `count` ids
+        tail_id = (geo.head_id - geo.count + 1) & _ID_MASK
+        n = geo.count
+    first_slot = tail_id % geo.count
+    descs = _read_slots(vmem, geo.descs_addr, layout.desc_size, geo.count, (first_slot, n))
+    infos = _read_slots(vmem, geo.infos_addr, layout.info_size, geo.count, (first_slot, n))
+    ring = _Ring(vmem, geo.data_addr, geo.size)
     records: list[LogRecord] = []
     for k in range(n):
-        rid = (tail_id + k) & _ID_MASK
-        slot = rid % count
-        d = slot * dsz
-        sv = _u64(descs, d + o_state)
-        if sv & _ID_MASK != rid or (sv >> 62) & 3 not in (_COMMITTED, _FINALIZED):
-            continue
-        begin = _u64(descs, d + o_begin) % size
-        nxt = _u64(descs, d + o_next) % size
-        if begin == nxt:
-            continue
-        i = slot * isz
-        text_len = _u16(infos, i + o_len)
-        if begin > nxt:
-            begin = 0
-        begin += 8
-        if nxt >= begin:
-            text_len = min(text_len, nxt - begin)
-        raw = ring.get(begin, text_len)
-        level = facility = -1
-        cont = False
-        if has_level:
-            facility = infos[i + o_len + 2]
-            flags_level = infos[i + o_len + 3]
-            level = flags_level >> 5
-            cont = bool(flags_level & _LOG_CONT)
-        records.append(
-            LogRecord(
-                seq=_u64(infos, i + o_seq),
-                ts_nsec=_u64(infos, i + o_ts),
-                level=level,
-                facility=facility,
-                caller_id=None if o_caller is None else _u32(infos, i + o_caller),
-                text=raw.decode("utf-8", "backslashreplace"),
-                cont=cont,
-                raw=raw,
-            )
-        )
+        record = _lockless_record(descs, infos, ring, layout, (tail_id + k) & _ID_MASK)
+        if record is not None:
+            records.append(record)
     return records
+
+
+def _lockless_record(
+    descs: bytearray, infos: bytearray, ring: _Ring, layout: _RecordLayout, rid: int
+) -> LogRecord | None:
+    """Descriptor ``rid`` as a record, or None when it is not committed or carries no text."""
+    slot = rid % (len(descs) // layout.desc_size)
+    d = slot * layout.desc_size
+    sv = _u64(descs, d + layout.state)
+    if sv & _ID_MASK != rid or (sv >> 62) & 3 not in (_COMMITTED, _FINALIZED):
+        return None
+    begin = _u64(descs, d + layout.begin) % ring.size
+    nxt = _u64(descs, d + layout.next) % ring.size
+    if begin == nxt:
+        return None
+    i = slot * layout.info_size
+    text_len = _u16(infos, i + layout.text_len)
+    if begin > nxt:
+        begin = 0
+    begin += 8
+    if nxt >= begin:
+        text_len = min(text_len, nxt - begin)
+    raw = ring.get(begin, text_len)
+    level = facility = -1
+    cont = False
+    if layout.has_level:
+        facility = infos[i + layout.text_len + 2]
+        flags_level = infos[i + layout.text_len + 3]
+        level = flags_level >> 5
+        cont = bool(flags_level & _LOG_CONT)
+    return LogRecord(
+        seq=_u64(infos, i + layout.seq),
+        ts_nsec=_u64(infos, i + layout.ts),
+        level=level,
+        facility=facility,
+        caller_id=None if layout.caller is None else _u32(infos, i + layout.caller),
+        text=raw.decode("utf-8", "backslashreplace"),
+        cont=cont,
+        raw=raw,
+    )
 
 
 def read_structured(vmem: VirtualMemory, info: VmcoreInfo) -> list[LogRecord]:
