@@ -165,77 +165,102 @@ def _context(rng: random.Random) -> dict[str, Any]:
     return ctx
 
 
-def _condition(rng: random.Random, ctx: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """One operator block (``operator``, ``{key: values}``)."""
-    family = rng.choice(
-        ["string", "string", "set", "set", "arn", "bool", "ip", "numeric", "date", "null", "bin"]
-    )
-    if family == "string":
-        op = rng.choice(STRING_OPS)
-        keys = rng.sample(sorted(STRING_KEYS), rng.randint(1, 2))
-        missing = not all(k in ctx for k in keys)
-        if (op == "StringNotLike" and missing) or rng.random() < 0.1:
-            op += "IfExists"  # StringNotLike on a missing key: see the module docstring
-        block = {}
-        for key in keys:
-            pool = STRING_LIKE if "Like" in op else STRING_KEYS[key]
-            block[_mangle_case(rng, key)] = _one_or_many(rng, pool)
-        return op, block
-    if family == "set":
-        if rng.random() < 0.5:
-            op = "ForAnyValue:" + rng.choice(
-                ["StringEquals", "StringEqualsIgnoreCase", "StringLike"]
-            )
-            keys = [rng.choice(sorted(MULTI_KEYS))]
-        else:
-            op = "ForAllValues:" + rng.choice(STRING_OPS)
-            keys = rng.sample(sorted(MULTI_KEYS), rng.randint(1, 2))
-        block = {}
-        for key in keys:
-            pool = MULTI_LIKE if "Like" in op else MULTI_KEYS[key]
-            block[key] = _one_or_many(rng, pool)
-        return op, block
-    if family == "arn":
-        op = rng.choice(["ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike"])
-        if rng.random() < 0.3:
-            op += "IfExists"
-        key = rng.choice(sorted(ARN_KEYS))
-        return op, {key: _one_or_many(rng, ARN_PATTERNS + ARN_KEYS[key])}
-    if family == "bool":
-        op = "BoolIfExists" if rng.random() < 0.3 else "Bool"
-        return op, {rng.choice(BOOL_KEYS): rng.choice(["true", "false"])}
-    if family == "ip":
-        op = rng.choice(["IpAddress", "NotIpAddress"])
-        return op, {"aws:SourceIp": _one_or_many(rng, NETWORKS)}
-    if family == "numeric":
-        rel = rng.choice(
-            [
-                "Equals",
-                "NotEquals",
-                "LessThan",
-                "LessThanEquals",
-                "GreaterThan",
-                "GreaterThanEquals",
-            ]
-        )
-        return "Numeric" + rel, {"s3:max-keys": _one_or_many(rng, NUMBERS)}
-    if family == "date":
-        rel = rng.choice(
-            [
-                "Equals",
-                "NotEquals",
-                "LessThan",
-                "LessThanEquals",
-                "GreaterThan",
-                "GreaterThanEquals",
-            ]
-        )
-        values = _one_or_many(rng, DATES) if rel in ("Equals", "NotEquals") else rng.choice(DATES)
-        return "Date" + rel, {"aws:CurrentTime": values}
-    if family == "null":
-        key = rng.choice([*sorted(STRING_KEYS), "aws:SourceIp", "aws:CurrentTime"])
-        return "Null", {key: rng.choice(["true", "false"])}
+RELATIONS = [
+    "Equals",
+    "NotEquals",
+    "LessThan",
+    "LessThanEquals",
+    "GreaterThan",
+    "GreaterThanEquals",
+]
+
+Block = tuple[str, dict[str, Any]]
+
+
+def _string_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    op = rng.choice(STRING_OPS)
+    keys = rng.sample(sorted(STRING_KEYS), rng.randint(1, 2))
+    missing = not all(k in ctx for k in keys)
+    if (op == "StringNotLike" and missing) or rng.random() < 0.1:
+        op += "IfExists"  # StringNotLike on a missing key: see the module docstring
+    block = {}
+    for key in keys:
+        pool = STRING_LIKE if "Like" in op else STRING_KEYS[key]
+        block[_mangle_case(rng, key)] = _one_or_many(rng, pool)
+    return op, block
+
+
+def _set_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    if rng.random() < 0.5:
+        op = "ForAnyValue:" + rng.choice(["StringEquals", "StringEqualsIgnoreCase", "StringLike"])
+        keys = [rng.choice(sorted(MULTI_KEYS))]
+    else:
+        op = "ForAllValues:" + rng.choice(STRING_OPS)
+        keys = rng.sample(sorted(MULTI_KEYS), rng.randint(1, 2))
+    block = {}
+    for key in keys:
+        pool = MULTI_LIKE if "Like" in op else MULTI_KEYS[key]
+        block[key] = _one_or_many(rng, pool)
+    return op, block
+
+
+def _arn_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    op = rng.choice(["ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike"])
+    if rng.random() < 0.3:
+        op += "IfExists"
+    key = rng.choice(sorted(ARN_KEYS))
+    return op, {key: _one_or_many(rng, ARN_PATTERNS + ARN_KEYS[key])}
+
+
+def _bool_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    op = "BoolIfExists" if rng.random() < 0.3 else "Bool"
+    return op, {rng.choice(BOOL_KEYS): rng.choice(["true", "false"])}
+
+
+def _ip_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    op = rng.choice(["IpAddress", "NotIpAddress"])
+    return op, {"aws:SourceIp": _one_or_many(rng, NETWORKS)}
+
+
+def _numeric_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    rel = rng.choice(RELATIONS)
+    return "Numeric" + rel, {"s3:max-keys": _one_or_many(rng, NUMBERS)}
+
+
+def _date_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    rel = rng.choice(RELATIONS)
+    values = _one_or_many(rng, DATES) if rel in ("Equals", "NotEquals") else rng.choice(DATES)
+    return "Date" + rel, {"aws:CurrentTime": values}
+
+
+def _null_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    key = rng.choice([*sorted(STRING_KEYS), "aws:SourceIp", "aws:CurrentTime"])
+    return "Null", {key: rng.choice(["true", "false"])}
+
+
+def _binary_block(rng: random.Random, ctx: dict[str, Any]) -> Block:
     return "BinaryEquals", {"aws:BinaryKey": _one_or_many(rng, BINARIES)}
+
+
+# Operator families and how often each is drawn (listed twice: drawn twice as often).
+FAMILIES = [
+    _string_block,
+    _string_block,
+    _set_block,
+    _set_block,
+    _arn_block,
+    _bool_block,
+    _ip_block,
+    _numeric_block,
+    _date_block,
+    _null_block,
+    _binary_block,
+]
+
+
+def _condition(rng: random.Random, ctx: dict[str, Any]) -> Block:
+    """One operator block (``operator``, ``{key: values}``) from a randomly drawn family."""
+    return rng.choice(FAMILIES)(rng, ctx)
 
 
 def statement(rng: random.Random, ctx: dict[str, Any], effect: str | None = None) -> dict[str, Any]:
