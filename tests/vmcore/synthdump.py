@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 PAGE = 4096
@@ -90,77 +91,124 @@ class KdumpSpec:
     timestamp: int = 1_795_327_416
 
 
-def build_kdump(spec: KdumpSpec) -> bytes:
-    bs = PAGE
-    version = spec.version
-    bitmap_bytes = -(-spec.max_mapnr // 8)
-    half_blocks = max(1, -(-bitmap_bytes // bs))
-    sub_blocks = 1 + -(-(len(spec.vmcoreinfo) + len(spec.notes) + 512) // bs)
-    bitmap_blocks = 2 * half_blocks
-    status = CODECS[spec.codec] | (INCOMPLETE if spec.incomplete else 0)
+GARBAGE = 0xA5A5A5A5A5A5A5A5  # what an old header version leaves in fields it does not have
 
-    header = bytearray(bs)
-    struct.pack_into("<8si", header, 0, b"KDUMP   ", version)
+
+@dataclass(frozen=True)
+class KdumpLayout:
+    """Where each part of a kdump-compressed file goes, in blocks of ``PAGE`` bytes:
+    header, sub-header (vmcoreinfo and notes), 1st and 2nd bitmap, descriptors, page data."""
+
+    sub_blocks: int
+    half_blocks: int  # one bitmap
+
+    @classmethod
+    def of(cls, spec: KdumpSpec) -> KdumpLayout:
+        bitmap_bytes = -(-spec.max_mapnr // 8)
+        return cls(
+            sub_blocks=1 + -(-(len(spec.vmcoreinfo) + len(spec.notes) + 512) // PAGE),
+            half_blocks=max(1, -(-bitmap_bytes // PAGE)),
+        )
+
+    @property
+    def bitmap_blocks(self) -> int:
+        return 2 * self.half_blocks
+
+    @property
+    def desc_start(self) -> int:
+        return (1 + self.sub_blocks + self.bitmap_blocks) * PAGE
+
+    @property
+    def vmcoreinfo_at(self) -> int:
+        return PAGE + 128  # inside the sub-header block, after its fixed fields
+
+
+def _kdump_header(spec: KdumpSpec, layout: KdumpLayout) -> bytes:
+    """``struct disk_dump_header``, padded to one block."""
+    status = CODECS[spec.codec] | (INCOMPLETE if spec.incomplete else 0)
+    header = bytearray(PAGE)
+    struct.pack_into("<8si", header, 0, b"KDUMP   ", spec.version)
     header[12 : 12 + 390] = spec.utsname
     struct.pack_into(
-        "<qqIiiIIIIIIi", header, 408, spec.timestamp, 0, status, bs, sub_blocks,
-        bitmap_blocks, min(spec.max_mapnr, 0xFFFFFFFF), 0, 0, 0, 0, spec.nr_cpus,
+        "<qqIiiIIIIIIi", header, 408, spec.timestamp, 0, status, PAGE, layout.sub_blocks,
+        layout.bitmap_blocks, min(spec.max_mapnr, 0xFFFFFFFF), 0, 0, 0, 0, spec.nr_cpus,
     )  # fmt: skip
+    return bytes(header)
 
-    sub = bytearray(sub_blocks * bs)
-    vi_at = bs + 128
-    note_at = vi_at + len(spec.vmcoreinfo)
-    sub[vi_at - bs : vi_at - bs + len(spec.vmcoreinfo)] = spec.vmcoreinfo
-    sub[note_at - bs : note_at - bs + len(spec.notes)] = spec.notes
 
-    ram = set(range(spec.max_mapnr)) if spec.ram is None else spec.ram
-    bitmap1 = bytearray(half_blocks * bs)
-    bitmap2 = bytearray(half_blocks * bs)
-    for pfn in ram:
-        bitmap1[pfn >> 3] |= 1 << (pfn & 7)
-    dumped = sorted(spec.pages)
-    for pfn in dumped:
-        bitmap2[pfn >> 3] |= 1 << (pfn & 7)
+def _bitmap(pfns: Iterable[int], layout: KdumpLayout) -> bytes:
+    bitmap = bytearray(layout.half_blocks * PAGE)
+    for pfn in pfns:
+        bitmap[pfn >> 3] |= 1 << (pfn & 7)
+    return bytes(bitmap)
 
-    desc_start = (1 + sub_blocks + bitmap_blocks) * bs
-    data_at = desc_start + 24 * len(dumped)
+
+def _page_records(spec: KdumpSpec, data_at: int) -> tuple[bytes, bytes]:
+    """The page descriptors and the page data they point into (data starts at ``data_at``)."""
     descs = bytearray()
     data = bytearray()
-    for pfn in dumped:
+    for pfn in sorted(spec.pages):
         page = spec.pages[pfn]
-        assert len(page) == bs
+        assert len(page) == PAGE
         stored, flags = page, 0
         if spec.codec != "none" and pfn not in spec.raw_pages:
             packed = compress(spec.codec, page)
-            if len(packed) < bs:
+            if len(packed) < PAGE:
                 stored, flags = packed, CODECS[spec.codec]
         if pfn in spec.lost:
             descs += bytes(24)
         else:
             descs += struct.pack("<qIIQ", data_at + len(data), len(stored), flags, 0)
         data += stored
-    erase_at = data_at + len(data)
+    return bytes(descs), bytes(data)
 
-    garbage = 0xA5A5A5A5A5A5A5A5
+
+def _sub_header(spec: KdumpSpec, layout: KdumpLayout, erase_at: int) -> bytes:
+    """``struct kdump_sub_header`` followed by vmcoreinfo and notes; the fields a header
+    version older than ``spec.version`` lacks hold garbage."""
+    vi_at = layout.vmcoreinfo_at
+    note_at = vi_at + len(spec.vmcoreinfo)
     fields = [
-        spec.phys_base, spec.dump_level, 0, garbage, garbage,
+        spec.phys_base, spec.dump_level, 0, GARBAGE, GARBAGE,
         vi_at, len(spec.vmcoreinfo), note_at, len(spec.notes),
         erase_at if spec.eraseinfo else 0, len(spec.eraseinfo),
         0, spec.max_mapnr, spec.max_mapnr,
     ]  # fmt: skip
+    version = spec.version
     if version < 6:
-        fields[11:14] = [garbage] * 3
+        fields[11:14] = [GARBAGE] * 3
     if version < 5:
-        fields[9:11] = [garbage & 0x7FFFFFFFFFFFFFFF, garbage]
+        fields[9:11] = [GARBAGE & 0x7FFFFFFFFFFFFFFF, GARBAGE]
     if version < 4:
-        fields[7:9] = [garbage & 0x7FFFFFFFFFFFFFFF, garbage]
+        fields[7:9] = [GARBAGE & 0x7FFFFFFFFFFFFFFF, GARBAGE]
     if version < 3:
-        fields[5:7] = [garbage & 0x7FFFFFFFFFFFFFFF, garbage]
+        fields[5:7] = [GARBAGE & 0x7FFFFFFFFFFFFFFF, GARBAGE]
     if version < 2:
         fields[2] = 0x5A5A5A5A
+    sub = bytearray(layout.sub_blocks * PAGE)
+    sub[vi_at - PAGE : vi_at - PAGE + len(spec.vmcoreinfo)] = spec.vmcoreinfo
+    sub[note_at - PAGE : note_at - PAGE + len(spec.notes)] = spec.notes
     struct.pack_into("<QiiQQqQqQqQQQQ", sub, 0, *fields)
-    out = bytes(header) + bytes(sub) + bytes(bitmap1) + bytes(bitmap2) + bytes(descs)
-    out += bytes(data) + spec.eraseinfo
+    return bytes(sub)
+
+
+def build_kdump(spec: KdumpSpec) -> bytes:
+    layout = KdumpLayout.of(spec)
+    ram = set(range(spec.max_mapnr)) if spec.ram is None else spec.ram
+    data_at = layout.desc_start + 24 * len(spec.pages)
+    descs, data = _page_records(spec, data_at)
+    erase_at = data_at + len(data)
+    out = b"".join(
+        [
+            _kdump_header(spec, layout),
+            _sub_header(spec, layout, erase_at),
+            _bitmap(ram, layout),  # 1st bitmap: the pfns that are RAM
+            _bitmap(spec.pages, layout),  # 2nd bitmap: the pfns that were dumped
+            descs,
+            data,
+            spec.eraseinfo,
+        ]
+    )
     assert len(out) == erase_at + len(spec.eraseinfo)
     return out
 
