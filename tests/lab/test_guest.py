@@ -41,6 +41,8 @@ from tests.conftest import require_tool
         ({"name": "-x"}, "bad guest name"),
         ({"name": "x" * 33}, "bad guest name"),
         ({"profile": "nope"}, "unknown lab profile 'nope'"),
+        ({"arch": "riscv64"}, "unknown lab architecture 'riscv64'"),
+        ({"arch": "arm64", "cpus": 9}, "on arm64 has 1 to 8 vCPUs, not 9"),
     ],
 )
 def test_up_checks_the_request_before_building(tmp_path, kwargs, message):
@@ -56,6 +58,8 @@ def test_spec_accepts_what_qemu_takes():
     spec = GuestSpec.check("t-1", "dump-l31", "1G", 1)
     assert (spec.memory_mib, spec.cpus, spec.profile.name) == (1024, 1, "dump-l31")
     assert GuestSpec.check("t", "default", 300, 255).memory_mib == 300
+    arm = GuestSpec.check("a", "default", "1G", 8, arch="aarch64")
+    assert (arm.arch.name, arm.arch.console, arm.arch.command_tty) == ("arm64", "ttyAMA0", "hvc0")
 
 
 def test_lab_reads_without_creating_and_refuses_paths_as_names(tmp_path):

@@ -38,6 +38,13 @@ _Root = Annotated[
     ),
 ]
 _Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_Arch = Annotated[
+    str,
+    typer.Option(
+        "--arch",
+        help="Guest architecture: x86_64 (-M pc) or arm64 (qemu-system-aarch64 -M virt, TCG).",
+    ),
+]
 _Name = Annotated[str, typer.Argument(metavar="NAME", help="The guest's name.")]
 _Timeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the vmcore (with --wait).")
@@ -80,23 +87,27 @@ def build_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if nothing changed.")
     ] = False,
+    arch: _Arch = "x86_64",
     json_out: _Json = False,
 ) -> None:
     """Download the Debian packages (cached) and assemble the guest kernel and initramfs."""
     with _Progress() as progress:
-        info = _lab(root).build(progress, force=force)
+        info = _lab(root).build(progress, force=force, arch=arch)
     if json_out:
         print_json(info.to_json())
         return
     state = "cached" if info.cached else "built"
     typer.echo(f"{state}: {info.directory}")
-    typer.echo(f"kernel {info.kernel_release} ({info.kernel_package} {info.kernel_version})")
+    typer.echo(
+        f"{info.arch} kernel {info.kernel_release} ({info.kernel_package} {info.kernel_version})"
+    )
     typer.echo(
         f"main initramfs {info.main_initrd.stat().st_size} B, capture initramfs "
         f"{info.capture_initrd.stat().st_size} B"
     )
+    no_crashme = "linux-headers missing" if info.arch == "x86_64" else f"not built for {info.arch}"
     typer.echo(
-        f"crashme module: {'yes' if info.crashme else 'no (linux-headers missing)'}; "
+        f"crashme module: {'yes' if info.crashme else f'no ({no_crashme})'}; "
         f"facts collector: {'yes' if info.collector else 'no'}"
     )
 
@@ -107,7 +118,10 @@ def up_cmd(
     name: Annotated[
         str, typer.Option("--name", help="Guest name: lowercase letters, digits, '-'.")
     ] = "lab",
-    memory: Annotated[str, typer.Option("--memory", help="Guest RAM (512M, 2G).")] = "512M",
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="Guest RAM (512M, 2G; default 512M, 1G on arm64)."),
+    ] = None,
     cpus: Annotated[int, typer.Option("--cpus", help="Virtual CPUs (1-255).")] = 2,
     profile: Annotated[
         str, typer.Option("--profile", help="Guest profile (see `lab profiles`).")
@@ -119,6 +133,7 @@ def up_cmd(
         float, typer.Option("--timeout", help="Seconds to wait for readiness.")
     ] = 300.0,
     root: _Root = None,
+    arch: _Arch = "x86_64",
     json_out: _Json = False,
 ) -> None:
     """Boot a guest (QMP socket, serial console to a file, kdump armed per profile).
@@ -130,7 +145,12 @@ def up_cmd(
     try:
         with _Progress() as progress:
             guest = _lab(root).up(
-                name=name, profile=profile, memory=memory, cpus=cpus, progress=progress
+                name=name,
+                profile=profile,
+                memory=memory or ("512M" if arch == "x86_64" else "1G"),
+                cpus=cpus,
+                progress=progress,
+                arch=arch,
             )
     except KeyboardInterrupt:
         err.print(f"{name}: interrupted; the guest is not running")  # Lab.up stopped it

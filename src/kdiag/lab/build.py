@@ -4,9 +4,13 @@ Inputs are the downloaded .deb files, the guest ``/init``, the crashme module so
 readiness collector; their hash names the build directory, so an unchanged input set reuses
 the previous build and a changed one rebuilds. Layout under ``cache_dir()/"lab"``::
 
-    debs/                    apt-get download cache
+    debs/                    apt-get download cache (x86_64 guests)
+    debs-arm64/              the same for arm64 guests (``pkg:arm64`` packages)
     kernel/<kver>/           the unpacked kernel package (depmod -b run on it)
     build/<hash>/            vmlinuz, capture.img, main.img, crashme.ko, build.json
+
+The architecture (:mod:`kdiag.lab.arches`) is one of the inputs: an arm64 build has its own
+hash, packages and modules, and no crashme module (that needs arm64 kernel headers).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from kdiag.errors import ConfigError
 from kdiag.lab import debs
+from kdiag.lab.arches import ARCHES, GuestArch, get_arch
 from kdiag.lab.initramfs import write_initramfs
 from kdiag.paths import cache_dir
 
@@ -39,27 +44,13 @@ __all__ = (
 )
 
 #: bumped whenever the layout of a build changes
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4
 #: finished builds kept in the cache (each about 27 MB)
 KEEP_BUILDS = 4
 
-FIRST_MODULES = ("qemu_fw_cfg", "pvpanic", "pvpanic-mmio")
-# load order matters: virtio_ring before virtio (see docs/lab.md)
-CAPTURE_MODULES = (
-    "virtio_ring",
-    "virtio",
-    "virtio_pci_legacy_dev",
-    "virtio_pci_modern_dev",
-    "virtio_pci",
-    "virtio_blk",
-    "crc16",
-    "mbcache",
-    "jbd2",
-    "crc32c_generic",
-    "ext4",
-)
+FIRST_MODULES = ARCHES["x86_64"].first_modules
+CAPTURE_MODULES = ARCHES["x86_64"].capture_modules
 _BINARIES = ("usr/sbin/kexec", "usr/sbin/vmcore-dmesg", "usr/sbin/makedumpfile")
-_LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib")
 _HERE = Path(__file__).resolve().parent
 
 Progress = Callable[[str], None]
@@ -70,6 +61,7 @@ class BuildInfo:
     """What ``Lab.build`` produced."""
 
     directory: Path
+    arch: str
     kernel_release: str
     kernel_package: str
     kernel_version: str
@@ -129,6 +121,41 @@ def _module_index(kroot: Path, kver: str) -> dict[str, Path]:
     return index
 
 
+def _module_name(path: str) -> str:
+    return Path(path).name.split(".ko")[0]
+
+
+def module_order(kroot: Path, kver: str, wanted: tuple[str, ...]) -> list[str]:
+    """``wanted`` with the modules each depends on (``modules.dep``) before it, each once;
+    modules built into the kernel (``modules.builtin``) are left out."""
+    moddir = kroot / "lib" / "modules" / kver
+    deps: dict[str, list[str]] = {}
+    for line in (moddir / "modules.dep").read_text().splitlines():
+        target, _, needs = line.partition(":")
+        deps[_module_name(target)] = [_module_name(n) for n in needs.split()]
+    builtin_file = moddir / "modules.builtin"
+    builtin = {
+        _module_name(line).replace("-", "_")
+        for line in (builtin_file.read_text().split() if builtin_file.exists() else [])
+    }
+    order: list[str] = []
+
+    def add(name: str, chain: tuple[str, ...]) -> None:
+        if name in order or name.replace("-", "_") in builtin:
+            return
+        if name not in deps:
+            raise ConfigError(f"module {name} is neither built in nor in modules.dep ({kver})")
+        if name in chain:
+            raise ConfigError(f"module dependency loop: {' -> '.join((*chain, name))}")
+        for dep in deps[name]:
+            add(dep, (*chain, name))
+        order.append(name)
+
+    for name in wanted:
+        add(name, ())
+    return order
+
+
 def _copy_module(src: Path, dest: Path) -> None:
     if src.name.endswith(".ko.xz"):
         dest.write_bytes(lzma.decompress(src.read_bytes()))
@@ -148,15 +175,19 @@ def _needed(binary: Path) -> list[str]:
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
 
 
-def _find_lib(staging: Path, soname: str) -> Path | None:
-    for d in _LIB_DIRS:
+def _lib_dirs(arch: GuestArch) -> tuple[str, ...]:
+    return (f"lib/{arch.triplet}", f"usr/lib/{arch.triplet}", "lib64", "lib", "usr/lib")
+
+
+def _find_lib(staging: Path, soname: str, arch: GuestArch) -> Path | None:
+    for d in _lib_dirs(arch):
         candidate = staging / d / soname
         if candidate.exists():
             return candidate
     return None
 
 
-def _install_userland(staging: Path, root: Path) -> None:
+def _install_userland(staging: Path, root: Path, arch: GuestArch) -> None:
     busybox = staging / "bin" / "busybox"
     if not busybox.exists():
         raise ConfigError("busybox-static did not provide /bin/busybox")
@@ -181,19 +212,19 @@ def _install_userland(staging: Path, root: Path) -> None:
             if soname in seen:
                 continue
             seen.add(soname)
-            lib = _find_lib(staging, soname)
+            lib = _find_lib(staging, soname, arch)
             if lib is None:
                 raise ConfigError(f"library {soname} not found in the downloaded packages")
             dest = root / lib.relative_to(staging)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(lib.resolve(), dest)
             todo.append(lib.resolve())
-    loader = _find_lib(staging, "ld-linux-x86-64.so.2")
+    loader = _find_lib(staging, Path(arch.loader).name, arch)
     if loader is None:
         raise ConfigError("the dynamic loader is not in the downloaded libc6")
-    (root / "lib64").mkdir(exist_ok=True)
-    shutil.copyfile(loader.resolve(), root / "lib64" / "ld-linux-x86-64.so.2")
-    _executable(root / "lib64" / "ld-linux-x86-64.so.2")
+    (root / arch.loader).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(loader.resolve(), root / arch.loader)
+    _executable(root / arch.loader)
 
 
 def _build_crashme(kver: str, out: Path, note: Progress) -> Path | None:
@@ -217,8 +248,8 @@ def _build_crashme(kver: str, out: Path, note: Progress) -> Path | None:
     return out
 
 
-def _inputs_hash(deb_list: list[debs.Deb], collector: Path) -> str:
-    h = hashlib.sha256(f"format={BUILD_FORMAT}\n".encode())
+def _inputs_hash(deb_list: list[debs.Deb], collector: Path, arch: str = "x86_64") -> str:
+    h = hashlib.sha256(f"format={BUILD_FORMAT}\narch={arch}\n".encode())
     for deb in sorted(deb_list, key=lambda d: d.package):
         h.update(f"{deb.package}={deb.version}\n".encode())
     for path in (
@@ -232,40 +263,52 @@ def _inputs_hash(deb_list: list[debs.Deb], collector: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def build(progress: Progress | None = None, *, force: bool = False) -> BuildInfo:
-    """Download, unpack and assemble; reuses the previous build when no input changed."""
+def build(
+    progress: Progress | None = None, *, force: bool = False, arch: str = "x86_64"
+) -> BuildInfo:
+    """Download, unpack and assemble; reuses the previous build when no input changed.
+
+    :raises ConfigError: an unknown ``arch``, or a package, module or tool missing.
+    """
     note: Progress = progress or (lambda _msg: None)
+    spec = get_arch(arch)
     cache = lab_cache()
     with open(cache / "build.lock", "w") as lock:
         # several test sessions may build at once; one builds, the others then reuse it
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(cache, note, force=force)
+        return _build_locked(cache, note, spec, force=force)
 
 
-def _resolve(cache: Path, note: Progress) -> tuple[str, str, dict[str, str]]:
+def _suffix(arch: GuestArch) -> str:
+    """Cache names of the x86_64 build are unsuffixed (as before arm64 existed)."""
+    return "" if arch.name == "x86_64" else f"-{arch.deb_arch}"
+
+
+def _resolve(cache: Path, note: Progress, arch: GuestArch) -> tuple[str, str, dict[str, str]]:
     """Kernel package, kernel release and every package to download; cached until the apt
     lists change (``apt-cache`` takes seconds per call)."""
+    debs.ensure_architecture(arch.deb_arch, note)
     lists = Path("/var/lib/apt/lists")
     key = f"{lists.stat().st_mtime_ns if lists.exists() else 0}|{BUILD_FORMAT}"
-    record = cache / "resolved.json"
+    record = cache / f"resolved{_suffix(arch)}.json"
     try:
         saved = json.loads(record.read_text())
         if saved["key"] == key and isinstance(saved["packages"], dict):
             return saved["kpkg"], saved["kver"], saved["packages"]
     except (OSError, ValueError, KeyError):
         pass
-    kpkg, kver = debs.kernel_package(note)
-    libs = debs.library_closure(("kexec-tools", "makedumpfile"))
-    packages = debs.candidates([kpkg, *debs.TOOL_PACKAGES, *libs], note)
+    kpkg, kver = debs.kernel_package(note, arch.deb_arch)
+    libs = debs.library_closure(("kexec-tools", "makedumpfile"), arch.deb_arch)
+    packages = debs.candidates([kpkg, *debs.TOOL_PACKAGES, *libs], note, arch.deb_arch)
     record.write_text(json.dumps({"key": key, "kpkg": kpkg, "kver": kver, "packages": packages}))
     return kpkg, kver, packages
 
 
-def _build_locked(cache: Path, note: Progress, *, force: bool) -> BuildInfo:
-    kpkg, kver, packages = _resolve(cache, note)
-    deb_list = debs.download(packages, cache / "debs", note)
+def _build_locked(cache: Path, note: Progress, arch: GuestArch, *, force: bool) -> BuildInfo:
+    kpkg, kver, packages = _resolve(cache, note, arch)
+    deb_list = debs.download(packages, cache / f"debs{_suffix(arch)}", note, arch.deb_arch)
     collector = collector_path()
-    digest = _inputs_hash(deb_list, collector)
+    digest = _inputs_hash(deb_list, collector, arch.name)
     out = cache / "build" / digest
     info_path = out / "build.json"
     if info_path.exists() and not force:
@@ -285,13 +328,10 @@ def _build_locked(cache: Path, note: Progress, *, force: bool) -> BuildInfo:
         root = work / "root"
         for d in ("proc", "sys", "dev", "tmp", "mnt", "boot", "lib/modules"):
             (root / d).mkdir(parents=True, exist_ok=True)
-        _install_userland(staging, root)
+        _install_userland(staging, root, arch)
         shutil.copyfile(_HERE / "init.sh", root / "init")
         _executable(root / "init")
-        for name in (*FIRST_MODULES, *CAPTURE_MODULES):
-            if name not in modules:
-                raise ConfigError(f"module {name} missing from {kernel_deb.path.name}")
-            _copy_module(modules[name], root / "lib" / "modules" / f"{name}.ko")
+        _install_modules(kroot, kver, modules, root / "lib" / "modules", arch)
         if collector.exists():
             (root / "kdiag").mkdir()
             shutil.copyfile(collector, root / "kdiag" / "collect.sh")
@@ -304,12 +344,13 @@ def _build_locked(cache: Path, note: Progress, *, force: bool) -> BuildInfo:
         shutil.copyfile(vmlinuz, final / "vmlinuz")
         shutil.copyfile(vmlinuz, root / "boot" / "vmlinuz")
         shutil.copyfile(final / "capture.img", root / "boot" / "capture.img")
-        crashme = _build_crashme(kver, final / "crashme.ko", note)
+        crashme = _build_crashme(kver, final / "crashme.ko", note) if arch.crashme else None
         if crashme is not None:
             shutil.copyfile(crashme, root / "lib" / "modules" / "crashme.ko")
         note("packing main.img")
         write_initramfs(root, final / "main.img")
         data = {
+            "arch": arch.name,
             "kernel_release": kver,
             "kernel_package": kpkg,
             "kernel_version": kernel_deb.version,
@@ -327,6 +368,20 @@ def _build_locked(cache: Path, note: Progress, *, force: bool) -> BuildInfo:
     return _info(out, data, cached=False)
 
 
+def _install_modules(
+    kroot: Path, kver: str, modules: dict[str, Path], dest: Path, arch: GuestArch
+) -> None:
+    """Copy each kernel's modules (dependencies first) and write their load order to
+    ``first.list`` and ``capture.list``, which the guest ``/init`` reads."""
+    for kind, wanted in (("first", arch.first_modules), ("capture", arch.capture_modules)):
+        order = module_order(kroot, kver, wanted)
+        for name in order:
+            if name not in modules:
+                raise ConfigError(f"module {name} missing from the {kver} kernel package")
+            _copy_module(modules[name], dest / f"{name}.ko")
+        (dest / f"{kind}.list").write_text(" ".join(order) + "\n")
+
+
 def _prune(builds: Path, *, keep: int) -> None:
     """Remove all but the ``keep`` newest builds (older guests may still use recent ones)."""
     done = [d for d in builds.iterdir() if (d / "build.json").exists()]
@@ -340,6 +395,7 @@ def _info(out: Path, data: dict[str, object], *, cached: bool) -> BuildInfo:
     assert isinstance(packages, dict)
     return BuildInfo(
         directory=out,
+        arch=str(data.get("arch", "x86_64")),
         kernel_release=str(data["kernel_release"]),
         kernel_package=str(data["kernel_package"]),
         kernel_version=str(data["kernel_version"]),

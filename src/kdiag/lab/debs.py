@@ -1,9 +1,13 @@
 """Debian packages for the lab guest: resolve, ``apt-get download`` into a cache, unpack.
 
-Nothing is installed on the host. The guest kernel is whatever ``linux-image-amd64`` depends
-on today (``apt-cache show``); the guest userland comes from ``busybox-static``,
-``kexec-tools`` and ``makedumpfile`` plus the library packages they depend on, unpacked with
-``dpkg-deb -x`` so the guest does not depend on what the host has installed.
+Nothing is installed on the host. The guest kernel is whatever ``linux-image-amd64`` (or
+``linux-image-arm64``) depends on today (``apt-cache show``); the guest userland comes from
+``busybox-static``, ``kexec-tools`` and ``makedumpfile`` plus the library packages they depend
+on, unpacked with ``dpkg-deb -x`` so the guest does not depend on what the host has installed.
+
+Every function takes the Debian architecture (``amd64``, ``arm64``). A foreign one is asked
+for as ``package:arm64``; it needs ``dpkg --add-architecture arm64`` and an ``apt-get update``
+(:func:`ensure_architecture` does both once, as root).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = (
     "Deb",
     "candidates",
     "download",
+    "ensure_architecture",
     "kernel_package",
     "library_closure",
     "unpack",
@@ -55,15 +60,42 @@ def _run(args: list[str], *, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+def _qualified(package: str, arch: str) -> str:
+    """``package:arch`` for a foreign architecture, ``package`` for the host's own."""
+    return package if arch == host_architecture() else f"{package}:{arch}"
+
+
+_host_arch: list[str] = []
+_updated: list[bool] = []
+
+
+def host_architecture() -> str:
+    """dpkg's native architecture (``amd64`` on the reference machine)."""
+    if not _host_arch:
+        _host_arch.append(_run(["dpkg", "--print-architecture"]).strip())
+    return _host_arch[0]
+
+
+def ensure_architecture(arch: str, note: Note) -> None:
+    """Make ``arch`` known to dpkg and apt (``dpkg --add-architecture``, ``apt-get update``)
+    unless it is the host's own or already added."""
+    if arch == host_architecture():
+        return
+    foreign = _run(["dpkg", "--print-foreign-architectures"]).split()
+    if arch in foreign:
+        return
+    note(f"dpkg --add-architecture {arch}; apt-get update")
+    _run(["dpkg", "--add-architecture", arch])
+    _updated.append(True)
+    _run(["apt-get", "update", "-q"])
+
+
 def _candidate(package: str) -> str | None:
     out = _run(["apt-cache", "policy", package])
     match = re.search(r"Candidate:\s*(\S+)", out)
     if match is None or match.group(1) == "(none)":
         return None
     return match.group(1)
-
-
-_updated: list[bool] = []
 
 
 def _ensure_candidate(package: str, note: Note) -> str:
@@ -79,17 +111,19 @@ def _ensure_candidate(package: str, note: Note) -> str:
     return version
 
 
-def kernel_package(note: Note) -> tuple[str, str]:
-    """``(package, kernel release)`` that ``linux-image-amd64`` depends on now."""
-    _ensure_candidate("linux-image-amd64", note)
-    out = _run(["apt-cache", "show", "--no-all-versions", "linux-image-amd64"])
-    match = re.search(r"^Depends:.*?\b(linux-image-(\d[^\s,]*-amd64))\b", out, re.MULTILINE)
+def kernel_package(note: Note, arch: str = "amd64") -> tuple[str, str]:
+    """``(package, kernel release)`` that ``linux-image-<arch>`` depends on now."""
+    meta = _qualified(f"linux-image-{arch}", arch)
+    _ensure_candidate(meta, note)
+    out = _run(["apt-cache", "show", "--no-all-versions", meta])
+    pattern = rf"^Depends:.*?\b(linux-image-(\d[^\s,:]*-{re.escape(arch)}))\b"
+    match = re.search(pattern, out, re.MULTILINE)
     if match is None:
-        raise ConfigError("cannot find the kernel package in linux-image-amd64's Depends")
+        raise ConfigError(f"cannot find the kernel package in {meta}'s Depends")
     return match.group(1), match.group(2)
 
 
-def _direct_depends(packages: list[str]) -> dict[str, list[str]]:
+def _direct_depends(packages: list[str], arch: str) -> dict[str, list[str]]:
     out = _run(
         [
             "apt-cache",
@@ -100,7 +134,7 @@ def _direct_depends(packages: list[str]) -> dict[str, list[str]]:
             "--no-breaks",
             "--no-replaces",
             "--no-enhances",
-            *packages,
+            *(_qualified(p, arch) for p in packages),
         ]
     )
     result: dict[str, list[str]] = {}
@@ -115,12 +149,12 @@ def _direct_depends(packages: list[str]) -> dict[str, list[str]]:
     return result
 
 
-def library_closure(packages: Iterable[str]) -> list[str]:
+def library_closure(packages: Iterable[str], arch: str = "amd64") -> list[str]:
     """The library packages ``packages`` need, following library dependencies only."""
     libs: set[str] = set()
     level = list(packages)
     while level:
-        found = _direct_depends(level)
+        found = _direct_depends(level, arch)
         level = []
         for deps in found.values():
             for dep in deps:
@@ -130,8 +164,8 @@ def library_closure(packages: Iterable[str]) -> list[str]:
     return sorted(libs)
 
 
-def _candidates(packages: list[str]) -> dict[str, str | None]:
-    out = _run(["apt-cache", "policy", *packages])
+def _candidates(packages: list[str], arch: str) -> dict[str, str | None]:
+    out = _run(["apt-cache", "policy", *(_qualified(p, arch) for p in packages)])
     result: dict[str, str | None] = {}
     name = ""
     for line in out.splitlines():
@@ -143,24 +177,27 @@ def _candidates(packages: list[str]) -> dict[str, str | None]:
     return result
 
 
-def candidates(packages: Iterable[str], note: Note) -> dict[str, str]:
+def candidates(packages: Iterable[str], note: Note, arch: str = "amd64") -> dict[str, str]:
     """The candidate version of each package (``apt-get update`` once if one has none)."""
     names = list(packages)
-    found = _candidates(names)
-    return {name: found.get(name) or _ensure_candidate(name, note) for name in names}
+    found = _candidates(names, arch)
+    return {
+        name: found.get(name) or _ensure_candidate(_qualified(name, arch), note) for name in names
+    }
 
 
-def download(versions: dict[str, str], dest: Path, note: Note) -> list[Deb]:
+def download(versions: dict[str, str], dest: Path, note: Note, arch: str = "amd64") -> list[Deb]:
     """``apt-get download`` each ``package=version`` into ``dest`` unless already there."""
     dest.mkdir(parents=True, exist_ok=True)
     debs = []
     for package, version in versions.items():
         file_version = version.replace(":", "%3a")
-        matches = sorted(dest.glob(f"{package}_{file_version}_*.deb"))
+        pattern = f"{package}_{file_version}_*.deb"  # one directory per architecture
+        matches = sorted(dest.glob(pattern))
         if not matches:
-            note(f"apt-get download {package}={version}")
-            _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=dest)
-            matches = sorted(dest.glob(f"{package}_{file_version}_*.deb"))
+            note(f"apt-get download {_qualified(package, arch)}={version}")
+            _run(["apt-get", "download", "-q", f"{_qualified(package, arch)}={version}"], cwd=dest)
+            matches = sorted(dest.glob(pattern))
         if not matches:
             raise ConfigError(f"apt-get download {package} left no .deb in {dest}")
         debs.append(Deb(package, version, matches[0]))

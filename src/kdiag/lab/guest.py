@@ -35,6 +35,7 @@ from kdiag.errors import (
     IncorrectState,
     TargetNotFound,
 )
+from kdiag.lab.arches import ARCHES, GuestArch, get_arch
 from kdiag.lab.build import BuildInfo, build, lab_cache
 from kdiag.lab.profiles import TRIGGERS, Profile, get_profile
 from kdiag.lab.qemu import GuestFiles, choose_accel, command_line
@@ -45,8 +46,6 @@ __all__ = ("Guest", "GuestSpec", "Lab", "parse_memory")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _SOCKET_PATH_MAX = 100
 _MIN_MEMORY_MIB = 256
-#: QEMU's ``pc`` machine takes at most 255 vCPUs.
-_MAX_CPUS = 255
 #: Seconds for QEMU to start and answer on its monitor (it does in well under one).
 _START_SECONDS = 20.0
 #: QMP timeout for the lab's own calls (a loaded TCG host answers slowly).
@@ -90,6 +89,7 @@ class GuestSpec:
     profile: Profile
     memory_mib: int
     cpus: int
+    arch: GuestArch = ARCHES["x86_64"]
 
     @classmethod
     def check(
@@ -99,16 +99,21 @@ class GuestSpec:
         memory: str | int,
         cpus: int,
         dumps: tuple[tuple[str, ...], ...] | None = None,
+        *,
+        arch: str = "x86_64",
     ) -> GuestSpec:
-        """:raises ConfigError: a bad name, an unknown profile, too little or too much
-        memory, or a vCPU count outside 1-255."""
+        """:raises ConfigError: a bad name, an unknown profile or architecture, too little
+        or too much memory, or a vCPU count outside 1-255 (1-8 on arm64's ``virt``)."""
+        spec = get_arch(arch)
         prof = get_profile(profile)
         if dumps:
             prof = dataclasses.replace(prof, dumps=tuple(dumps))
         memory_mib = parse_memory(memory) if isinstance(memory, str) else _check_memory(memory)
-        if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= _MAX_CPUS:
-            raise ConfigError(f"a lab guest has 1 to {_MAX_CPUS} vCPUs, not {cpus!r}")
-        return cls(check_name(name), prof, memory_mib, cpus)
+        if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= spec.max_cpus:
+            raise ConfigError(
+                f"a lab guest on {spec.name} has 1 to {spec.max_cpus} vCPUs, not {cpus!r}"
+            )
+        return cls(check_name(name), prof, memory_mib, cpus, spec)
 
 
 def _alive(pid: int | None) -> bool:
@@ -144,6 +149,7 @@ class Guest:
         self.accel: str = self.config["accel"]
         self.memory_mib: int = self.config["memory_mib"]
         self.cpus: int = self.config["cpus"]
+        self.arch: str = self.config.get("arch", "x86_64")
         self.qmp_socket = directory / "qmp.sock"
         self.console_path = directory / "console.log"
         self.crash_dir = directory / "crash"
@@ -196,7 +202,7 @@ class Guest:
     @property
     def target(self) -> Target:
         """This guest as a qmp backend target (what ``kdiag instances add`` would store)."""
-        return Target(self.name, {"address": str(self.qmp_socket)})
+        return Target(self.name, {"address": str(self.qmp_socket)}, arch=self.arch)
 
     @property
     def phase(self) -> str:
@@ -216,6 +222,7 @@ class Guest:
         running = status.get("phase") != "stopped"
         return {
             "name": self.name,
+            "arch": self.arch,
             "profile": self.profile,
             "accel": self.accel,
             "memory_mib": self.memory_mib,
@@ -334,6 +341,8 @@ class Guest:
         does to an instance), which refuses a guest whose vCPUs are not running.
 
         :raises IncorrectState: QEMU is not running, or the guest is paused.
+        :raises NMINotSupported: QEMU cannot inject an NMI into this machine (arm64 ``virt``
+            on QEMU 7.2), as EC2 answers for an instance type that cannot take one.
         """
         if not self.running:
             raise IncorrectState(
@@ -366,8 +375,10 @@ class Lab:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else state_dir() / "lab"
 
-    def build(self, progress: Any = None, *, force: bool = False) -> BuildInfo:
-        return build(progress, force=force)
+    def build(
+        self, progress: Any = None, *, force: bool = False, arch: str = "x86_64"
+    ) -> BuildInfo:
+        return build(progress, force=force, arch=arch)
 
     def list(self) -> list[Guest]:
         if not self.root.is_dir():
@@ -387,6 +398,7 @@ class Lab:
         progress: Any = None,
         accel: str | None = None,
         dumps: tuple[tuple[str, ...], ...] | None = None,
+        arch: str = "x86_64",
     ) -> Guest:
         """Build if needed, start a guest, and return once QEMU runs it (``wait_ready``
         waits for the boot).
@@ -400,10 +412,13 @@ class Lab:
         ``dumps`` replaces the profile's makedumpfile option sets: the capture kernel saves
         one file per set (the first is ``vmcore``, the others ``vmcore.<options>``).
 
-        :raises ConfigError: a bad name, profile, memory size or vCPU count.
+        ``arch`` is ``x86_64`` (``-M pc``) or ``arm64`` (``qemu-system-aarch64 -M virt``,
+        TCG).
+
+        :raises ConfigError: a bad name, profile, architecture, memory size or vCPU count.
         :raises IncorrectState: a guest of that name is running.
         """
-        spec = GuestSpec.check(name, profile, memory, cpus, dumps)
+        spec = GuestSpec.check(name, profile, memory, cpus, dumps, arch=arch)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         directory = self.root / spec.name
         if len(str(directory / "events.sock")) > _SOCKET_PATH_MAX:
@@ -412,11 +427,11 @@ class Lab:
             raise IncorrectState(
                 f"lab guest {spec.name} is already running (kdiag lab down {spec.name} stops it)"
             )
-        info = build(progress)
+        info = build(progress, arch=spec.arch.name)
         files = _prepare_directory(directory, info)
         _make_disk(files.disk, spec.memory_mib, spec.profile.dumps)
         if accel is None:
-            choice = choose_accel(info.vmlinuz, lab_cache())
+            choice = choose_accel(info.vmlinuz, lab_cache(), spec.arch.name)
             accel, reason = choice.accel, choice.reason
         else:
             reason = "requested"
@@ -457,16 +472,26 @@ def _prepare_directory(directory: Path, info: BuildInfo) -> GuestFiles:
 def _kernel_command_line(spec: GuestSpec) -> tuple[list[str], str | None]:
     """The first kernel's command line, and its ``crashkernel=`` size (None: none)."""
     append = [
-        "console=ttyS0",
+        f"console={spec.arch.console}",
         "panic=10",
         "crash_kexec_post_notifiers",
         f"lab_name={spec.name}",
     ]
+    if spec.arch.name != "x86_64":
+        append += [f"lab_tty={spec.arch.console}", f"lab_cmdtty={spec.arch.command_tty}"]
     crashkernel = None
     if spec.profile.crashkernel:
-        crashkernel = "128M" if spec.memory_mib <= 1536 else "256M"
+        crashkernel = _crashkernel(spec)
         append.append(f"crashkernel={crashkernel}")
     return [*append, *spec.profile.cmdline()], crashkernel
+
+
+def _crashkernel(spec: GuestSpec) -> str:
+    """The reservation: arm64's capture kernel (an uncompressed 30 MB ``Image``, its page
+    tables and the initramfs) needs 256M; x86_64 does with 128M up to 1.5G of RAM."""
+    if spec.arch.name == "arm64" or spec.memory_mib > 1536:
+        return "256M"
+    return "128M"
 
 
 def _guest_config(
@@ -475,10 +500,16 @@ def _guest_config(
     """``guest.json``: how the guest is started (the supervisor reads ``qemu_args``)."""
     append, crashkernel = _kernel_command_line(spec)
     args = command_line(
-        files, accel=accel, memory_mib=spec.memory_mib, cpus=spec.cpus, append=" ".join(append)
+        files,
+        accel=accel,
+        memory_mib=spec.memory_mib,
+        cpus=spec.cpus,
+        append=" ".join(append),
+        arch=spec.arch.name,
     )
     return {
         "name": spec.name,
+        "arch": spec.arch.name,
         "profile": spec.profile.name,
         "accel": accel,
         "accel_reason": reason,

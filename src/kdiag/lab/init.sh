@@ -11,6 +11,10 @@
 #   lab_capture=save|hang   what the capture kernel does
 #   lab_dump=o_o/o_o    makedumpfile option sets, "_" for spaces, "/" between sets
 #   lab_capargs=a_b     extra capture kernel parameters
+#   lab_tty=T           console device for the LAB: lines (ttyS0; ttyAMA0 on arm64)
+#   lab_cmdtty=T        command channel device (ttyS1; hvc0, a virtio console, on arm64)
+# The modules each kernel loads, dependencies first, are listed in /lib/modules/first.list and
+# /lib/modules/capture.list (written by the build for the guest's architecture).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /bin /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
@@ -18,12 +22,16 @@
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 
-say() { echo "LAB: $* [uptime=$(cut -d' ' -f1 /proc/uptime)]" > /dev/ttyS0; }
 arg() {
     for word in $(cat /proc/cmdline); do
         case "$word" in "$1"=*) echo "${word#*=}"; return ;; esac
     done
 }
+TTY=$(arg lab_tty)
+[ -n "$TTY" ] || TTY=ttyS0
+CMDTTY=$(arg lab_cmdtty)
+[ -n "$CMDTTY" ] || CMDTTY=ttyS1
+say() { echo "LAB: $* [uptime=$(cut -d' ' -f1 /proc/uptime)]" > /dev/$TTY; }
 load() {
     for m in "$@"; do
         insmod "/lib/modules/$m.ko" 2>/dev/null || say "insmod $m FAILED"
@@ -41,8 +49,7 @@ if [ -e /proc/vmcore ]; then
         say "LAB-CAPTURE-HANG (profile capture-hang: never writing the dump)"
         while :; do sleep 3600; done
     fi
-    load virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
-        crc16 mbcache jbd2 crc32c_generic ext4
+    load $(cat /lib/modules/capture.list)
     i=0
     while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
     if ! mount -t ext4 /dev/vda /mnt; then
@@ -79,7 +86,7 @@ fi
 
 # ----------------------------------------------------------------------------- first kernel
 say "first kernel $KVER up; cmdline: $(cat /proc/cmdline)"
-load qemu_fw_cfg pvpanic pvpanic-mmio
+load $(cat /lib/modules/first.list)
 [ -e /lib/modules/crashme.ko ] && load crashme
 [ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ] && say "fw_cfg etc/vmcoreinfo present"
 for kv in $(arg lab_sysctl | tr ',' ' '); do
@@ -89,15 +96,34 @@ for kv in $(arg lab_sysctl | tr ',' ' '); do
 done
 loaded=0
 if [ "$(arg lab_kdump)" != 0 ]; then
-    capargs="console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=1 lab_name=$NAME"
+    capargs="console=$TTY irqpoll nr_cpus=1 reset_devices panic=1 lab_name=$NAME lab_tty=$TTY"
     capargs="$capargs lab_capture=$(arg lab_capture) lab_dump=$(arg lab_dump)"
     extra=$(arg lab_capargs)
     [ -n "$extra" ] && capargs="$capargs $(echo "$extra" | tr '_' ' ')"
+    # Debian's arm64 kernel lists no _text in /proc/kallsyms (no CONFIG_KALLSYMS_ALL):
+    # kexec -p then builds a broken ELF core header, says "Can't get the symbol of _text"
+    # and still exits 0, and the capture kernel cannot save a dump. Give it _text, 64 KiB
+    # below _stext (arm64's head text), in a copy bind-mounted over /proc/kallsyms.
+    # lab_text_fix=0 leaves the trap armed (profile text-trap).
+    if ! grep -q ' _text$' /proc/kallsyms && [ "$(arg lab_text_fix)" != 0 ]; then
+        stext=$(grep ' _stext$' /proc/kallsyms | cut -d' ' -f1)
+        high=${stext%????????}
+        low=${stext#"$high"}
+        if [ -n "$stext" ] && [ "$((0x$low))" -ge 65536 ]; then
+            text=$high$(printf '%08x' $((0x$low - 65536)))
+            { cat /proc/kallsyms; echo "$text T _text"; } > /tmp/kallsyms
+            mount --bind /tmp/kallsyms /proc/kallsyms && kallsyms_fixed=1
+            say "kallsyms: added $text T _text (_stext=$stext)"
+        else
+            say "kallsyms: no _text and no usable _stext ($stext)"
+        fi
+    fi
     if kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$capargs" 2>/tmp/kexec.err; then
         say "kexec -p rc=0"
     else
         say "kexec -p FAILED: $(tail -n 2 /tmp/kexec.err | tr '\n' ' ')"
     fi
+    [ -n "$kallsyms_fixed" ] && umount /proc/kallsyms
     loaded=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo 0)
 fi
 
@@ -113,14 +139,16 @@ if [ -x /kdiag/collect.sh ]; then
         echo "LAB: LAB-FACTS-BEGIN rc=$rc"
         base64 < /tmp/facts.json
         echo "LAB: LAB-FACTS-END"
-    } > /dev/ttyS0
+    } > /dev/$TTY
     echo "$printk" > /proc/sys/kernel/printk
 fi
 
-# open the command channel (the second serial port) before announcing readiness: bytes that
-# arrive while the port is closed are dropped
-stty -F /dev/ttyS1 raw -echo 2>/dev/null
-exec 3< /dev/ttyS1
+# open the command channel (the second serial port, or the virtio console) before announcing
+# readiness: bytes that arrive while the port is closed are dropped
+i=0
+while [ ! -e /dev/$CMDTTY ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+stty -F /dev/$CMDTTY raw -echo 2>/dev/null
+exec 3< /dev/$CMDTTY
 
 say "LAB-READY kdump_loaded=$loaded profile=$(arg lab_profile)"
 

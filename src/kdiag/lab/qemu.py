@@ -2,7 +2,8 @@
 
 KVM is used only when a probe proves it runs an unmodified Debian kernel: ``/dev/kvm``
 opening is not enough (on PVM-based nested hosts QEMU aborts on MSR 0x10a or stops with
-"KVM internal error"). Otherwise TCG with one host thread per vCPU.
+"KVM internal error"). Otherwise TCG with one host thread per vCPU. An arm64 guest
+(``qemu-system-aarch64 -M virt``, device tree boot, no firmware) always runs under TCG.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdiag.errors import BackendUnavailable
+from kdiag.lab.arches import GuestArch, get_arch
 
 __all__ = (
     "ACCEL_OPTIONS",
@@ -54,11 +56,12 @@ class GuestFiles:
     commands: Path
 
 
-def qemu_binary() -> str:
-    path = shutil.which("qemu-system-x86_64")
+def qemu_binary(arch: str = "x86_64") -> str:
+    spec = get_arch(arch)
+    path = shutil.which(spec.qemu_binary)
     if path is None:
         raise BackendUnavailable(
-            "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
+            f"{spec.qemu_binary} is not installed (apt-get install {spec.qemu_package})"
         )
     return path
 
@@ -111,8 +114,10 @@ def _probe_kvm(vmlinuz: Path) -> tuple[bool, str]:
     return True, "probe guest booted under KVM"
 
 
-def choose_accel(vmlinuz: Path, cache: Path) -> AccelChoice:
+def choose_accel(vmlinuz: Path, cache: Path, arch: str = "x86_64") -> AccelChoice:
     """KVM when it demonstrably works here, else TCG. ``$KDIAG_LAB_ACCEL`` forces one."""
+    if not get_arch(arch).kvm:
+        return AccelChoice("tcg", f"an {arch} guest on this host runs under TCG")
     forced = os.environ.get("KDIAG_LAB_ACCEL")
     if forced in ACCEL_OPTIONS:
         return AccelChoice(forced, "forced by KDIAG_LAB_ACCEL")
@@ -141,8 +146,12 @@ def command_line(
     memory_mib: int,
     cpus: int,
     append: str,
+    arch: str = "x86_64",
 ) -> list[str]:
     """The QEMU argument vector for one lab guest."""
+    spec = get_arch(arch)
+    if spec.name != "x86_64":
+        return _virt_command_line(files, spec, memory_mib=memory_mib, cpus=cpus, append=append)
     return [
         qemu_binary(),
         "-name",
@@ -188,4 +197,60 @@ def command_line(
         f"file={files.disk},format=raw,if=none,id=d0,cache=writeback",
         "-device",
         "virtio-blk-pci,drive=d0",
+    ]
+
+
+def _virt_command_line(
+    files: GuestFiles, spec: GuestArch, *, memory_mib: int, cpus: int, append: str
+) -> list[str]:
+    """An arm64 guest on ``-M virt``: one PL011 UART (the console), the command channel on a
+    virtio console, the dump disk on virtio-mmio, no pvpanic (it has no ISA bus)."""
+    return [
+        qemu_binary(spec.name),
+        "-name",
+        files.directory.name,
+        "-machine",
+        spec.machine,
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        spec.tcg_cpu,
+        "-smp",
+        str(cpus),
+        "-m",
+        str(memory_mib),
+        "-display",
+        "none",
+        "-nic",
+        "none",
+        "-kernel",
+        str(files.vmlinuz),
+        "-initrd",
+        str(files.initrd),
+        "-append",
+        append,
+        "-chardev",
+        f"file,id=ser0,path={files.console}",
+        "-serial",
+        "chardev:ser0",
+        "-device",
+        "virtio-serial-device",
+        "-chardev",
+        f"socket,id=cmd0,path={files.commands},server=on,wait=off",
+        "-device",
+        "virtconsole,chardev=cmd0",
+        "-qmp",
+        f"unix:{files.qmp},server=on,wait=off",
+        "-chardev",
+        f"socket,id=ev0,path={files.events},server=on,wait=off",
+        "-mon",
+        "chardev=ev0,mode=control",
+        "-device",
+        "vmcoreinfo",
+        "-action",
+        "panic=none",
+        "-drive",
+        f"file={files.disk},format=raw,if=none,id=d0,cache=writeback",
+        "-device",
+        "virtio-blk-device,drive=d0",
     ]
