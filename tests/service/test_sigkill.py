@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -24,6 +25,7 @@ from kdiag.store import Store
 from .conftest import REGION, allow
 
 THREADS = 4
+DELIVERIES = 40  # NMIs the backend must have received before the server is killed
 
 
 def _free_port():
@@ -37,32 +39,56 @@ def _nonce(request, **_):
     request.headers["X-Kdiag-Nonce"] = str(uuid.uuid4())
 
 
-def test_sigkill_mid_load_loses_no_audit_row(tmp_path):
-    db = f"sqlite:///{tmp_path}/kdiag.db"
-    record = tmp_path / "nmi.log"
-    env = {
-        **os.environ,
-        "KDIAG_KEY_FILE": str(tmp_path / "kdiag.key"),
-        "KDIAG_STATE_DIR": str(tmp_path),
-    }
-    with Store.open(db, key_file=tmp_path / "kdiag.key") as store:
+@dataclass(frozen=True)
+class Deployment:
+    """A store with one fake instance per load thread and a user allowed to NMI them all."""
+
+    state_dir: Path
+    instances: list[str]
+    key_id: str
+    secret: str
+
+    @property
+    def db(self):
+        return f"sqlite:///{self.state_dir}/kdiag.db"
+
+    @property
+    def key_file(self):
+        return self.state_dir / "kdiag.key"
+
+    @property
+    def record(self):
+        """The fake backend appends one line per NMI it receives: ``<instance id> ...``."""
+        return self.state_dir / "nmi.log"
+
+
+def _deploy(state_dir):
+    with Store.open(f"sqlite:///{state_dir}/kdiag.db", key_file=state_dir / "kdiag.key") as store:
         instances = [
-            store.add_instance(backend="fake", target={"record": str(record)}).id
+            store.add_instance(backend="fake", target={"record": str(state_dir / "nmi.log")}).id
             for _ in range(THREADS)
         ]
         user = store.create_user("loader")
         store.put_user_policy(user, "all", json.dumps(allow()))
         key, secret = store.create_access_key(user)
+    return Deployment(state_dir, instances, key.id, secret)
 
-    port = _free_port()
-    server = subprocess.Popen(
+
+def _serve(deployment, port):
+    """``kdiag serve`` as its own process, so that it can be SIGKILLed."""
+    env = {
+        **os.environ,
+        "KDIAG_KEY_FILE": str(deployment.key_file),
+        "KDIAG_STATE_DIR": str(deployment.state_dir),
+    }
+    return subprocess.Popen(
         [
             str(Path(sys.executable).with_name("kdiag")),
             "serve",
             "--port",
             str(port),
             "--db",
-            db,
+            deployment.db,
             "--rate",
             "100000",
             "--burst",
@@ -72,66 +98,102 @@ def test_sigkill_mid_load_loses_no_audit_row(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
+
+
+def _wait_until_up(url, server):
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/v1/openapi.json", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    pytest.fail("kdiag serve did not come up: " + server.stderr.read().decode()[-2000:])
+
+
+class Load:
+    """One boto3 client per instance, each sending SendDiagnosticInterrupt in a loop until
+    stopped or until a call fails (the server is gone); ``answered`` counts the successes."""
+
+    def __init__(self, url, deployment):
+        self.url = url
+        self.deployment = deployment
+        self.answered = collections.Counter()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._send, args=(i,)) for i in deployment.instances
+        ]
+
+    def _send(self, instance_id):
+        client = boto3.session.Session().client(
+            "ec2",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=self.deployment.key_id,
+            aws_secret_access_key=self.deployment.secret,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+        )
+        client.meta.events.register("before-sign.ec2.SendDiagnosticInterrupt", _nonce)
+        while not self._stop.is_set():
             try:
-                if httpx.get(url + "/v1/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("kdiag serve did not come up: " + server.stderr.read().decode()[-2000:])
+                client.send_diagnostic_interrupt(InstanceId=instance_id)
+                self.answered[instance_id] += 1
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+                return
 
-        stop = threading.Event()
-        answered = collections.Counter()
-
-        def load(instance_id):
-            client = boto3.session.Session().client(
-                "ec2",
-                endpoint_url=url,
-                region_name=REGION,
-                aws_access_key_id=key.id,
-                aws_secret_access_key=secret,
-                config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
-            )
-            client.meta.events.register("before-sign.ec2.SendDiagnosticInterrupt", _nonce)
-            while not stop.is_set():
-                try:
-                    client.send_diagnostic_interrupt(InstanceId=instance_id)
-                    answered[instance_id] += 1
-                except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-                    return
-
-        threads = [threading.Thread(target=load, args=(i,)) for i in instances]
-        for t in threads:
+    def start(self):
+        for t in self._threads:
             t.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if record.exists() and len(record.read_text().splitlines()) >= 40:
-                break
-            time.sleep(0.01)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def _wait_for_deliveries(record, count, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if record.exists() and len(record.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.01)
+
+
+def _audit_counts(deployment):
+    """Per instance: rows committed as intents (``pending`` or ``sent``), and ``sent`` rows."""
+    with Store.open(deployment.db, key_file=deployment.key_file) as store:
+        rows = [r for r in store.audit_rows() if r.action == "SendDiagnosticInterrupt"]
+    recorded = collections.Counter(r.instance_id for r in rows if r.outcome in ("pending", "sent"))
+    sent = collections.Counter(r.instance_id for r in rows if r.outcome == "sent")
+    return recorded, sent
+
+
+def test_sigkill_mid_load_loses_no_audit_row(tmp_path):
+    deployment = _deploy(tmp_path)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(deployment, port)
+    try:
+        _wait_until_up(url, server)
+        load = Load(url, deployment)
+        load.start()
+        _wait_for_deliveries(deployment.record, DELIVERIES)
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
-        stop.set()
-        for t in threads:
-            t.join(30)
+        load.stop()
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
         server.stderr.close()
 
-    delivered = collections.Counter(line.split()[0] for line in record.read_text().splitlines())
-    assert sum(delivered.values()) >= 40
-    with Store.open(db, key_file=tmp_path / "kdiag.key") as store:
-        rows = [r for r in store.audit_rows() if r.action == "SendDiagnosticInterrupt"]
-    recorded = collections.Counter(r.instance_id for r in rows if r.outcome in ("pending", "sent"))
-    sent_rows = collections.Counter(r.instance_id for r in rows if r.outcome == "sent")
-    for instance_id in instances:
+    lines = deployment.record.read_text().splitlines()
+    delivered = collections.Counter(line.split()[0] for line in lines)
+    assert sum(delivered.values()) >= DELIVERIES
+    recorded, sent_rows = _audit_counts(deployment)
+    for instance_id in deployment.instances:
         # every NMI that went out has a row committed before it went out...
         assert delivered[instance_id] <= recorded[instance_id]
         # ...and every row that says "sent" is an NMI that went out
         assert sent_rows[instance_id] <= delivered[instance_id]
         # every answer a client saw corresponds to a delivered NMI
-        assert answered[instance_id] <= delivered[instance_id]
+        assert load.answered[instance_id] <= delivered[instance_id]
