@@ -14,9 +14,10 @@ The fenced ```sh, ```console and ```json blocks are read from the documents them
 
 What a block needs from outside is prepared in its working directory under the names the
 documents use: ``vmcore`` (a fixture dump; ``vmcore-a``, ``vmcore-b`` and ``vmcore.zst`` more
-of them), ``dmesg.txt`` (makedumpfile's log of ``vmcore``),
-``nmi.json`` (the README's own policy of that name), ``host.json`` (facts collected on this
-machine by ``kdiag doctor --print-collector``), ``crashcontrol.reg`` (a CrashControl export).
+of them; ``dump.1``..``dump.3`` a ``makedumpfile --split`` set), ``dmesg.txt`` (makedumpfile's
+log of ``vmcore``), ``nmi.json`` (the README's own policy of that name), ``host.json`` (facts
+collected on this machine by ``kdiag doctor --print-collector``), ``crashcontrol.reg`` (a
+CrashControl export).
 Three narrow substitutions stand for what a reader does by hand: port 8787 becomes a free
 port, ``AKIA...``/``...`` in ``export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...`` become
 the key that ``kdiag iam create-access-key`` printed before, and a backgrounded ``kdiag serve``
@@ -47,6 +48,7 @@ from kdiag.policy import validate
 from kdiag.service.server import bind_socket
 from tests.conftest import REPO, fixtures_root
 from tests.readiness.test_windows import GOOD, reg_file
+from tests.vmcore import makedumpfile_sets
 
 try:  # Typer >= 0.25 vendors its own copy of click (as kdiag.cli.main does)
     from typer._click import exceptions as click_exceptions
@@ -387,8 +389,22 @@ def _readme_policy() -> str:
     return named[0].text
 
 
+@pytest.fixture(scope="module")
+def split_set(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A real ``makedumpfile --split`` set of three files (cached, as tests/vmcore make it)."""
+
+    def elf(name: str) -> Path:
+        out = tmp_path_factory.mktemp("elf") / "vmcore"
+        packed = fixtures_root() / name / "vmcore.zst"
+        subprocess.run(["zstd", "-q", "-d", "--long=31", packed, "-o", out], check=True)
+        return out
+
+    split = ["--split", "--splitblock-size", "64", "-c", "-d", "31"]
+    return makedumpfile_sets.made(elf, "split3-c-d31", split, ["s1", "s2", "s3"])
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path, facts_json: Path) -> tuple[Path, dict[str, str]]:
+def sandbox(tmp_path: Path, facts_json: Path, split_set: list[Path]) -> tuple[Path, dict[str, str]]:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     dump = fixtures_root() / "nmi-zlib"
@@ -396,6 +412,8 @@ def sandbox(tmp_path: Path, facts_json: Path) -> tuple[Path, dict[str, str]]:
     (cwd / "vmcore-a").symlink_to(dump / "vmcore")
     (cwd / "vmcore-b").symlink_to(fixtures_root() / "oops-null-zlib" / "vmcore")
     (cwd / "vmcore.zst").symlink_to(fixtures_root() / "nmi-elf" / "vmcore.zst")
+    for number, member in enumerate(split_set, 1):
+        (cwd / f"dump.{number}").symlink_to(member)
     shutil.copy(dump / "makedumpfile-dmesg.txt", cwd / "dmesg.txt")
     (cwd / "nmi.json").write_text(_readme_policy())
     shutil.copy(facts_json, cwd / "host.json")
