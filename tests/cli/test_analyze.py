@@ -589,3 +589,60 @@ def test_the_typer_entry_forwards_to_the_same_parser(
     assert done.value.code == 0
     rows = capsys.readouterr().out.splitlines()
     assert [r.split("\t")[:3] for r in rows] == [[str(a), "6.1.0-synth-amd64", "sysrq"]] * 2
+
+
+# --- makedumpfile --split sets (real ones, made from the nmi-elf fixture) --------------------
+
+
+def _split_set(fixture_dump: Callable[[str], Path]) -> tuple[Path, list[Path]]:
+    from tests.vmcore import makedumpfile_sets
+
+    opts = ["-c", "-d", "31"]
+    whole = makedumpfile_sets.made(fixture_dump, "whole-c-d31", opts, ["vmcore"])[0]
+    split = ["--split", "--splitblock-size", "64", *opts]
+    members = makedumpfile_sets.made(fixture_dump, "split3-c-d31", split, ["s1", "s2", "s3"])
+    return whole, members
+
+
+def test_a_split_set_is_analysed_as_the_whole_dump(fixture_dump: Callable[[str], Path]) -> None:
+    whole, (s1, s2, s3) = _split_set(fixture_dump)
+    log = kdiag("analyze", "--log", s3, s1, s2)
+    assert log.returncode == 0, log.stderr
+    assert log.stdout == (folder("nmi-elf") / "makedumpfile-dmesg.txt").read_bytes()
+    assert log.stdout == kdiag("analyze", "--log", whole).stdout
+    summary = kdiag("analyze", s2, s3, s1)
+    assert summary.returncode == 0, summary.stderr
+    want = kdiag("analyze", whole).stdout.decode().replace(str(whole), str(s1))
+    assert summary.stdout.decode() == want
+    got = json.loads(kdiag("analyze", "--json", s2, s1, s3).stdout)
+    ref = json.loads(kdiag("analyze", "--json", whole).stdout)
+    assert got["path"] == str(s1)
+    for doc in (got, ref):
+        del doc["path"], doc["bytes_read"]
+    assert got == ref
+
+
+def test_split_members_in_a_listing_are_one_row(fixture_dump: Callable[[str], Path]) -> None:
+    whole, (s1, s2, s3) = _split_set(fixture_dump)
+    run = kdiag("analyze", "-o", "text", s2, whole, s1, s3)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split("\t") for line in run.stdout.decode().splitlines()]
+    assert [r[0] for r in rows] == [str(s1), str(whole)]  # a set is named by its first file
+    assert rows[0][1:4] == rows[1][1:4]
+    assert rows[0][2] == "nmi"
+    assert kdiag("analyze", "--log", s1, whole).returncode == 2  # not one split set
+
+
+def test_an_incomplete_split_set_and_a_lone_member_are_errors(
+    fixture_dump: Callable[[str], Path],
+) -> None:
+    _, (s1, s2, s3) = _split_set(fixture_dump)
+    run = kdiag("analyze", "--log", s1, s3)
+    assert run.returncode == 5
+    assert "lacks the file holding pfns" in _one_error_line(run, "TruncatedDump")
+    alone = kdiag("analyze", "-n", "0", s2)
+    assert alone.returncode == 5
+    text = alone.stdout.decode()
+    assert "COMPLETE: no: one file of a makedumpfile --split set" in text
+    assert "is in another file of this split dump" in text
+    assert "PANIC: -" in text

@@ -37,6 +37,7 @@ from kdiag.vmcore import source
 from kdiag.vmcore.formats.elf import ElfPages
 from kdiag.vmcore.triage import Triage, triage
 from tests.vmcore.conftest import FIXTURE_NAMES
+from tests.vmcore.makedumpfile_sets import made as makedumpfile_made
 
 pytestmark = pytest.mark.fuzz
 
@@ -238,8 +239,11 @@ def fingerprint(t: Triage) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_case(path: Path, *, trace: bool | None = None, clean: str | None = None) -> str:
-    """Open and triage ``path``; return "ok", "changed", "log-error" or the error class name.
+def run_case(
+    path: Path | list[Path], *, trace: bool | None = None, clean: str | None = None
+) -> str:
+    """Open and triage ``path`` (a list: a split set's files); return "ok", "changed",
+    "log-error" or the error class name.
 
     "changed" is a triage that differs from ``clean`` (the unmutated dump's fingerprint);
     without ``clean`` every finished triage is "ok". Anything but a DumpFormatError subclass
@@ -385,3 +389,56 @@ def test_hypothesis_mutations(
     target = scratch / "hcase"
     _write(img, target, edits, size=size)
     run_case(target, trace=_counter["n"] % 3 == 0)
+
+
+def test_split_set_mutations(fixture_dump: Callable[[str], Path], tmp_path: Path) -> None:
+    """Flips in every header structure of one member of a real ``--split`` set, members cut
+    short, dropped, repeated or swapped: a triage or a DumpFormatError, never anything else."""
+    opts = ["--split", "--splitblock-size", "64", "-c", "-d", "31"]
+    stored = makedumpfile_made(fixture_dump, "split3-c-d31", opts, ["s1", "s2", "s3"])
+    members = []
+    for path in stored:
+        members.append(tmp_path / path.name)
+        members[-1].write_bytes(path.read_bytes())
+    assert run_case(members) == "ok"
+    with kdiag.vmcore.open(members) as dump:
+        clean = fingerprint(triage(dump))
+    rng = random.Random(20261206)
+    results: dict[str, int] = {}
+    for _ in range(400):
+        target = rng.choice(members)
+        with kdiag.vmcore.open(target) as dump:
+            store = dump.layout.store
+            desc_start = store.desc_start  # type: ignore[attr-defined]
+        regions = [
+            (0, 464),
+            (4096, 4096 + 112),
+            (8192, desc_start),
+            (desc_start, desc_start + 4800),
+        ]
+        lo, hi = rng.choice(regions)
+        original = target.read_bytes()
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(lo, hi)
+            data[at] ^= 1 << rng.randrange(8)
+        target.write_bytes(data)
+        try:
+            outcome = run_case(members, clean=clean)
+        finally:
+            target.write_bytes(original)
+        results[outcome] = results.get(outcome, 0) + 1
+    for cut in range(12):
+        target = members[cut % 3]
+        original = target.read_bytes()
+        target.write_bytes(original[: rng.randrange(len(original))])
+        try:
+            outcome = run_case(members, clean=clean)
+        finally:
+            target.write_bytes(original)
+        results[outcome] = results.get(outcome, 0) + 1
+    for combo in ([0, 1], [1, 2], [0, 0, 1, 2], [2, 1, 0, 2], [0]):
+        outcome = run_case([members[i] for i in combo], clean=clean)
+        results[outcome] = results.get(outcome, 0) + 1
+    assert results.get("ok", 0) > 10, results
+    assert len(results) > 2, results  # flips were detected, not only ignored

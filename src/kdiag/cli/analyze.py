@@ -27,6 +27,7 @@ from kdiag.errors import ConfigError, KdiagError, TruncatedDump, UnsupportedDump
 from kdiag.vmcore.debuginfo import check_vmlinux, drgn_facts
 from kdiag.vmcore.describe import summary_block
 from kdiag.vmcore.discover import find_dumps
+from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, KdumpPages
 from kdiag.vmcore.triage import SCHEMA_VERSION, Triage, triage
 
 __all__ = ("build_parser", "register", "run")
@@ -147,19 +148,57 @@ def run(args: Sequence[str]) -> int:
     targets = _targets(opts.dumps)
     if len(opts.dumps) == 1 and not _is_dir(opts.dumps[0]):
         return _analyze_one(targets[0], opts)
+    if not any(_is_dir(d) for d in opts.dumps) and "-" not in targets:
+        members = _split_set(targets)
+        if members is not None:  # the files of one makedumpfile --split set: one dump
+            return _analyze_one(members, opts)
+    try:
+        _check_several(opts)
+    except _UsageError as exc:
+        return _usage(str(exc))
     return _analyze_many(targets, opts)
 
 
 def _check_combinations(opts: argparse.Namespace) -> None:
-    several = len(opts.dumps) > 1 or any(_is_dir(d) for d in opts.dumps)
-    if several and opts.log:
-        raise _UsageError("--log reads one dump, not several or a directory")
-    if several and opts.debuginfo is not None:
-        raise _UsageError("--debuginfo reads one dump, not several or a directory")
     if opts.dumps.count("-") > 1:
         raise _UsageError("standard input (-) can be read only once")
     if "-" in opts.dumps and sys.stdin.isatty():
         raise _UsageError("- reads a dump from standard input, which is a terminal")
+
+
+def _check_several(opts: argparse.Namespace) -> None:
+    """What several dumps (not one split set) or a directory cannot be asked."""
+    if opts.log:
+        raise _UsageError("--log reads one dump, not several or a directory")
+    if opts.debuginfo is not None:
+        raise _UsageError("--debuginfo reads one dump, not several or a directory")
+
+
+def _split_set(targets: Sequence[str]) -> list[str] | None:
+    """``targets`` when every one is a file of one ``makedumpfile --split`` set, else None."""
+    keys = {_split_key(target) for target in targets}
+    if len(keys) == 1 and None not in keys:
+        return list(targets)
+    return None
+
+
+def _split_key(target: str) -> tuple[object, ...] | None:
+    """What the files of one ``makedumpfile --split`` set share (utsname, dump time, pfn
+    count), read from the kdump header of an uncompressed file; None for anything else."""
+    if target == "-":
+        return None
+    try:
+        with open(target, "rb") as file:
+            if file.read(8) != DISKDUMP_SIGNATURE:
+                return None
+        with vmcore.open(target) as dump:
+            store = dump.layout.store
+            if dump.split_range is None or not isinstance(store, KdumpPages):
+                return None
+            head = store.header
+            return (head.utsname, head.timestamp_sec, head.timestamp_usec, store.max_mapnr)
+    except (OSError, KdiagError):
+        return None  # the dump's own line says what is wrong with it
 
 
 def _is_dir(operand: str) -> bool:
@@ -190,13 +229,15 @@ def _targets(operands: Sequence[str]) -> list[str]:
 # --- one dump ---------------------------------------------------------------------------------
 
 
-def _open(target: str, progress: vmcore.ProgressFn) -> vmcore.Dump:
+def _open(target: str | list[str], progress: vmcore.ProgressFn) -> vmcore.Dump:
+    if isinstance(target, list):
+        return vmcore.open(target, progress=progress)
     if target == "-":
         return vmcore.open_stream(sys.stdin.buffer, name="-", progress=progress)
     return vmcore.open(target, progress=progress)
 
 
-def _analyze_one(target: str, opts: argparse.Namespace) -> int:
+def _analyze_one(target: str | list[str], opts: argparse.Namespace) -> int:
     progress = _LazyProgress()
     extra: dict[str, Any] = {}
     try:
@@ -246,10 +287,10 @@ def _summary_text(result: Triage, extra: dict[str, Any], lines: int) -> str:
     return "".join(out)
 
 
-def _raise_if_incomplete(target: str, complete: bool, reason: str | None) -> None:
+def _raise_if_incomplete(target: str | list[str], complete: bool, reason: str | None) -> None:
     if not complete:
         raise TruncatedDump(
-            f"{target} is incomplete ({reason or 'no reason given'}): what was printed comes"
+            f"{_name(target)} is incomplete ({reason or 'no reason given'}): what was printed comes"
             " from the part that is there; figures that need the rest are shown as unknown"
         )
 
@@ -289,8 +330,25 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _groups(targets: Sequence[str]) -> list[str | list[str]]:
+    """The targets, with the files of each ``makedumpfile --split`` set gathered into one
+    entry at the place of its first file."""
+    out: list[str | list[str]] = []
+    sets: dict[tuple[object, ...], list[str]] = {}
+    for target in targets:
+        key = _split_key(target)
+        if key is None:
+            out.append(target)
+        elif key in sets:
+            sets[key].append(target)
+        else:
+            sets[key] = [target]
+            out.append(sets[key])
+    return [g[0] if isinstance(g, list) and len(g) == 1 else g for g in out]
+
+
 def _analyze_many(targets: Sequence[str], opts: argparse.Namespace) -> int:
-    outcomes = [_triage_quietly(target) for target in targets]
+    outcomes = [_triage_quietly(target) for target in _groups(targets)]
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "dumps": [o.to_json() for o in outcomes],
@@ -313,12 +371,17 @@ def _analyze_many(targets: Sequence[str], opts: argparse.Namespace) -> int:
     return worst
 
 
-def _triage_quietly(target: str) -> _Outcome:
+def _triage_quietly(target: str | list[str]) -> _Outcome:
     try:
         with _open(target, _LazyProgress()) as dump:
-            return _Outcome(target, triage(dump), None)
+            return _Outcome(_name(target), triage(dump), None)
     except KdiagError as exc:  # one bad dump must not hide the others: it gets its own line
-        return _Outcome(target, None, exc)
+        return _Outcome(_name(target), None, exc)
+
+
+def _name(target: str | list[str]) -> str:
+    """A dump's name in messages: its path, or the paths of a split set's files."""
+    return target if isinstance(target, str) else " ".join(target)
 
 
 # --- output -----------------------------------------------------------------------------------

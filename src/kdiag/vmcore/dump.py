@@ -16,6 +16,7 @@ import datetime
 import os
 import pathlib
 import struct
+from collections.abc import Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import IO
@@ -27,6 +28,7 @@ from kdiag.vmcore.formats import Layout, ProgressFn
 from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, open_diskdump
 from kdiag.vmcore.formats.elf import ELF_MAGIC, open_elf
 from kdiag.vmcore.formats.flattened import FlattenedSource, is_flattened
+from kdiag.vmcore.formats.split import Member, combine, member_range
 from kdiag.vmcore.memory import PhysicalMemory, Translator, VirtualMemory
 from kdiag.vmcore.model import CpuState, LogRecord, Utsname
 from kdiag.vmcore.printk import read_kernel_log
@@ -61,6 +63,8 @@ class Dump:
     #: A path other tools (drgn) can open for the same bytes: the dump file, or
     #: ``/proc/self/fd/N`` of the decompressed or spooled copy while the dump is open.
     tool_path: str
+    #: The files of a ``makedumpfile --split`` set read as one dump, by pfn; else ``()``.
+    members: tuple[pathlib.Path, ...] = ()
 
     def __init__(self, path: pathlib.Path, source: ByteSource, layout: Layout) -> None:
         self.path = path
@@ -127,6 +131,36 @@ class Dump:
                 if info.pagesize and info.symbol("init_uts_ns") is not None:
                     return info
         return None
+
+    # --- split sets -------------------------------------------------------------------------
+
+    @property
+    def split_range(self) -> tuple[int, int] | None:
+        """``(start_pfn, end_pfn)`` of a file of a ``makedumpfile --split`` set read alone."""
+        return member_range(self.layout)
+
+    @classmethod
+    def combine(cls, members: Sequence[Dump]) -> Dump:
+        """The dump a complete ``makedumpfile --split`` set holds, members in any order.
+
+        The new dump owns the members' files (closing it closes them); on an error they
+        stay open for the caller to close.
+
+        :raises NotACrashDump: a file is not a split member, belongs to another dump, or
+            overlaps another.
+        :raises TruncatedDump: a member is missing (the message gives its pfn range).
+        """
+        source, layout, first = combine(
+            [Member(os.fspath(d.path), d.source, d.layout) for d in members]
+        )
+        lead = next(d for d in members if d.layout is first.layout)
+        dump = cls(lead.path, source, layout)
+        dump.tool_path = lead.tool_path
+        ordered = sorted(members, key=lambda d: d.split_range or (0, 0))
+        dump.members = tuple(d.path for d in ordered)
+        if lead.vmcoreinfo is not lead.layout.vmcoreinfo:
+            dump.use_vmcoreinfo(lead.vmcoreinfo)
+        return dump
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -326,24 +360,53 @@ def _detect(source: ByteSource, progress: ProgressFn | None) -> tuple[ByteSource
 
 
 def open(  # the contract's name, like io.open
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     progress: ProgressFn | None = None,
     vmcoreinfo: str | bytes | None = None,
 ) -> Dump:
     """Open a crash dump, detecting its format from its content.
 
+    A list of paths is the files of one ``makedumpfile --split`` set, in any order, read as
+    one dump (:meth:`Dump.combine`); a list of one path is that path.
+
     A zstd, gzip, xz or bzip2 file is decompressed into a private temporary copy first
     (:mod:`kdiag.vmcore.spool`). ``vmcoreinfo`` replaces the dump's own VMCOREINFO (text of
     ``KEY=VALUE`` lines), for dumps written without it or with a wrong one.
 
     :raises ConfigError: the path cannot be opened (missing, no permission, a directory).
-    :raises DumpFormatError: the file is not a crash dump this reader can read.
+    :raises DumpFormatError: the file is not a crash dump this reader can read, or the
+        files are not one complete split set (the message names the file or the gap).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        return _open_set(list(path), progress, vmcoreinfo)
     plain = FileSource(path)
     file = _uncompressed(plain, os.fspath(path), progress)
     tool_path = os.fspath(path) if file is plain else f"/proc/self/fd/{file.fd}"
     return _open_source(file, pathlib.Path(path), tool_path, progress, vmcoreinfo)
+
+
+def _open_set(
+    paths: list[str | os.PathLike[str]],
+    progress: ProgressFn | None,
+    vmcoreinfo: str | bytes | None,
+) -> Dump:
+    if not paths:
+        raise NotACrashDump("no dump files given")
+    if len(paths) == 1:
+        return open(paths[0], progress=progress, vmcoreinfo=vmcoreinfo)
+    members: list[Dump] = []
+    try:
+        for member in paths:
+            members.append(open(member, progress=progress))
+        dump = Dump.combine(members)
+    except BaseException:
+        for opened in members:
+            opened.close()
+        raise
+    if vmcoreinfo is not None:
+        dump.use_vmcoreinfo(VmcoreInfo.parse(vmcoreinfo))
+    return dump
 
 
 def open_stream(

@@ -20,7 +20,7 @@ from kdiag.vmcore.arch import arch_from_uname
 from kdiag.vmcore.cache import LRU
 from kdiag.vmcore.compression import COMPRESSION_MASK, Codec, codec_name, decompress_page
 from kdiag.vmcore.formats import Layout, ProgressFn
-from kdiag.vmcore.formats.bitmap import Bitmap
+from kdiag.vmcore.formats.bitmap import BLOCK_BYTES, Bitmap
 from kdiag.vmcore.model import CpuState, Utsname
 from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus
 from kdiag.vmcore.source import ByteSource, check_range
@@ -84,6 +84,8 @@ class KdumpSubHeader:
     phys_base: int
     dump_level: int | None
     split: int
+    start_pfn_32: int
+    end_pfn_32: int
     offset_vmcoreinfo: int
     size_vmcoreinfo: int
     offset_note: int
@@ -94,16 +96,27 @@ class KdumpSubHeader:
     end_pfn_64: int | None
     max_mapnr_64: int | None
 
+    def pfn_range(self, max_mapnr: int) -> tuple[int, int]:
+        """``[start_pfn, end_pfn)`` of a ``--split`` member (64-bit fields from version 6);
+        ``(0, max_mapnr)`` for a whole dump."""
+        if not self.split:
+            return 0, max_mapnr
+        if self.start_pfn_64 is not None and self.end_pfn_64 is not None:
+            return self.start_pfn_64, self.end_pfn_64
+        return self.start_pfn_32, self.end_pfn_32
+
     SIZE = _SUB_HEADER.size
 
     @classmethod
     def from_bytes(cls, data: bytes, version: int) -> KdumpSubHeader:
-        (phys_base, dump_level, split, _sp, _ep, off_vi, size_vi, off_note, size_note,
+        (phys_base, dump_level, split, start32, end32, off_vi, size_vi, off_note, size_note,
          off_erase, size_erase, start64, end64, max64) = _SUB_HEADER.unpack_from(data)  # fmt: skip
         return cls(
             phys_base=phys_base,
             dump_level=dump_level if version >= 1 else None,
             split=split if version >= 2 else 0,
+            start_pfn_32=start32 & 0xFFFF_FFFF if version >= 2 else 0,
+            end_pfn_32=end32 & 0xFFFF_FFFF if version >= 2 else 0,
             offset_vmcoreinfo=off_vi if version >= 3 else 0,
             size_vmcoreinfo=size_vi if version >= 3 else 0,
             offset_note=off_note if version >= 4 else 0,
@@ -127,7 +140,12 @@ class PageDesc:
 
 
 class KdumpPages:
-    """The page store: bitmap rank -> descriptor -> (decompressed) page data."""
+    """The page store: bitmap rank -> descriptor -> (decompressed) page data.
+
+    A ``makedumpfile --split`` member holds the whole bitmaps but descriptors (and data) only
+    for its pfns ``[start_pfn, end_pfn)``: descriptor 0 is that of the first dumped pfn at or
+    above ``start_pfn``.
+    """
 
     def __init__(
         self,
@@ -139,6 +157,8 @@ class KdumpPages:
         progress: ProgressFn | None = None,
     ) -> None:
         self.source = source
+        self.header = header
+        self.sub = sub
         self.page_size = header.block_size
         self.max_mapnr = max_mapnr
         self.incomplete_flag = bool(header.status & Codec.INCOMPLETE)
@@ -151,10 +171,9 @@ class KdumpPages:
             label="2nd bitmap",
         )  # fmt: skip
         self.desc_start = (1 + header.sub_hdr_size + header.bitmap_blocks) * bs
-        self.start_pfn = sub.start_pfn_64 or 0
-        self.end_pfn = sub.end_pfn_64 or max_mapnr
-        if not sub.split:
-            self.start_pfn, self.end_pfn = 0, max_mapnr
+        self.split = bool(sub.split)
+        self.start_pfn, self.end_pfn = sub.pfn_range(max_mapnr)
+        self._first_index: int | None = None
         self._descs: LRU[int, bytes] = LRU(64)
         self.lost_pages = 0
 
@@ -181,14 +200,15 @@ class KdumpPages:
                 address=address,
             )
         if not self.start_pfn <= pfn < self.end_pfn:
-            raise PageNotPresent(
-                f"physical address {address:#x} is in another file of this split dump",
-                address=address,
+            # Not PageNotPresent: readers that take absent pages for zeros must not here.
+            raise TruncatedDump(
+                f"physical address {address:#x} is in another file of this split dump (this"
+                f" file holds pfns {self.start_pfn:#x}-{self.end_pfn:#x}; open all of them)"
             )
         if not self.bitmap2.test(pfn):
             why = "excluded from the dump" if self.bitmap1.test(pfn) else "not RAM (a hole)"
             raise PageNotPresent(f"page at {address:#x} is {why}", address=address)
-        desc = self.desc(self.bitmap2.rank(pfn))
+        desc = self.desc(self.bitmap2.rank(pfn) - self.first_index)
         if desc is None:
             raise PageNotPresent(
                 f"page at {address:#x} is missing: the file ends before its descriptor",
@@ -199,6 +219,23 @@ class KdumpPages:
                 f"page at {address:#x} was lost (incomplete dump)", address=address
             )
         return desc
+
+    @property
+    def first_index(self) -> int:
+        """The descriptor index of ``start_pfn`` in the whole bitmap (0 unless split)."""
+        if self._first_index is None:
+            self._first_index = self.bitmap2.rank(self.start_pfn)
+        return self._first_index
+
+    @property
+    def split_reason(self) -> str | None:
+        """Why a ``--split`` file read alone is an incomplete dump; None for a whole dump."""
+        if (self.start_pfn, self.end_pfn) == (0, self.max_mapnr):
+            return None
+        return (
+            f"one file of a makedumpfile --split set: it holds pfns {self.start_pfn:#x}-"
+            f"{self.end_pfn:#x} of {self.max_mapnr:#x} (open it with the other files)"
+        )
 
     def load_page(self, pfn: int) -> bytes:
         desc = self.pfn_desc(pfn)
@@ -226,11 +263,18 @@ class KdumpPages:
         return data
 
     def present_pfns(self) -> Iterator[int]:
-        """Every dumped pfn, in order (a full pass over the 2nd bitmap)."""
+        """Every dumped pfn this file holds, in order (a pass over the 2nd bitmap)."""
+        for pfn in self._bitmap_pfns():
+            if pfn >= self.end_pfn:
+                return
+            if pfn >= self.start_pfn:
+                yield pfn
+
+    def _bitmap_pfns(self) -> Iterator[int]:
         for index in range(self.bitmap2.nblocks):
             block = self.bitmap2.block(index)
             value = int.from_bytes(block, "little")
-            base = index * len(block) * 8
+            base = index * BLOCK_BYTES * 8  # the last block may be shorter
             while value:
                 low = value & -value
                 pfn = base + low.bit_length() - 1
@@ -272,7 +316,8 @@ def open_diskdump(source: ByteSource, *, progress: ProgressFn | None = None) -> 
     notes = _read_notes(source, sub, arch)
     eraseinfo, eraseinfo_problem = _read_eraseinfo(source, sub)
     pages = KdumpPages(source, head, sub, max_mapnr=max_mapnr, progress=progress)
-    reasons += [r for r in (eraseinfo_problem, _check_truncation(pages, source)) if r]
+    problems = (pages.split_reason, eraseinfo_problem, _check_truncation(pages, source))
+    reasons += [r for r in problems if r]
     is_qemu = notes.qemu > 0 or (not head.utsname.release and bool(head.utsname.machine))
     return Layout(
         format="qemu-kdump" if is_qemu else "kdump",
@@ -402,6 +447,11 @@ def _check_truncation(pages: KdumpPages, source: ByteSource) -> str | None:
     count = (starts[0] - pages.desc_start) // 24
     if count > pages.max_mapnr:
         return None
+    if pages.split:
+        # Every --split file leaves room for all the descriptors but fills only its own.
+        count = min(count, pages.bitmap2.rank(pages.end_pfn) - pages.first_index)
+        if count <= 0:
+            return None
     last = pages.desc(count - 1)
     if last is None:
         return "the file ends inside the page descriptors"
