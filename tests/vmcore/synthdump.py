@@ -12,6 +12,10 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import cramjam
+import lzo
+import zstandard
+
 PAGE = 4096
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 
@@ -23,16 +27,10 @@ def compress(codec: str, page: bytes) -> bytes:
     if codec == "zlib":
         return zlib.compress(page)
     if codec == "lzo":
-        import lzo
-
         return lzo.compress(page, 1, False)
     if codec == "snappy":
-        import cramjam
-
         return bytes(cramjam.snappy.compress_raw(page))
     if codec == "zstd":
-        import zstandard
-
         return zstandard.ZstdCompressor().compress(page)
     return page
 
