@@ -99,35 +99,58 @@ class ElfPages:
         return None
 
     def load_page(self, pfn: int) -> bytes:
+        """The page; the parts no segment holds in the file read as zeros, as crash and
+        libkdumpfile read them (``/proc/vmcore`` segments need not end on a page boundary:
+        a PC's first RAM segment ends at 0x9fc00).  A page with no byte in the file raises
+        ``PageNotPresent``."""
         size = self.page_size
         base = pfn * size
-        out = bytearray()
+        out = bytearray(size)
+        found = False
+        absent: str | None = None
         addr = base
         while addr < base + size:
             seg = self._segment(addr)
             if seg is None:
-                raise PageNotPresent(f"physical address {addr:#x} is not in the dump", address=addr)
+                absent = absent or f"physical address {addr:#x} is not in the dump"
+                addr = self._next_start(addr, base + size)
+                continue
             within = addr - seg.paddr
-            take = min(base + size, seg.paddr + seg.memsz) - addr
+            end = min(base + size, seg.paddr + seg.memsz)
             if within >= seg.filesz:
-                raise PageNotPresent(f"page at {base:#x} was excluded from the dump", address=base)
-            take = min(take, seg.filesz - within)
+                absent = absent or f"page at {base:#x} was excluded from the dump"
+                addr = end
+                continue
+            take = min(end - addr, seg.filesz - within)
             at = seg.offset + within
             if at + take > self.source.size:
                 raise PageNotPresent(
                     f"page at {base:#x} is missing: the file is cut short", address=base
                 )
-            out += self.source.read(at, take, "PT_LOAD data")
+            out[addr - base : addr - base + take] = self.source.read(at, take, "PT_LOAD data")
+            found = True
             addr += take
+        if not found:
+            raise PageNotPresent(absent or f"page at {base:#x} is not in the dump", address=base)
         return bytes(out)
 
+    def _next_start(self, addr: int, limit: int) -> int:
+        """The first segment start after ``addr``, at most ``limit``."""
+        i = bisect.bisect_right(self._starts, addr)
+        return min(self._starts[i], limit) if i < len(self._starts) else limit
+
     def present_pfns(self) -> Iterator[int]:
-        """Every pfn wholly held in the file, in address order."""
+        """Every pfn with bytes in the file (wholly or partly), in address order, once."""
         size = self.page_size
+        last_yielded = -1
         for seg in self.segments:
-            first = -(-seg.paddr // size)
-            last = (seg.paddr + min(seg.filesz, self.source.size - seg.offset)) // size
+            held = max(0, min(seg.filesz, self.source.size - seg.offset))
+            if not held:
+                continue
+            first = max(seg.paddr // size, last_yielded + 1)
+            last = -(-(seg.paddr + held) // size)
             yield from range(first, last)
+            last_yielded = max(last_yielded, last - 1)
 
     def ram_bytes(self) -> int:
         return sum(p.memsz for p in self.segments)
