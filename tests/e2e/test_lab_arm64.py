@@ -84,3 +84,33 @@ def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path) -> None:
     assert result.panic.message == "Kernel panic - not syncing: sysrq triggered crash"
     # the reader's log equals the one makedumpfile wrote in the capture kernel
     assert log == (vmcore.parent / "dmesg.txt").read_text(errors="replace")
+
+
+def test_arm64_text_trap_loads_kdump_and_saves_no_dump(arm64_root: Path) -> None:
+    """Without the workaround (profile text-trap) the machine looks armed (kexec -p exits 0,
+    kexec_crash_loaded = 1, in the facts too) and a crash saves nothing: the lab says so
+    rather than counting a dump."""
+    import json
+
+    from kdiag.errors import BackendError
+    from kdiag.lab import Lab
+
+    guest = Lab(arm64_root).up(
+        name="e2e-arm64-trap", profile="text-trap", memory="1G", cpus=2, arch="arm64"
+    )
+    guest.wait_ready(BOOT)
+    assert guest.status()["kdump_loaded"] is True
+    assert str(json.loads(guest.facts_path.read_text())["kexec_crash_loaded"]) == "1"
+    console = guest.console_path.read_text(errors="replace")
+    assert "LAB: kexec -p rc=0" in console
+    assert "Can't get the symbol of _text" in console
+
+    guest.trigger("sysrq-c")
+    with pytest.raises(BackendError, match="saved no dump"):
+        guest.wait_dump(DUMP)
+    status = guest.status()
+    assert (status["dumps"], status["capture_failures"]) == (0, 1)
+    evidence = Path(status["last_failed_capture"])
+    assert json.loads((evidence / "capture.json").read_text())["dumps"][0]["rc"] != 0
+    assert guest.dumps() == []
+    assert "makedumpfile Failed" in guest.console_path.read_text(errors="replace")

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from kdiag.lab.console import ConsoleFollower, decode_facts
-from kdiag.lab.supervisor import extract_dump
+from kdiag.lab.supervisor import Supervisor, extract_dump, first_dump_saved
 from tests.conftest import require_tool
 
 
@@ -79,3 +79,46 @@ def test_console_follower_returns_complete_lines_only(tmp_path: Path) -> None:
 def test_decode_facts_ignores_interleaved_kernel_lines() -> None:
     lines = ["eyJhIjog", "[   12.3] random: crng init done", "MX0K"]
     assert decode_facts(lines) == b'{"a": 1}\n'
+
+
+def _supervised(tmp_path: Path, files: dict[str, bytes]) -> Supervisor:
+    guest = tmp_path / "g"
+    guest.mkdir()
+    (guest / "guest.json").write_text(json.dumps({"name": "g"}))
+    _disk_with(tmp_path, files).rename(guest / "disk.img")
+    sup = Supervisor(guest)
+    sup.handle_line("LAB: capture kernel 6.1.0-57-arm64 up; cmdline: x [uptime=2.17]")
+    sup.handle_line("LAB: LAB-DUMP-DONE count=1 [uptime=3.45]")
+    return sup
+
+
+def test_a_failed_makedumpfile_is_a_failed_capture_not_a_dump(tmp_path: Path) -> None:
+    """arm64's kexec -p _text trap: the capture kernel boots, makedumpfile fails (rc 1, no
+    file); the crash directory keeps the evidence but no dump is counted."""
+    sup = _supervised(
+        tmp_path,
+        {
+            "dumps.txt": b"1 rc=1 size=0 start=2.94 end=3.10 opts=-c_-d_31\n",
+            "dmesg.txt": b"",
+        },
+    )
+    status = json.loads((sup.dir / "status.json").read_text())
+    assert (status["phase"], status["dumps"], status["capture_failures"]) == ("dump-failed", 0, 1)
+    failed = Path(status["last_failed_capture"])
+    assert json.loads((failed / "capture.json").read_text())["dumps"][0]["rc"] == 1
+    assert not (failed / "vmcore").exists()
+    assert not first_dump_saved(failed)
+
+
+def test_a_saved_dump_is_counted(tmp_path: Path) -> None:
+    sup = _supervised(
+        tmp_path,
+        {
+            "dumps.txt": b"1 rc=0 size=12 start=1.00 end=3.50 opts=-c_-d_31\n",
+            "vmcore.1": b"KDUMP   1234",
+            "dmesg.txt": b"x\n",
+        },
+    )
+    status = json.loads((sup.dir / "status.json").read_text())
+    assert (status["phase"], status["dumps"], status["capture_failures"]) == ("rebooting", 1, 0)
+    assert first_dump_saved(Path(status["last_dump"]))

@@ -157,6 +157,7 @@ class Guest:
         self.command_socket = directory / "cmd.sock"
         status = self.status()
         self._dumps_seen = int(status.get("dumps", 0))
+        self._failures_seen = int(status.get("capture_failures", 0))
         self._ready_seen = 0
         self._crashes = 0
 
@@ -277,9 +278,12 @@ class Guest:
         def dumped(status: dict[str, Any]) -> str | None:
             if int(status.get("dumps", 0)) > self._dumps_seen:
                 return str(status.get("last_dump"))
-            if status.get("phase") == "dump-failed":
+            failures = int(status.get("capture_failures", 0))
+            if status.get("phase") == "dump-failed" or failures > self._failures_seen:
+                self._failures_seen = failures
+                where = status.get("last_failed_capture") or self.console_path
                 raise BackendError(
-                    f"lab guest {self.name}: the capture failed (see {self.console_path})"
+                    f"lab guest {self.name}: the capture kernel saved no dump (see {where})"
                 )
             return None
 

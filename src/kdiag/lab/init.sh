@@ -120,6 +120,8 @@ if [ "$(arg lab_kdump)" != 0 ]; then
     fi
     if kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$capargs" 2>/tmp/kexec.err; then
         say "kexec -p rc=0"
+        # kexec can complain and still exit 0 (the arm64 _text trap): show what it said
+        [ -s /tmp/kexec.err ] && say "kexec -p said: $(tail -n 2 /tmp/kexec.err | tr '\n' ' ')"
     else
         say "kexec -p FAILED: $(tail -n 2 /tmp/kexec.err | tr '\n' ' ')"
     fi

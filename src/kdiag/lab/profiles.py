@@ -50,6 +50,8 @@ class Profile:
     crashkernel: bool = True
     #: the readiness marker this profile reaches (kdump_loaded=...)
     expect_kdump_loaded: bool = True
+    #: give ``kexec -p`` the ``_text`` symbol Debian's arm64 kallsyms lacks (no-op on x86_64)
+    text_fix: bool = True
 
     def cmdline(self) -> list[str]:
         """Kernel command line words read by the guest /init."""
@@ -58,6 +60,8 @@ class Profile:
         words.append("lab_dump=" + "/".join("_".join(opts) for opts in self.dumps))
         if self.sysctls:
             words.append("lab_sysctl=" + ",".join(f"{k}={v}" for k, v in self.sysctls))
+        if not self.text_fix:
+            words.append("lab_text_fix=0")
         return words
 
 
@@ -108,6 +112,15 @@ PROFILES: dict[str, Profile] = {
             description="the capture kernel starts but never writes the dump",
             sysctls=(*_NMI_PANIC, ("kernel.panic", "10")),
             capture="hang",
+        ),
+        Profile(
+            name="text-trap",
+            description=(
+                "arm64: kexec -p without the _text workaround loads (rc 0, kdump loaded) "
+                "but the capture kernel cannot save a dump"
+            ),
+            sysctls=(*_NMI_PANIC, ("kernel.panic", "10")),
+            text_fix=False,
         ),
         _dump_profile("dump-c31", ("-c", "-d", "31"), "kdump, zlib"),
         _dump_profile("dump-l31", ("-l", "-d", "31"), "kdump, lzo"),

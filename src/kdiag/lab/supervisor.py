@@ -101,6 +101,17 @@ def extract_dump(disk: Path, crash_root: Path, host: str, when: datetime.datetim
     return final
 
 
+def first_dump_saved(crash_dir: Path) -> bool:
+    """Whether the capture kernel's first makedumpfile run succeeded and left a ``vmcore``
+    (a failed run still leaves ``capture.json`` and ``dmesg.txt`` as evidence)."""
+    try:
+        dumps = json.loads((crash_dir / "capture.json").read_text())["dumps"]
+    except (OSError, ValueError, KeyError):
+        return False
+    vmcore = crash_dir / "vmcore"
+    return bool(dumps) and dumps[0].get("rc") == 0 and vmcore.exists() and vmcore.stat().st_size > 0
+
+
 class Supervisor:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
@@ -114,6 +125,8 @@ class Supervisor:
             "crashes": 0,
             "dumps": 0,
             "last_dump": None,
+            "capture_failures": 0,
+            "last_failed_capture": None,
             "capture_started": None,
             "last_event": None,
             "events": None,
@@ -243,6 +256,14 @@ class Supervisor:
             except OSError as exc:
                 print(f"extracting the dump failed: {exc}", file=sys.stderr, flush=True)
                 self.save(phase="dump-failed")
+                return
+            if not first_dump_saved(path):
+                # e.g. arm64's kexec -p _text trap: the capture kernel ran, makedumpfile failed
+                self.save(
+                    phase="dump-failed",
+                    capture_failures=self.status.get("capture_failures", 0) + 1,
+                    last_failed_capture=str(path),
+                )
                 return
             self.save(phase="rebooting", dumps=self.status["dumps"] + 1, last_dump=str(path))
 
