@@ -35,3 +35,13 @@ def test_up_rejects_unknown_profile_before_booting(
     assert code == 2
     assert "unknown lab profile" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["up", "build"])
+def test_unknown_arch_is_refused_before_anything_runs(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli_main.run(["lab", command, "--root", str(tmp_path), "--arch", "riscv64"])
+    assert code == 2
+    assert "unknown lab architecture 'riscv64' (known: x86_64, arm64)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -212,6 +212,7 @@ GUEST_COLUMNS = (
 
 STATUS_COLUMNS = (
     *GUEST_COLUMNS,
+    Column("arch", lambda g: g.get("arch", "x86_64")),
     Column("cpus", "cpus"),
     Column("crashes", "crashes"),
     Column("kernel", "kernel_release"),
