@@ -40,8 +40,11 @@ def arm64_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path) -> None:
+def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
     import kdiag.vmcore
+    from kdiag.cli import main as cli_main
     from kdiag.errors import NMINotSupported
     from kdiag.lab import Lab
     from kdiag.vmcore.triage import triage
@@ -69,7 +72,8 @@ def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path) -> None:
     guest.trigger("sysrq-c")
     vmcore = guest.wait_dump(DUMP)
     dump_s = time.monotonic() - triggered
-    print(f"\narm64 guest: ready in {ready_s:.1f} s, sysrq-c to saved dump {dump_s:.1f} s")
+    with capsys.disabled():  # shown with -s: the numbers docs/lab.md quotes
+        print(f"\narm64 guest: ready in {ready_s:.1f} s, sysrq-c to saved dump {dump_s:.1f} s")
 
     assert vmcore.read_bytes()[:8] == b"KDUMP   "
     with kdiag.vmcore.open(vmcore) as dump:
@@ -84,6 +88,12 @@ def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path) -> None:
     assert result.panic.message == "Kernel panic - not syncing: sysrq triggered crash"
     # the reader's log equals the one makedumpfile wrote in the capture kernel
     assert log == (vmcore.parent / "dmesg.txt").read_text(errors="replace")
+    # and what a user runs says the same
+    capsys.readouterr()
+    assert cli_main.run(["analyze", str(vmcore), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["arch"], report["release"]) == ("arm64", guest.config["kernel_release"])
+    assert report["panic"]["class"] == "sysrq"
 
 
 def test_arm64_text_trap_loads_kdump_and_saves_no_dump(arm64_root: Path) -> None:
