@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kdiag.errors import CorruptPage, NotACrashDump, PageNotPresent, TruncatedDump, UnsupportedDump
-from kdiag.vmcore.arch import arch_from_uname
+from kdiag.vmcore.arch import WORD32, arch_from_uname, unsupported_message
 from kdiag.vmcore.cache import LRU
 from kdiag.vmcore.compression import COMPRESSION_MASK, Codec, codec_name, decompress_page
 from kdiag.vmcore.formats import Layout, ProgressFn
@@ -345,19 +345,52 @@ def _read_header(source: ByteSource) -> DiskDumpHeader:
     """The main header, its signature, version, block size and table sizes checked."""
     if source.size < DiskDumpHeader.SIZE:
         raise TruncatedDump("kdump header is cut short", offset=0)
-    head = DiskDumpHeader.from_bytes(source.read(0, DiskDumpHeader.SIZE, "kdump header"))
+    raw = source.read(0, DiskDumpHeader.SIZE, "kdump header")
+    head = DiskDumpHeader.from_bytes(raw)
     if head.signature != DISKDUMP_SIGNATURE:
         raise NotACrashDump("no KDUMP signature")
+    _refuse_foreign(raw, head)
     if head.header_version < 1:
         raise UnsupportedDump(f"kdump header version {head.header_version} is not supported")
     bs = head.block_size
-    if not _is_power_of_two(bs) or not 512 <= bs <= 1 << 20:
+    if not _sane_block_size(bs):
         raise UnsupportedDump(f"kdump block size {bs} is not a supported page size")
     if head.sub_hdr_size < 1 or head.sub_hdr_size > 1 << 20:
         raise NotACrashDump(f"kdump sub header size {head.sub_hdr_size} blocks is not sane")
     if head.bitmap_blocks <= 0 or head.bitmap_blocks % 2:
         raise NotACrashDump(f"kdump bitmap_blocks {head.bitmap_blocks} is not an even count")
     return head
+
+
+def _sane_block_size(bs: int) -> bool:
+    return _is_power_of_two(bs) and 512 <= bs <= 1 << 20
+
+
+def _plausible_sizes(raw: bytes, order: str, at: int) -> bool:
+    """``block_size``, ``sub_hdr_size`` and ``bitmap_blocks`` at ``at`` look like a header's."""
+    block, sub, bitmap = struct.unpack_from(order + "iii", raw, at)
+    return _sane_block_size(block) and 1 <= sub <= 1 << 20 and bitmap > 0 and bitmap % 2 == 0
+
+
+def _refuse_foreign(raw: bytes, head: DiskDumpHeader) -> None:
+    """Refuse, naming it, a file of a 32-bit or big-endian kernel (laid out for its own
+    ``long`` and byte order: ``block_size`` at 416 rather than 428 after a 4-byte
+    ``struct timeval``, the version big-endian); read as LP64 little-endian it would fail
+    on a meaningless field."""
+    big_version = struct.unpack_from(">i", raw, 8)[0]
+    little = 0 < head.header_version < 1 << 16 or not 0 < big_version < 1 << 16
+    order = "<" if little else ">"
+    arch = arch_from_uname(head.utsname.machine)
+    word32 = arch in WORD32 or (
+        not _plausible_sizes(raw, order, 428) and _plausible_sizes(raw, order, 416)
+    )
+    if little and not word32:
+        return
+    raise UnsupportedDump(
+        unsupported_message(
+            arch, bits=32 if word32 else 64, little_endian=little, container="kdump-compressed"
+        )
+    )
 
 
 def _checked_max_mapnr(head: DiskDumpHeader, sub: KdumpSubHeader) -> int:
@@ -432,10 +465,12 @@ def _check_truncation(pages: KdumpPages, source: ByteSource) -> str | None:
     gives the number of descriptors (a page size is never a multiple of 24, so only one of
     the two candidates can be), and the last descriptor must end inside the file.
     """
-    if pages.desc_start >= source.size:
-        return "the file ends before the page descriptors"
-    first = pages.desc(0)
+    first = pages.desc(0) if pages.desc_start < source.size else None
     if first is None:
+        if pages.bitmap2.rank(pages.end_pfn) == pages.first_index:
+            return None  # a degenerate but valid file: no page dumped, no descriptor
+        if pages.desc_start >= source.size:
+            return "the file ends before the page descriptors"
         return "the file ends inside the page descriptors"
     starts = [
         at

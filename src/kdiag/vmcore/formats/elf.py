@@ -15,10 +15,10 @@ from __future__ import annotations
 import bisect
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kdiag.errors import NotACrashDump, PageNotPresent, TruncatedDump, UnsupportedDump
-from kdiag.vmcore.arch import MACHINES
+from kdiag.vmcore.arch import MACHINES, unsupported_message
 from kdiag.vmcore.formats import Layout
 from kdiag.vmcore.model import CpuState
 from kdiag.vmcore.notes import NT_PRSTATUS, iter_notes, parse_prstatus
@@ -39,6 +39,10 @@ _PN_XNUM = 0xFFFF
 _DUMP_ELF_INCOMPLETE = 0x1
 _MAX_PHNUM = 1 << 20
 _MAX_NOTES = 64 << 20
+_MAX_ERASEINFO = 1 << 20
+#: ``e_machine`` values that are only ever 32-bit (kexec packs i386 PAE and arm LPAE memory
+#: in ELF64); EM_MIPS is not here: mips64 uses it too.
+_MACHINES32 = frozenset({"i386", "arm", "ppc", "sparc"})
 _START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 
 
@@ -170,30 +174,21 @@ def _program_headers(source: ByteSource, head: ElfHeader) -> list[ProgramHeader]
     return [ProgramHeader(*_PHDR.unpack_from(table, i * _PHDR.size)) for i in range(phnum)]
 
 
-def open_elf(source: ByteSource) -> Layout:
-    """Read the ELF header, program headers and notes of an ELF vmcore."""
-    if source.size < _EHDR.size:
-        raise TruncatedDump("ELF header is cut short", offset=0)
-    head = ElfHeader.from_bytes(source.read(0, _EHDR.size, "ELF header"))
-    if head.ident[:4] != ELF_MAGIC:
-        raise NotACrashDump("no ELF magic")
-    if head.ident[4] != 2 or head.ident[5] != 1:
-        raise UnsupportedDump("only little-endian ELF64 vmcores are supported")
-    if head.type != _ET_CORE:
-        raise NotACrashDump(f"ELF type {head.type} is not ET_CORE")
-    arch = MACHINES.get(head.machine, f"machine-{head.machine}")
-    phdrs = _program_headers(source, head)
+@dataclass
+class _Notes:
+    """What the ``PT_NOTE`` segments hold."""
 
-    complete = True
-    reasons: list[str] = []
-    if head.flags & _DUMP_ELF_INCOMPLETE:
-        complete = False
-        reasons.append("makedumpfile marked the dump incomplete (DUMP_ELF_INCOMPLETE)")
+    cpus: list[CpuState] = field(default_factory=list)
+    vmcoreinfo: bytes = b""
+    eraseinfo: str | None = None
+    qemu: int = 0
+    fp: int = 0
+    cut: bool = False
 
-    cpus: list[CpuState] = []
-    vmcoreinfo_text = b""
-    qemu_notes = 0
-    fp_notes = 0
+
+def _read_notes(source: ByteSource, phdrs: list[ProgramHeader], arch: str) -> _Notes:
+    """CPU registers, VMCOREINFO, makedumpfile's ERASEINFO and QEMU's notes."""
+    out = _Notes()
     notes_total = 0
     for ph in phdrs:
         if ph.type != _PT_NOTE or ph.filesz == 0:
@@ -202,32 +197,75 @@ def open_elf(source: ByteSource) -> Layout:
         if notes_total > _MAX_NOTES:
             raise UnsupportedDump(f"ELF notes exceed {_MAX_NOTES} bytes")
         if ph.offset + ph.filesz > source.size:
-            complete = False
-            reasons.append("the file ends inside the ELF notes")
-        blob = source.read_upto(ph.offset, ph.filesz)
-        for note in iter_notes(blob):
+            out.cut = True
+        for note in iter_notes(source.read_upto(ph.offset, ph.filesz)):
             if note.name == "CORE" and note.type == NT_PRSTATUS:
-                cpus.append(parse_prstatus(note.desc, len(cpus), arch))
+                out.cpus.append(parse_prstatus(note.desc, len(out.cpus), arch))
             elif note.name == "VMCOREINFO" and len(note.desc) <= MAX_VMCOREINFO_BYTES:
-                vmcoreinfo_text = note.desc
+                out.vmcoreinfo = note.desc
+            elif note.name == "ERASEINFO":
+                # makedumpfile -E --config: what it erased, the text of the kdump format's
+                # eraseinfo blob ("erase jiffies size 8\n...").
+                text = note.desc[:_MAX_ERASEINFO].decode("utf-8", "replace").rstrip("\0")
+                out.eraseinfo = text or out.eraseinfo
             elif note.name == "QEMU":
-                qemu_notes += 1
+                out.qemu += 1
             elif note.name == "CORE" and note.type == _NT_PRFPREG:
                 # The kernel's crash notes hold NT_PRSTATUS only; QEMU adds the FP
                 # registers of each vCPU (and, on x86, "QEMU" notes; on arm64 none).
-                fp_notes += 1
+                out.fp += 1
+    return out
+
+
+def _check_ident(head: ElfHeader, raw: bytes) -> str:
+    """The architecture of a little-endian ELF64 ``ET_CORE``; anything else is refused."""
+    if head.ident[:4] != ELF_MAGIC:
+        raise NotACrashDump("no ELF magic")
+    elf_class, order = head.ident[4], head.ident[5]
+    if elf_class not in (1, 2) or order not in (1, 2):
+        raise NotACrashDump(f"ELF class {elf_class} / data encoding {order} is not valid")
+    machine = struct.unpack_from("<H" if order == 1 else ">H", raw, 18)[0]
+    arch = MACHINES.get(machine, f"machine-{machine}")
+    if elf_class != 2 or order != 1 or arch in _MACHINES32:
+        raise UnsupportedDump(
+            unsupported_message(
+                arch,
+                bits=32 if elf_class == 1 or arch in _MACHINES32 else 64,
+                little_endian=order == 1,
+                container=f"ELF{32 if elf_class == 1 else 64}",
+            )
+        )
+    if head.type != _ET_CORE:
+        raise NotACrashDump(f"ELF type {head.type} is not ET_CORE")
+    return arch
+
+
+def open_elf(source: ByteSource) -> Layout:
+    """Read the ELF header, program headers and notes of an ELF vmcore."""
+    if source.size < _EHDR.size:
+        raise TruncatedDump("ELF header is cut short", offset=0)
+    raw = source.read(0, _EHDR.size, "ELF header")
+    head = ElfHeader.from_bytes(raw)
+    arch = _check_ident(head, raw)
+    phdrs = _program_headers(source, head)
+
+    reasons: list[str] = []
+    if head.flags & _DUMP_ELF_INCOMPLETE:
+        reasons.append("makedumpfile marked the dump incomplete (DUMP_ELF_INCOMPLETE)")
+    notes = _read_notes(source, phdrs, arch)
+    if notes.cut:
+        reasons.append("the file ends inside the ELF notes")
 
     loads = [p for p in phdrs if p.type == _PT_LOAD]
     if not loads:
         raise NotACrashDump("the ELF core has no PT_LOAD segments")
     last_end = max(p.offset + p.filesz for p in loads)
     if last_end > source.size:
-        complete = False
         reasons.append(
             f"the file is cut short: PT_LOAD data ends at {last_end:#x}, "
             f"the file at {source.size:#x}"
         )
-    info = VmcoreInfo.parse(vmcoreinfo_text)
+    info = VmcoreInfo.parse(notes.vmcoreinfo)
     page_size = info.pagesize or 4096
     if page_size & (page_size - 1) or not 512 <= page_size <= 1 << 20:
         raise UnsupportedDump(f"PAGESIZE={page_size} is not supported")
@@ -239,17 +277,18 @@ def open_elf(source: ByteSource) -> Layout:
             phys_base = p.paddr - (p.vaddr - _START_KERNEL_MAP)
             break
     return Layout(
-        format="qemu-elf" if qemu_notes or fp_notes else "elf",
+        format="qemu-elf" if notes.qemu or notes.fp else "elf",
         compression="none",
         store=pages,
         page_size=page_size,
         arch=arch,
         vmcoreinfo=info,
-        cpus=tuple(cpus),
-        complete=complete,
+        cpus=tuple(notes.cpus),
+        complete=not reasons,
         incomplete_reason="; ".join(reasons) or None,
-        nr_cpus=len(cpus) or None,
+        nr_cpus=len(notes.cpus) or None,
         phys_base=phys_base,
+        eraseinfo=notes.eraseinfo,
         memory_bytes=pages.ram_bytes,
-        notes={"qemu": qemu_notes},
+        notes={"qemu": notes.qemu},
     )
