@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qemu.qmp import QMPClient
 
-from kdiag.backends import InstanceState, Target
+from kdiag.backends import BackendPool, InstanceState, Target
 from kdiag.backends.qmp import QMPBackend, QMPSettings, instance_state, parse_address
 from kdiag.errors import (
     BackendTimeout,
@@ -20,6 +22,8 @@ from kdiag.errors import (
     IncorrectState,
     NMINotSupported,
 )
+from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
+from kdiag.store import Store
 from tests.conftest import require_tool
 from tests.dbfixtures import state_dir
 
@@ -36,7 +40,6 @@ class Qemu:
 
     def hmp(self, command: str) -> object:
         """Run one QMP command on our own connection (the test's hand on the VM)."""
-        from qemu.qmp import QMPClient
 
         async def run() -> object:
             client = QMPClient("test")
@@ -237,10 +240,6 @@ def test_close_is_idempotent_and_reusable(pc):
 
 
 def test_interrupt_through_qmp_end_to_end(pc, state_dir):
-    from kdiag.backends import BackendPool
-    from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
-    from kdiag.store import Store
-
     with Store.open(f"sqlite:///{state_dir.parent / 'qmp.db'}") as store, BackendPool() as pool:
         account = store.default_account().id
         user = store.create_user("ops")
@@ -269,8 +268,6 @@ def test_interrupt_through_qmp_end_to_end(pc, state_dir):
 
 
 def test_concurrent_callers_take_turns_on_one_monitor(pc, backend):
-    import threading
-
     pc.hmp("cont")
     target = pc.target()
     other = QMPBackend(timeout=10)  # a second loop: contention the per-address lock cannot see

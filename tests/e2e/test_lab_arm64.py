@@ -10,6 +10,7 @@ saved dump on the 2-core reference machine.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -18,6 +19,11 @@ from pathlib import Path
 
 import pytest
 
+import kdiag.vmcore
+from kdiag.cli import main as cli_main
+from kdiag.errors import BackendError, NMINotSupported
+from kdiag.lab import Lab
+from kdiag.vmcore.triage import triage
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.e2e
@@ -30,8 +36,6 @@ DUMP = 240.0
 def arm64_root() -> Iterator[Path]:
     for tool in ("qemu-system-aarch64", "apt-get", "dpkg-deb", "depmod", "mkfs.ext4", "debugfs"):
         require_tool(tool)
-    from kdiag.lab import Lab
-
     root = Path(tempfile.mkdtemp(prefix="kdl-a-", dir="/tmp"))
     Lab(root).build(arch="arm64")
     yield root
@@ -41,13 +45,6 @@ def arm64_root() -> Iterator[Path]:
 
 
 def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
-    import kdiag.vmcore
-    from kdiag.cli import main as cli_main
-    from kdiag.errors import NMINotSupported
-    from kdiag.lab import Lab
-    from kdiag.vmcore.triage import triage
 
     lab = Lab(arm64_root)
     started = time.monotonic()
@@ -100,11 +97,6 @@ def test_arm64_text_trap_loads_kdump_and_saves_no_dump(arm64_root: Path) -> None
     """Without the workaround (profile text-trap) the machine looks armed (kexec -p exits 0,
     kexec_crash_loaded = 1, in the facts too) and a crash saves nothing: the lab says so
     rather than counting a dump."""
-    import json
-
-    from kdiag.errors import BackendError
-    from kdiag.lab import Lab
-
     guest = Lab(arm64_root).up(
         name="e2e-arm64-trap", profile="text-trap", memory="1G", cpus=2, arch="arm64"
     )
