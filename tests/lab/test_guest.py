@@ -4,6 +4,7 @@ Ctrl-C clean-up, the qemu.qmp event watcher and NMIs through the qmp backend run
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -159,8 +160,6 @@ def _firmware_guest(root: Path, name: str = "fw") -> Path:
 
 
 def _qmp(socket: Path, command: str) -> object:
-    import asyncio
-
     async def run() -> object:
         client = QMPClient("test")
         await client.connect(str(socket))
