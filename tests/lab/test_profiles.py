@@ -71,3 +71,11 @@ def test_parse_memory(text: str, mib: int) -> None:
 def test_parse_memory_rejects(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_memory(text)
+
+
+def test_only_text_trap_leaves_the_arm64_kexec_trap_armed() -> None:
+    trapped = [p.name for p in PROFILES.values() if "lab_text_fix=0" in p.cmdline()]
+    assert trapped == ["text-trap"]
+    trap = get_profile("text-trap")
+    assert trap.kdump and trap.crashkernel and trap.expect_kdump_loaded
+    assert trap.capture == "save"
