@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.vmcore import conftest as vmcore_conftest
+from tests.vmcore import makedumpfile_sets
 from tests.vmcore._fixtures import crash_sys, expected_format, folder, meta, sys_truth
 
 FIXTURE_NAMES = vmcore_conftest.FIXTURE_NAMES
@@ -595,8 +596,6 @@ def test_the_typer_entry_forwards_to_the_same_parser(
 
 
 def _split_set(fixture_dump: Callable[[str], Path]) -> tuple[Path, list[Path]]:
-    from tests.vmcore import makedumpfile_sets
-
     opts = ["-c", "-d", "31"]
     whole = makedumpfile_sets.made(fixture_dump, "whole-c-d31", opts, ["vmcore"])[0]
     split = ["--split", "--splitblock-size", "64", *opts]

@@ -77,5 +77,5 @@ def test_only_text_trap_leaves_the_arm64_kexec_trap_armed() -> None:
     trapped = [p.name for p in PROFILES.values() if "lab_text_fix=0" in p.cmdline()]
     assert trapped == ["text-trap"]
     trap = get_profile("text-trap")
-    assert trap.kdump and trap.crashkernel and trap.expect_kdump_loaded
+    assert (trap.kdump, trap.crashkernel, trap.expect_kdump_loaded) == (True, True, True)
     assert trap.capture == "save"
