@@ -110,3 +110,18 @@ def test_page_table_walks_through_partly_held_pages(tmp_path: Path) -> None:
         same = {"path": "", "bytes_read": 0, "memory_bytes": 0}
         assert dataclasses.replace(got, **same) == dataclasses.replace(want, **same)
         assert [r.text for r in got.log][-1] == "Kernel panic - not syncing: partial pages test"
+
+
+def test_the_first_pt_load_covering_an_address_wins(tmp_path: Path) -> None:
+    """A kernel-image segment (p_vaddr in __START_KERNEL_map) aliases RAM: read where it
+    comes before the RAM segment in the table (crash's and makedumpfile's rule), not after."""
+    ram = Segment(0x200000, b"\x11" * (4 * PAGE), vaddr=0xFFFF888000200000)
+    alias = Segment(0x201000, b"\x22" * PAGE, vaddr=0xFFFFFFFF81000000)
+    with _open(tmp_path, [alias, ram]) as dump:
+        assert dump.read_phys(0x201000, 4) == b"\x22" * 4
+        assert dump.read_phys(0x200000, 4) == b"\x11" * 4
+        assert dump.read_phys(0x202000, 4) == b"\x11" * 4
+        assert dump.ram_in_dump_bytes == 4 * PAGE  # the alias is not RAM twice
+    (tmp_path / "vmcore").unlink()
+    with _open(tmp_path, [ram, alias]) as dump:
+        assert dump.read_phys(0x201000, 4) == b"\x11" * 4

@@ -64,6 +64,17 @@ def test_the_kdump_file_was_really_scrubbed(erased: dict[str, Path]) -> None:
         assert dump.utsname.nodename == "fixture-nmi"
 
 
+def test_the_elf_file_reads_the_scrubbed_copy(erased: dict[str, Path]) -> None:
+    """makedumpfile -E erases only in the first PT_LOAD that covers the address: kexec's
+    kernel-image segment, which comes before the RAM segment that still holds the name.
+    kdiag reads the first one, as crash and makedumpfile do."""
+    with kdiag.vmcore.open(erased["elf"]) as dump:
+        uts = dump.read_init_uts_ns()
+        assert uts is not None
+        assert uts.nodename == "X" * 65
+        assert triage(dump).nodename == "X" * 65
+
+
 def test_an_unerased_dump_has_no_eraseinfo(fixture_dump: Callable[[str], Path]) -> None:
     with kdiag.vmcore.open(fixture_dump("nmi-elf")) as dump:
         assert dump.eraseinfo is None

@@ -155,9 +155,9 @@ def _page_table_entries(path: Path) -> list[tuple[int, int]]:
         triage(dump)
     spans = []
     for paddr in sorted(set(walked)):
-        for seg in store.segments:
-            if seg.paddr <= paddr < seg.paddr + seg.filesz:
-                spans.append((seg.offset + paddr - seg.paddr, 8))
+        at = store.file_offset(paddr)  # the segment the reader reads it from
+        if at is not None:
+            spans.append((at, 8))
     return spans
 
 

@@ -93,14 +93,36 @@ class ElfPages:
             ram = [p for p in loads if p.memsz > 0]
         self.segments = sorted(ram, key=lambda p: p.paddr)
         self._starts = [p.paddr for p in self.segments]
+        # The kernel-image segments kexec writes before the RAM ones alias RAM. Where they
+        # hold file data they are read first, as crash and makedumpfile read an ELF dump
+        # (the first PT_LOAD in the table that covers the address): makedumpfile -E
+        # --config erases in the first segment only, so the RAM copy still holds what was
+        # erased.
+        order = {id(p): i for i, p in enumerate(loads)}
+        self._first = sorted(
+            (p for p in loads if p.memsz > 0 and id(p) not in {id(r) for r in ram}),
+            key=lambda p: order[id(p)],
+        )
+        self._order = order
+
+    def file_offset(self, paddr: int) -> int | None:
+        """Where in the file the byte at ``paddr`` is read from; None when it is not there."""
+        seg = self._segment(paddr)
+        if seg is None or paddr - seg.paddr >= seg.filesz:
+            return None
+        return seg.offset + paddr - seg.paddr
 
     def _segment(self, paddr: int) -> ProgramHeader | None:
         i = bisect.bisect_right(self._starts, paddr) - 1
-        if i >= 0:
-            seg = self.segments[i]
-            if paddr < seg.paddr + seg.memsz:
-                return seg
-        return None
+        seg = self.segments[i] if i >= 0 else None
+        if seg is not None and not paddr < seg.paddr + seg.memsz:
+            seg = None
+        for alias in self._first:
+            if alias.paddr <= paddr < alias.paddr + alias.filesz and (
+                seg is None or self._order[id(alias)] < self._order[id(seg)]
+            ):
+                return alias
+        return seg
 
     def load_page(self, pfn: int) -> bytes:
         """The page; the parts no segment holds in the file read as zeros, as crash and
