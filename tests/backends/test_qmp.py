@@ -52,6 +52,17 @@ class Qemu:
         return asyncio.run(run())
 
 
+def _accepting(sock: Path) -> bool:
+    """QEMU binds its QMP socket a moment before it listens: the file alone is no proof (a
+    connection then is refused)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(sock))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+    return True
+
+
 def _start(
     tmp_path: Path, machine: list[str], binary: str = "qemu-system-x86_64"
 ) -> Iterator[Qemu]:
@@ -74,11 +85,11 @@ def _start(
     )
     try:
         deadline = time.monotonic() + 30
-        while not sock.exists():
+        while not _accepting(sock):
             if proc.poll() is not None:
                 pytest.fail(f"qemu exited: {proc.stderr.read().decode() if proc.stderr else ''}")
             if time.monotonic() > deadline:
-                pytest.fail("qemu did not create its QMP socket in 30 s")
+                pytest.fail("qemu did not accept connections on its QMP socket in 30 s")
             time.sleep(0.02)
         yield Qemu(proc, sock)
     finally:
