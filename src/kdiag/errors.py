@@ -36,6 +36,7 @@ The tree (with the HTTP status of the classes the service answers with)::
     │       ├── MissingParameter        400 a required parameter is absent
     │       ├── InvalidParameterValue   400 a parameter (or the body) does not parse
     │       ├── InvalidParameterCombination 400 a parameter given twice with different values
+    │       ├── UnknownParameter        400 a parameter the action does not define
     │       ├── RequestEntityTooLarge   413 a body over the service's limit
     │       ├── UnknownEndpoint         404 no such path
     │       └── MethodNotAllowed        405 no such method on that path
@@ -93,6 +94,7 @@ __all__ = (
     "TargetNotFound",
     "TruncatedDump",
     "UnknownEndpoint",
+    "UnknownParameter",
     "UnsupportedDump",
 )
 
@@ -401,6 +403,13 @@ class InvalidParameterCombination(RequestError):
     """A parameter given twice with different values."""
 
     code = "InvalidParameterCombination"
+    http_status = 400
+
+
+class UnknownParameter(RequestError):
+    """A parameter (or JSON key) the action does not define: refused, never ignored."""
+
+    code = "UnknownParameter"
     http_status = 400
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 from kdiag.authz import Caller
 from kdiag.backends.base import InstanceState
@@ -24,18 +23,22 @@ from kdiag.errors import (
     KdiagError,
     MissingAction,
     MissingParameter,
+    UnknownParameter,
 )
 from kdiag.filters import Filter
 from kdiag.service import actions
 from kdiag.service.audit import RequestAudit
 from kdiag.service.context import ServiceContext
+from kdiag.service.errors import safe_text, xml_text
 from kdiag.service.sigv4 import IncomingRequest
 from kdiag.store import Instance
 
 __all__ = (
     "API_VERSION",
+    "SIGV4_QUERY_PARAMS",
     "XMLNS",
     "Ec2Query",
+    "check_known_params",
     "describe_instances_xml",
     "indexed",
     "parse_bool",
@@ -50,6 +53,44 @@ MAX_PARAMS = 1000
 
 _INDEX = re.compile(r"\.(\d+)$")
 
+#: The SigV4 parameters of a presigned request: in the query string only, read by the verifier.
+SIGV4_QUERY_PARAMS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-Security-Token",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+    }
+)
+
+_COMMON_PARAMS = frozenset({"Action", "Version", "DryRun"})
+
+#: The parameters EC2 defines for each action, exactly as spelled (names are case-sensitive):
+#: fixed names, and the patterns of indexed ones (indices from 1, no leading zero).
+_ACTION_PARAMS: dict[str, tuple[frozenset[str], re.Pattern[str] | None]] = {
+    "SendDiagnosticInterrupt": (_COMMON_PARAMS | {"InstanceId"}, None),
+    "DescribeInstances": (
+        _COMMON_PARAMS | {"MaxResults", "NextToken"},
+        re.compile(r"InstanceId\.[1-9]\d{0,3}|Filter\.[1-9]\d{0,3}\.(?:Name|Value\.[1-9]\d{0,3})"),
+    ),
+}
+
+
+def check_known_params(action: str, params: Mapping[str, str]) -> None:
+    """Refuse a parameter ``action`` does not define (``dryrun``, ``DryRun.1``, ...).
+
+    An ignored misspelling is an unsafe default: ``dryrun=true`` would send a real NMI.
+
+    :raises UnknownParameter: naming the first such parameter.
+    """
+    names, pattern = _ACTION_PARAMS[action]
+    for key in params:
+        if key not in names and (pattern is None or not pattern.fullmatch(key)):
+            raise UnknownParameter(f"The parameter {key} is not recognized")
+
 
 def parse_params(req: IncomingRequest) -> dict[str, str]:
     """The request's parameters: the query string (minus SigV4's) and a form-encoded body."""
@@ -63,7 +104,7 @@ def parse_params(req: IncomingRequest) -> dict[str, str]:
             sources.append(req.body.decode("utf-8"))
         except UnicodeDecodeError:
             raise InvalidParameterValue("the body is not valid UTF-8") from None
-    for source in sources:
+    for index, source in enumerate(sources):
         try:
             pairs = parse_qsl(
                 source, keep_blank_values=True, max_num_fields=MAX_PARAMS, errors="strict"
@@ -71,7 +112,7 @@ def parse_params(req: IncomingRequest) -> dict[str, str]:
         except (ValueError, UnicodeDecodeError):
             raise InvalidParameterValue("malformed query parameters") from None
         for key, value in pairs:
-            if key.startswith("X-Amz-"):
+            if index == 0 and key in SIGV4_QUERY_PARAMS:  # the query string
                 continue
             if key in params and params[key] != value:
                 raise InvalidParameterCombination(f"parameter {key} is given twice")
@@ -117,26 +158,26 @@ def return_true_xml(action: str, request_id: str) -> bytes:
     """``<ActionResponse><requestId/><return>true</return></ActionResponse>``."""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<{action}Response xmlns="{XMLNS}"><requestId>{escape(request_id)}</requestId>'
+        f'<{action}Response xmlns="{XMLNS}"><requestId>{xml_text(request_id)}</requestId>'
         f"<return>true</return></{action}Response>"
     ).encode()
 
 
 def _instance_xml(instance: Instance) -> str:
     tags = "".join(
-        f"<item><key>{escape(k)}</key><value>{escape(v)}</value></item>"
+        f"<item><key>{xml_text(k)}</key><value>{xml_text(v)}</value></item>"
         for k, v in sorted(instance.tags.items())
     )
     launch = instance.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return (
         "<item>"
-        f"<instanceId>{escape(instance.id)}</instanceId>"
+        f"<instanceId>{xml_text(instance.id)}</instanceId>"
         f"<instanceState><code>{InstanceState(instance.state).code}</code>"
-        f"<name>{escape(instance.state)}</name></instanceState>"
+        f"<name>{xml_text(instance.state)}</name></instanceState>"
         f"<launchTime>{launch}</launchTime>"
-        f"<placement><availabilityZone>{escape(instance.availability_zone)}</availabilityZone>"
+        f"<placement><availabilityZone>{xml_text(instance.availability_zone)}</availabilityZone>"
         "<tenancy>default</tenancy></placement>"
-        f"<architecture>{escape(instance.arch)}</architecture>"
+        f"<architecture>{xml_text(instance.arch)}</architecture>"
         "<hypervisor>kvm</hypervisor>"
         "<virtualizationType>hvm</virtualizationType>"
         f"<tagSet>{tags}</tagSet>"
@@ -148,8 +189,8 @@ def describe_instances_xml(instances: Sequence[Instance], request_id: str) -> by
     """A DescribeInstances answer: one reservation per instance, as botocore parses it."""
     reservations = "".join(
         "<item>"
-        f"<reservationId>r-{escape(i.id[2:])}</reservationId>"
-        f"<ownerId>{escape(i.account_id)}</ownerId><groupSet/>"
+        f"<reservationId>r-{xml_text(i.id[2:])}</reservationId>"
+        f"<ownerId>{xml_text(i.account_id)}</ownerId><groupSet/>"
         f"<instancesSet>{_instance_xml(i)}</instancesSet>"
         "</item>"
         for i in instances
@@ -157,7 +198,7 @@ def describe_instances_xml(instances: Sequence[Instance], request_id: str) -> by
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<DescribeInstancesResponse xmlns="{XMLNS}">'
-        f"<requestId>{escape(request_id)}</requestId>"
+        f"<requestId>{xml_text(request_id)}</requestId>"
         f"<reservationSet>{reservations}</reservationSet>"
         "</DescribeInstancesResponse>"
     ).encode()
@@ -182,13 +223,15 @@ class Ec2Query:
             params = parse_params(req)
         except KdiagError as exc:
             params, malformed = {}, exc
-        audit.action = (params.get("Action") or "")[:64] or None
+        audit.action = safe_text(params.get("Action") or "")[:64] or None
         caller, region = self.ctx.authenticate(req, audit)
         if malformed is not None:
             raise malformed
         action = params.get("Action")
         if not action:
             raise MissingAction("The request must contain the parameter Action")
+        if action in _ACTION_PARAMS:
+            check_known_params(action, params)
         if action == "SendDiagnosticInterrupt":
             return self.send_diagnostic_interrupt(params, caller, region, audit)
         if action == "DescribeInstances":
@@ -211,6 +254,13 @@ class Ec2Query:
         self, params: Mapping[str, str], caller: Caller, region: str, audit: RequestAudit
     ) -> bytes:
         ids = indexed(params, "InstanceId")
+        max_results = params.get("MaxResults")
+        if max_results is not None and not (
+            max_results.isascii() and max_results.isdigit() and 5 <= int(max_results) <= 1000
+        ):
+            raise InvalidParameterValue(
+                f"Value ({max_results}) for parameter MaxResults is invalid (5..1000)"
+            )
         filters = parse_filters(params)
         audit.dry_run = parse_bool(params, "DryRun")
         if len(ids) == 1:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -24,11 +25,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kdiag.authz import Caller
-from kdiag.errors import InvalidParameterValue, KdiagError
+from kdiag.errors import (
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    KdiagError,
+    UnknownParameter,
+)
 from kdiag.filters import Filter
 from kdiag.service import actions
 from kdiag.service.audit import RequestAudit
 from kdiag.service.context import ServiceContext
+from kdiag.service.ec2 import SIGV4_QUERY_PARAMS
 from kdiag.service.errors import ApiError, error_json
 from kdiag.service.openapi import openapi_document
 from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
@@ -62,20 +69,70 @@ def _filters(request: Request) -> list[Filter]:
     return filters
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Accepts:
+    """What one ``/v1`` endpoint takes: query parameters (those in ``repeatable`` may be
+    given more than once) and top-level JSON body keys.  Anything else is refused."""
+
+    query: frozenset[str] = frozenset()
+    repeatable: frozenset[str] = frozenset()
+    body: frozenset[str] = frozenset()
+
+
+def _check_query(request: Request, accepts: Accepts) -> None:
+    """Unknown query parameters are UnknownParameter; a single-valued one given twice is
+    InvalidParameterCombination (``?dry_run=false&dry_run=true`` has no one meaning)."""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in SIGV4_QUERY_PARAMS:
+            continue
+        if key not in accepts.query:
+            raise UnknownParameter(f"The parameter {key} is not recognized")
+        if key in seen and key not in accepts.repeatable:
+            raise InvalidParameterCombination(f"parameter {key} is given twice")
+        seen.add(key)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise InvalidParameterCombination(f"the JSON key {key} is given twice")
+        found[key] = value
+    return found
+
+
+def _json_body(body: bytes, accepts: Accepts) -> dict[str, Any]:
+    """The body as a JSON object of known keys, each once (at any depth); empty is ``{}``."""
     if not body.strip():
         return {}
+    if not accepts.body:
+        raise InvalidParameterValue("this request takes no body")
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         raise InvalidParameterValue("the body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidParameterValue("the body must be a JSON object")
+    for key in parsed:
+        if key not in accepts.body:
+            raise UnknownParameter(f"The parameter {key} is not recognized")
     return parsed
 
 
 def _dry_run(request: Request, body: dict[str, Any]) -> bool:
-    value = body.get("DryRun", request.query_params.get("dry_run", False))
+    """``DryRun`` from the body and/or ``dry_run`` from the query; both given must agree."""
+    values = []
+    if "DryRun" in body:
+        values.append(_as_bool(body["DryRun"]))
+    if "dry_run" in request.query_params:
+        values.append(_as_bool(request.query_params["dry_run"]))
+    if len(set(values)) > 1:
+        raise InvalidParameterCombination("DryRun in the body and dry_run in the query disagree")
+    return bool(values and values[0])
+
+
+def _as_bool(value: object) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
@@ -89,6 +146,7 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
     def endpoint(
         action: str,
         work: Callable[[Request, dict[str, Any], Caller, str, RequestAudit], dict[str, Any]],
+        accepts: Accepts,
     ) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             audit = new_audit(request)
@@ -105,7 +163,8 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
                 if early is not None:
                     raise early
                 caller, region = ctx.authenticate(incoming, audit)
-                return work(request, _json_body(raw), caller, region, audit)
+                _check_query(request, accepts)
+                return work(request, _json_body(raw, accepts), caller, region, audit)
 
             answer = await run_in_threadpool(ctx.run, run, audit)
             if isinstance(answer, ApiError):
@@ -158,11 +217,27 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
 
     return [
         Route("/v1/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/instances", endpoint("DescribeInstances", list_instances), methods=["GET"]),
+        Route(
+            "/v1/instances",
+            endpoint(
+                "DescribeInstances",
+                list_instances,
+                Accepts(query=frozenset({"id", "filter"}), repeatable=frozenset({"id", "filter"})),
+            ),
+            methods=["GET"],
+        ),
         Route(
             "/v1/instances/{instance_id}/diagnostic-interrupt",
-            endpoint("SendDiagnosticInterrupt", interrupt),
+            endpoint(
+                "SendDiagnosticInterrupt",
+                interrupt,
+                Accepts(query=frozenset({"dry_run"}), body=frozenset({"DryRun"})),
+            ),
             methods=["POST"],
         ),
-        Route("/v1/audit", endpoint("LookupEvents", audit_log), methods=["GET"]),
+        Route(
+            "/v1/audit",
+            endpoint("LookupEvents", audit_log, Accepts(query=frozenset({"since", "limit"}))),
+            methods=["GET"],
+        ),
     ]
