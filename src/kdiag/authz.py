@@ -33,6 +33,9 @@ class Caller:
     user_id: str
     access_key_id: str | None = None
     source_ip: str | None = None
+    #: whether the request came over TLS (``aws:SecureTransport``); None: no transport at
+    #: all (the CLI acting locally), and the key is left out
+    secure_transport: bool | None = None
 
     @classmethod
     def of(
@@ -85,6 +88,7 @@ def condition_context(
         tags=dict(instance.tags) if instance is not None else None,
         now=now,
         principal_arn=caller.arn,
+        secure_transport=caller.secure_transport,
     )
 
 

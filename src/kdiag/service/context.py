@@ -66,7 +66,14 @@ class ServiceContext:
         used (a throttled request did nothing and may be retried as signed).
         """
         verified = self.verifier.verify(req, consume=False)
-        caller = replace(verified.principal, source_ip=audit.source_ip)
+        # aws:SecureTransport is always present, false on plain HTTP, so that the usual
+        # "Deny unless aws:SecureTransport" guardrail refuses it (TLS terminated by a proxy
+        # counts when --forwarded-allow-ips trusts that proxy's X-Forwarded-Proto).
+        caller = replace(
+            verified.principal,
+            source_ip=audit.source_ip,
+            secure_transport=req.scheme == "https",
+        )
         audit.principal = caller.arn
         audit.access_key_id = caller.access_key_id
         audit.region = verified.region

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from urllib.parse import quote
 
@@ -11,7 +12,14 @@ from kdiag.errors import RequestEntityTooLarge
 from kdiag.service.audit import RequestAudit
 from kdiag.service.sigv4 import IncomingRequest
 
-__all__ = ("MAX_BODY", "incoming_request", "new_audit", "read_body", "response_headers")
+__all__ = (
+    "MAX_BODY",
+    "incoming_request",
+    "new_audit",
+    "peer_address",
+    "read_body",
+    "response_headers",
+)
 
 #: The largest request body accepted (EC2 Query requests are a few hundred bytes).
 MAX_BODY = 64 * 1024
@@ -47,9 +55,25 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
+def peer_address(host: str) -> str:
+    """The client address as policies see it (``aws:SourceIp``) and the audit records it.
+
+    A dual-stack listener sees an IPv4 client as ``::ffff:a.b.c.d``; that is the IPv4
+    address ``a.b.c.d``, and a policy's ``IpAddress`` on ``10.0.0.0/8`` must match it.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def new_audit(request: Request) -> RequestAudit:
     client = request.client
-    return RequestAudit(request_id=str(uuid.uuid4()), source_ip=client.host if client else None)
+    source = peer_address(client.host) if client and client.host else None
+    return RequestAudit(request_id=str(uuid.uuid4()), source_ip=source)
 
 
 def response_headers(request_id: str) -> dict[str, str]:

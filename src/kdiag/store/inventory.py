@@ -76,7 +76,7 @@ class Inventory(StoreBase):
         :raises InvalidInstanceIDMalformed: ``instance_id`` is not ``i-`` + 8/17 hex.
         :raises EntityAlreadyExists: the id is taken.
         :raises ConfigError: an unknown backend, a bad target setting, region, zone, state
-            or tag key.
+            or tag key, or two tag keys that differ only in case.
         """
         iid = ids.check_instance_id(instance_id) if instance_id else ids.new_instance_id()
         if not _REGION.fullmatch(region):
@@ -86,9 +86,14 @@ class Inventory(StoreBase):
             raise ConfigError(f"availability zone {az!r} is not in region {region!r}")
         state = InstanceState.parse(state, ec2_only=True).value
         clean_tags = dict(tags or {})
+        folded: dict[str, str] = {}
         for key in clean_tags:
             if not key or len(key) > _TAG_KEY_MAX or key.startswith("aws:"):
                 raise ConfigError(f"invalid tag key {key!r}")
+            # IAM compares condition keys without case: aws:ResourceTag/Env and .../env are
+            # one key, so two such tags would make a policy's answer depend on their order.
+            if (other := folded.setdefault(key.casefold(), key)) != key:
+                raise ConfigError(f"tag keys {other!r} and {key!r} differ only in case")
         try:
             target_json = json.loads(json.dumps(dict(target)))
         except (TypeError, ValueError) as exc:
