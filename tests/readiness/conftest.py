@@ -15,6 +15,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "suse15": trees.suse15,
     "azure-centos6": trees.azure_centos6,
     "tricky": trees.tricky,
+    "debian12-arm64-text": trees.debian12_arm64_text,
+    "debian12-arm64-notext": trees.debian12_arm64_notext,
+    "debian12-arm64-hidden": trees.debian12_arm64_hidden,
 }
 
 

@@ -213,6 +213,7 @@ def test_registry_ids_and_purposes() -> None:
     assert {s.id for s in REGISTRY.specs if s.needs == "runtime"} == {
         "kdump-supported",
         "capture-kernel-loaded",
+        "kexec-text-symbol",
         "dump-target-space",
         "platform",
     }

@@ -443,3 +443,78 @@ def tricky(root: Path) -> Path:
     link.unlink()
     os.symlink("/etc/sysctl.d/10-a.conf", link)  # absolute: must resolve inside the tree
     return root
+
+
+DEBIAN12_OS_RELEASE = """\
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+"""
+
+#: /proc/kallsyms of Debian 12's arm64 kernel, abridged: no CONFIG_KALLSYMS_ALL, so no _text.
+ARM64_KALLSYMS = """\
+ffff800008010000 T _stext
+ffff800008010000 T __exception_text_start
+ffff800008010800 t el1t_64_sync
+ffff80000a4a0000 D _edata
+ffff800001234560 t virtio_blk_probe\t[virtio_blk]
+"""
+
+
+def _debian12_arm64(root: Path, kallsyms: str) -> Path:
+    """Debian 12 on arm64 (QEMU virt), kdump-tools armed and the capture kernel loaded."""
+    files: dict[str, str | bytes] = {
+        "etc/os-release": DEBIAN12_OS_RELEASE,
+        "etc/debian_version": "12.8\n",
+        "etc/default/kdump-tools": 'USE_KDUMP=1\nKDUMP_COREDIR="/var/crash"\n'
+        'MAKEDUMP_ARGS="-c -d 31"\n',
+        "etc/default/grub.d/kdump-tools.cfg": 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_'
+        'DEFAULT crashkernel=384M-:256M"\n',
+        "etc/sysctl.d/90-kdiag.conf": "kernel.unknown_nmi_panic = 1\nkernel.panic = 10\n"
+        "kernel.panic_on_oops = 1\nkernel.sysrq = 1\n",
+        "lib/systemd/system/kdump-tools.service": "[Unit]\nDescription=Kernel crash dump\n",
+        "etc/systemd/system/multi-user.target.wants/kdump-tools.service": "",
+        "usr/sbin/kexec": "#!/bin/sh\n",
+        "usr/sbin/kdump-config": "#!/bin/sh\n",
+        "usr/bin/makedumpfile": "#!/bin/sh\n",
+        "proc/cmdline": "BOOT_IMAGE=/boot/vmlinuz-6.1.0-28-arm64 root=/dev/vda1 ro "
+        "console=ttyAMA0 crashkernel=384M-:256M\n",
+        "proc/sys/kernel/arch": "aarch64\n",
+        "proc/meminfo": _meminfo(512 * 1024),
+        "proc/cpuinfo": "processor\t: 0\nBogoMIPS\t: 125.00\nFeatures\t: fp asimd\n",
+        "proc/iomem": "40000000-5fffffff : System RAM\n  50000000-5fffffff : Crash kernel\n",
+        "proc/modules": "virtio_blk 28672 2 - Live 0xffff800001230000\n",
+        "proc/kallsyms": kallsyms,
+        "proc/device-tree/hypervisor/compatible": b"linux,kvm\0",
+        "sys/kernel/kexec_crash_loaded": "1\n",
+        "sys/kernel/kexec_crash_size": str(256 << 20) + "\n",
+        **_sysctl_files(
+            _base_sysctls(
+                kernel__osrelease="6.1.0-28-arm64",
+                kernel__unknown_nmi_panic="1",
+                kernel__panic="10",
+                kernel__panic_on_oops="1",
+                kernel__sysrq="1",
+            )
+        ),
+    }
+    return write_tree(root, files, dirs=("var/crash",))
+
+
+def debian12_arm64_text(root: Path) -> Path:
+    """The trap worked around: /proc/kallsyms lists _text 64 KiB below _stext."""
+    return _debian12_arm64(root, "ffff800008000000 T _text\n" + ARM64_KALLSYMS)
+
+
+def debian12_arm64_notext(root: Path) -> Path:
+    """The trap armed: no _text, yet kexec_crash_loaded = 1 (kexec -p exited 0)."""
+    return _debian12_arm64(root, ARM64_KALLSYMS)
+
+
+def debian12_arm64_hidden(root: Path) -> Path:
+    """kallsyms as a non-root user sees it (kptr_restrict): every address 0."""
+    hidden = "".join("0000000000000000" + line[16:] + "\n" for line in ARM64_KALLSYMS.splitlines())
+    return _debian12_arm64(root, hidden)

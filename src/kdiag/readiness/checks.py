@@ -345,6 +345,62 @@ def _capture_loaded(ctx: Context) -> Verdict:
     return Verdict("fail", evidence, start)
 
 
+#: How the lab (and the arm64 fixtures) work around kexec-tools' ``_text`` lookup: arm64's
+#: head text puts ``_text`` 64 KiB below ``_stext`` on Debian 12's kernel (lab.md §16).
+_TEXT_WORKAROUND = (
+    "before `kexec -p`, give kexec a /proc/kallsyms that lists _text: copy it, add the line "
+    "\"<_stext - 0x10000> T _text\" (grep ' _stext$' /proc/kallsyms for the address), "
+    "`mount --bind` the copy over /proc/kallsyms, then reload the capture kernel ({reload}) "
+    "and prove it with a test crash (SysRq-c) on a machine you can spare; Debian 12's "
+    "kexec-tools 1:2.0.25 has no fix and no fixed version is recorded, so keep the "
+    "workaround until a drill on an upgraded kexec-tools saves a dump"
+)
+
+
+@check(
+    "kexec-text-symbol",
+    needs="runtime",
+    passes="`/proc/kallsyms` lists `_text`, which arm64 `kexec -p` needs (n/a off arm64)",
+    otherwise="fail on arm64 when the capture kernel is loaded without `_text` (kexec -p "
+    "exits 0 but builds a broken core header: no dump is written), with the kallsyms "
+    "workaround; warn when not loaded yet, or when addresses are hidden (unknown)",
+)
+def _kexec_text(ctx: Context) -> Verdict:
+    facts = ctx.facts
+    if facts.arch not in ("aarch64", "arm64"):
+        return Verdict("n/a", f"arch {facts.arch}: only arm64 kexec -p looks up _text")
+    state = facts.kallsyms_text
+    loaded = facts.kexec_crash_loaded == "1"
+    reload = "kdump-config reload" if ctx.family == "debian" else "kdumpctl restart"
+    fix = _TEXT_WORKAROUND.format(reload=reload)
+    if state == "present":
+        return Verdict("pass", "/proc/kallsyms lists _text")
+    if state == "missing":
+        evidence = (
+            "/proc/kallsyms lists _stext but no _text (no CONFIG_KALLSYMS_ALL): kexec -p "
+            'prints "Can\'t get the symbol of _text" and still exits 0'
+        )
+        if loaded:
+            evidence += (
+                "; kexec_crash_loaded = 1, but the loaded core header is broken: "
+                "the capture kernel will write no dump"
+            )
+            return Verdict("fail", evidence, fix)
+        return Verdict("warn", evidence + "; the next kexec -p will load a broken capture", fix)
+    if state == "unknown":
+        return Verdict(
+            "warn",
+            "unknown: /proc/kallsyms addresses read as 0 (not root, or kernel.kptr_restrict), "
+            "so whether kexec -p finds _text cannot be told",
+            "run kdiag doctor (or collect.sh) as root",
+        )
+    return Verdict(
+        "warn",
+        "unknown: /proc/kallsyms was not collected (unreadable, or facts from an older collector)",
+        "collect the facts again as root with this kdiag's collect.sh",
+    )
+
+
 @check(
     "kdump-service",
     needs="config",

@@ -3,9 +3,10 @@
 #
 # Prints ONE JSON document with the facts `kdiag doctor --facts FILE` checks: kernel, command
 # line, kexec/crashkernel state, panic sysctls, kdump service, kdump/grub/sysctl files,
-# os-release, DMI strings, hypervisor hints, hv_* modules, memory, CPUs and the free space of
-# the dump target.  POSIX sh; runs under busybox sh, dash and bash and uses only busybox
-# applets (cat, awk, sed, grep, df, uname, ls, readlink, tail).  It changes nothing.
+# os-release, DMI strings, hypervisor hints, hv_* modules, memory, CPUs, the free space of
+# the dump target and whether /proc/kallsyms lists _text.  POSIX sh; runs under busybox sh,
+# dash and bash and uses only busybox applets (cat, awk, sed, grep, df, uname, ls, readlink,
+# tail).  It changes nothing.
 #
 # Usage: sh collect.sh [ROOT]      (or KDIAG_ROOT=ROOT sh collect.sh)
 # ROOT is a directory holding proc/, sys/ and etc/ in place of the real ones (tests, chroots).
@@ -288,6 +289,24 @@ tools() {
     printf '}'
 }
 
+# Whether /proc/kallsyms lists _text (arm64 kexec -p looks it up): present (with an address),
+# missing (_stext has an address, _text is not listed), unknown (addresses read as 0: not
+# root, or kptr_restrict), or null when there is no readable kallsyms.
+kallsyms_text() {
+    _f=$(rp /proc/kallsyms)
+    if [ -f "$_f" ] && [ -r "$_f" ]; then
+        jstr "$(awk '
+            NF >= 3 && ($3 == "_text" || $3 == "_stext") && $1 ~ /[1-9a-fA-F]/ { seen[$3] = 1 }
+            END {
+                if ("_text" in seen) print "present"
+                else if ("_stext" in seen) print "missing"
+                else print "unknown"
+            }' "$_f" 2>/dev/null)"
+    else
+        printf 'null'
+    fi
+}
+
 xen_dir() { [ -d "$(rp /proc/xen)" ]; }
 vmbus_dir() { [ -d "$(rp /sys/bus/vmbus)" ]; }
 efi_dir() { [ -d "$(rp /sys/firmware/efi)" ]; }
@@ -339,4 +358,6 @@ printf ', "dump_target": '
 dump_target
 printf ', "tools": '
 tools
+printf ', "kallsyms_text": '
+kallsyms_text
 printf '}\n'

@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -115,6 +116,11 @@ class Facts:
     cpus: int | None
     dump_target: Mapping[str, Any]
     tools: Mapping[str, bool]
+    #: Whether /proc/kallsyms lists ``_text`` (what arm64 ``kexec -p`` looks up): "present"
+    #: (with an address), "missing" (``_stext`` has an address, ``_text`` is not listed),
+    #: "unknown" (addresses read as 0: not root, or kptr_restrict), None (no kallsyms, or a
+    #: facts document from before this field).
+    kallsyms_text: str | None = None
     schema: int = SCHEMA
     #: Where the facts came from ("/" live, a root directory, or a JSON file); not compared.
     origin: str = field(default="", compare=False)
@@ -148,6 +154,10 @@ class Facts:
         )
 
 
+#: Fields added to schema 1 later: a document from an older collector may lack them.
+_OPTIONAL = frozenset({"kallsyms_text"})
+
+
 def collector_source() -> str:
     """The text of collect.sh, as shipped in the package."""
     return (Path(__file__).with_name("collect.sh")).read_text(encoding="utf-8")
@@ -158,7 +168,7 @@ def from_json(data: Mapping[str, Any], *, origin: str = "") -> Facts:
     if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
         raise ConfigError(f"not a kdiag facts document (schema {SCHEMA} expected)")
     names = {f.name for f in dataclasses.fields(Facts)} - {"origin"}
-    missing = sorted(names - data.keys())
+    missing = sorted(names - data.keys() - _OPTIONAL)
     if missing:
         raise ConfigError(f"facts document lacks {', '.join(missing)}")
     shapes: dict[str, type | tuple[type, ...]] = {
@@ -177,10 +187,12 @@ def from_json(data: Mapping[str, Any], *, origin: str = "") -> Facts:
     for name, shape in shapes.items():
         if not isinstance(data[name], shape):
             raise ConfigError(f"malformed facts document: {name} is {type(data[name]).__name__}")
+    if data.get("kallsyms_text") not in (None, "present", "missing", "unknown"):
+        raise ConfigError("malformed facts document: kallsyms_text is not present/missing/unknown")
     if not all(isinstance(v, str) for v in data["files"].values()):
         raise ConfigError("malformed facts document: files must map paths to text")
     try:
-        kwargs = {name: data[name] for name in names}
+        kwargs = {name: data[name] for name in names if name in data}
         kwargs["iomem_crash_kernel"] = tuple(data["iomem_crash_kernel"])
         kwargs["hv_modules"] = tuple(data["hv_modules"])
         return Facts(origin=origin, **kwargs)
@@ -438,6 +450,27 @@ def _tools(tree: _Tree) -> dict[str, bool]:
     return found
 
 
+_NONZERO = re.compile(r"[1-9a-fA-F]")
+
+
+def _kallsyms_text(tree: _Tree) -> str | None:
+    """``_text`` in /proc/kallsyms: present, missing, unknown (addresses hidden) or None."""
+    content = tree.text("/proc/kallsyms")
+    if content is None:
+        return None
+    text = stext = False
+    for line in content.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[2] in ("_text", "_stext") and _NONZERO.search(words[0]):
+            if words[2] == "_text":
+                text = True
+            else:
+                stext = True
+    if text:
+        return "present"
+    return "missing" if stext else "unknown"
+
+
 def _arch(tree: _Tree) -> str:
     return tree.value("/proc/sys/kernel/arch") or platform.machine()
 
@@ -493,5 +526,6 @@ def _read_tree(tree: _Tree, root_s: str) -> Facts:
         cpus=_cpus(tree),
         dump_target=_dump_target(tree),
         tools=_tools(tree),
+        kallsyms_text=_kallsyms_text(tree),
         origin="/" if not tree.root else root_s,
     )
