@@ -32,9 +32,12 @@ ARM64_FIXTURES = [n for n in FIXTURE_NAMES if n.startswith("arm64-")]
 Request = tuple[str, int, int]
 
 
-def libkdumpfile(path: Path, requests: list[Request]) -> dict[str, object]:
+def libkdumpfile(
+    path: Path, requests: list[Request], *, zero_excluded: bool = False
+) -> dict[str, object]:
+    flags = ["--zero-excluded"] if zero_excluded else []
     run = subprocess.run(
-        [SYSTEM_PYTHON, str(READER), str(path)],
+        [SYSTEM_PYTHON, str(READER), str(path), *flags],
         input=json.dumps(requests).encode(),
         capture_output=True,
         timeout=300,
@@ -49,11 +52,13 @@ def libkdumpfile(path: Path, requests: list[Request]) -> dict[str, object]:
     return answer
 
 
-def ours(dump: kdiag.vmcore.Dump, space: str, address: int, size: int) -> str:
+def ours(
+    dump: kdiag.vmcore.Dump, space: str, address: int, size: int, *, zero_excluded: bool = False
+) -> str:
     try:
-        if space == "phys":
-            return dump.read_phys(address, size).hex()
-        return dump.read_virt(address, size).hex()
+        if space in ("phys", "mphys"):
+            return dump.read_phys(address, size, zero_excluded=zero_excluded).hex()
+        return dump.read_virt(address, size, zero_excluded=zero_excluded).hex()
     except DumpFormatError as exc:
         return "!" + type(exc).__name__
 
