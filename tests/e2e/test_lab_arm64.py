@@ -23,6 +23,8 @@ import kdiag.vmcore
 from kdiag.cli import main as cli_main
 from kdiag.errors import BackendError, NMINotSupported
 from kdiag.lab import Lab
+from kdiag.readiness import facts
+from kdiag.readiness.checks import run_checks
 from kdiag.vmcore.triage import triage
 from tests.conftest import require_tool
 
@@ -58,6 +60,9 @@ def test_arm64_guest_sysrq_to_vmcore(arm64_root: Path, capsys: pytest.CaptureFix
     # the guest's /init gave kexec -p the _text Debian's arm64 kallsyms lacks
     assert "T _text (_stext=" in console
     assert "Can't get the symbol of _text" not in console
+    # the copy stays mounted, so the guest's own facts show _text and doctor passes the check
+    armed = run_checks(facts.load(guest.facts_path), "nmi").get("kexec-text-symbol")
+    assert armed.status == "pass", armed
 
     # QEMU 7.2 refuses inject-nmi on -M virt: the backend says so, nothing is pretended
     with pytest.raises(NMINotSupported) as refused:
@@ -106,6 +111,11 @@ def test_arm64_text_trap_loads_kdump_and_saves_no_dump(arm64_root: Path) -> None
     console = guest.console_path.read_text(errors="replace")
     assert "LAB: kexec -p rc=0" in console
     assert "Can't get the symbol of _text" in console
+    # doctor on the guest's published facts recognises the trap
+    trap = run_checks(facts.load(guest.facts_path), "nmi").get("kexec-text-symbol")
+    assert trap.status == "fail", trap
+    assert "no _text" in trap.evidence
+    assert "mount --bind" in trap.fix
 
     guest.trigger("sysrq-c")
     with pytest.raises(BackendError, match="saved no dump"):

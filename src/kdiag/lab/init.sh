@@ -125,7 +125,8 @@ if [ "$(arg lab_kdump)" != 0 ]; then
     else
         say "kexec -p FAILED: $(tail -n 2 /tmp/kexec.err | tr '\n' ' ')"
     fi
-    [ -n "$kallsyms_fixed" ] && umount /proc/kallsyms
+    # the copy stays mounted: a reload (kdump-tools does one on hotplug) needs it again, and
+    # doctor's kexec-text-symbol check reads it from the facts
     loaded=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo 0)
 fi
 

@@ -350,7 +350,8 @@ def _capture_loaded(ctx: Context) -> Verdict:
 _TEXT_WORKAROUND = (
     "before `kexec -p`, give kexec a /proc/kallsyms that lists _text: copy it, add the line "
     "\"<_stext - 0x10000> T _text\" (grep ' _stext$' /proc/kallsyms for the address), "
-    "`mount --bind` the copy over /proc/kallsyms, then reload the capture kernel ({reload}) "
+    "`mount --bind` the copy over /proc/kallsyms and leave it mounted (a reload needs it, "
+    "and this check reads it), then reload the capture kernel ({reload}) "
     "and prove it with a test crash (SysRq-c) on a machine you can spare; Debian 12's "
     "kexec-tools 1:2.0.25 has no fix and no fixed version is recorded, so keep the "
     "workaround until a drill on an upgraded kexec-tools saves a dump"
