@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from kdiag import authz, interrupts
+from kdiag import authz, interrupts, policy
 from kdiag.errors import AccessDenied, DryRunOperation, InvalidInstanceIDNotFound
 from kdiag.filters import Filter, match_filters
 from kdiag.service.audit import RequestAudit
@@ -97,6 +97,12 @@ def lookup_events(
     limit: int,
     audit: RequestAudit,
 ) -> list[AuditEntry]:
-    """Audit rows, oldest first (``cloudtrail:LookupEvents`` on ``*``)."""
+    """The caller's account's audit rows, oldest first (``cloudtrail:LookupEvents`` on ``*``).
+
+    Only rows whose principal is in the caller's account: another tenant's principals,
+    instances, source addresses and messages are never shown, and neither are rows of
+    requests that never authenticated (they belong to no account).
+    """
     _authorize(ctx, caller, region, "cloudtrail:LookupEvents", audit)
-    return ctx.store.audit_rows(since=since, limit=limit)
+    prefix = policy.user_arn(caller.account_id, "").removesuffix("user/")
+    return ctx.store.audit_rows(since=since, limit=limit, principal_prefix=prefix)

@@ -117,10 +117,20 @@ class AuditLog(StoreBase):
         *,
         instance_id: str | None = None,
         request_id: str | None = None,
+        principal_prefix: str | None = None,
     ) -> list[AuditEntry]:
-        """Audit rows, oldest first; ``limit`` keeps the newest ``limit`` of them."""
+        """Audit rows, oldest first; ``limit`` keeps the newest ``limit`` of them.
+
+        ``principal_prefix`` keeps only the rows whose principal starts with it (e.g.
+        ``arn:aws:iam::<account>:``: one tenant's requests); rows with no principal (the
+        request never authenticated) are then left out too.
+        """
         with self._read() as session:
             query = select(AuditRow).order_by(AuditRow.id.desc())
+            if principal_prefix is not None:
+                query = query.where(
+                    AuditRow.principal.startswith(principal_prefix, autoescape=True)
+                )
             if since is not None:
                 query = query.where(AuditRow.time >= since)
             if instance_id is not None:
