@@ -10,7 +10,9 @@ triages exactly like the original, every mutation lands on bytes the reader actu
 
 Every case must finish with a result or a :class:`~kdiag.errors.DumpFormatError` subclass,
 within a hang guard of a few seconds (SIGALRM), and with a bounded Python heap (tracemalloc
-peak, sampled). The default run makes a few thousand cases in about a minute.
+peak, sampled). The default run makes 5,106 cases (``test_corpus_has_at_least_5000_cases``
+adds up what each test asserts it ran), including split sets and edits of the arm64
+VMCOREINFO numbers: about 42 s of CPU on this 2-core machine.
 """
 
 from __future__ import annotations
@@ -44,8 +46,21 @@ pytestmark = pytest.mark.fuzz
 HANG_GUARD_S = 20  # a case taking this long is a hang, not slowness (a case takes ~50 ms)
 HEAP_LIMIT = 64 << 20  # Python heap peak per case; a clean triage peaks under 2 MiB
 TRACE_EVERY = 7  # tracemalloc slows a case ~3x: trace every 7th case (and all hypothesis ones)
-FLIPS_PER_REGION = 48
+FLIPS_PER_REGION = 56
 TRUNCATIONS = 48
+HYPOTHESIS_CASES = 1500
+SPLIT_FLIPS = 400
+SPLIT_CUTS = 12
+SPLIT_COMBOS = ([0, 1], [1, 2], [0, 0, 1, 2], [2, 1, 0, 2], [0])
+#: The VMCOREINFO numbers the arm64 translation is built from, edited in the arm64 dumps.
+ARM64_KEYS = (
+    b"NUMBER(VA_BITS)=",
+    b"NUMBER(TCR_EL1_T1SZ)=",
+    b"NUMBER(kimage_voffset)=",
+    b"NUMBER(PHYS_OFFSET)=",
+    b"KERNELOFFSET=",
+)
+ARM64_EDITS_PER_KEY = 48
 
 
 @dataclass
@@ -309,6 +324,7 @@ def test_bit_flips_in_every_structure(
         result = run_case(target, clean=img.clean)
         outcomes[f"{kind}:{result}"] = outcomes.get(f"{kind}:{result}", 0) + 1
     assert len(img.kinds) >= 2
+    assert sum(outcomes.values()) == len(img.kinds) * FLIPS_PER_REGION
     # Every structure's mutations reach the reader: in each, some flip is detected (a typed
     # error, an unreadable log) or changes what the triage reports.
     unaffected = {
@@ -320,15 +336,19 @@ def test_bit_flips_in_every_structure(
     assert errors >= FLIPS_PER_REGION // 4, outcomes
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_truncations(fixture_dump: Callable[[str], Path], scratch: Path, name: str) -> None:
-    img = image(fixture_dump, name)
-    rng = random.Random(f"cut-{name}")
+def _truncation_points(img: Image) -> list[int]:
+    rng = random.Random(f"cut-{img.name}")
     points = {0, 1, 3, 4, 7, 8, 15, 16, 63, 64, 463, 464, 4095, 4096, 4097, img.size - 1}
     for off, n in img.offsets():  # inside and at the edges of every structure read
         points.update({off, off + 1, off + n // 2, off + n - 1})
-    points = sorted(p for p in points if 0 <= p < img.size)
-    chosen = sorted([*rng.sample(points, min(TRUNCATIONS, len(points))), 0, 64, 4096])
+    cuts = sorted(p for p in points if 0 <= p < img.size)
+    return sorted([*rng.sample(cuts, min(TRUNCATIONS, len(cuts))), 0, 64, 4096])
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_truncations(fixture_dump: Callable[[str], Path], scratch: Path, name: str) -> None:
+    img = image(fixture_dump, name)
+    chosen = _truncation_points(img)
     target = scratch / "case"
     results = []
     for cut in chosen:
@@ -355,7 +375,7 @@ _FUZZ_NAMES = [n for n in FIXTURE_NAMES if not n.startswith("<")]
 
 @seed(20261122)
 @settings(
-    max_examples=1500,
+    max_examples=HYPOTHESIS_CASES,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -405,7 +425,7 @@ def test_split_set_mutations(fixture_dump: Callable[[str], Path], tmp_path: Path
         clean = fingerprint(triage(dump))
     rng = random.Random(20261206)
     results: dict[str, int] = {}
-    for _ in range(400):
+    for _ in range(SPLIT_FLIPS):
         target = rng.choice(members)
         with kdiag.vmcore.open(target) as dump:
             store = dump.layout.store
@@ -428,7 +448,7 @@ def test_split_set_mutations(fixture_dump: Callable[[str], Path], tmp_path: Path
         finally:
             target.write_bytes(original)
         results[outcome] = results.get(outcome, 0) + 1
-    for cut in range(12):
+    for cut in range(SPLIT_CUTS):
         target = members[cut % 3]
         original = target.read_bytes()
         target.write_bytes(original[: rng.randrange(len(original))])
@@ -437,8 +457,66 @@ def test_split_set_mutations(fixture_dump: Callable[[str], Path], tmp_path: Path
         finally:
             target.write_bytes(original)
         results[outcome] = results.get(outcome, 0) + 1
-    for combo in ([0, 1], [1, 2], [0, 0, 1, 2], [2, 1, 0, 2], [0]):
+    for combo in SPLIT_COMBOS:
         outcome = run_case([members[i] for i in combo], clean=clean)
         results[outcome] = results.get(outcome, 0) + 1
     assert results.get("ok", 0) > 10, results
     assert len(results) > 2, results  # flips were detected, not only ignored
+    assert sum(results.values()) == SPLIT_FLIPS + SPLIT_CUTS + len(SPLIT_COMBOS)
+
+
+def _arm64_edits(img: Image, key: bytes, rng: random.Random) -> dict[int, int]:
+    """An edit of the value after ``key`` in the VMCOREINFO note: digits changed, bits
+    flipped, the value cut short by a newline, or a sign or junk put in."""
+    for off, data in img.chunks.items():
+        at = data.find(key)
+        if at >= 0:
+            start = off + at + len(key)
+            end = start + data[at + len(key) :].index(b"\n")
+            break
+    else:
+        raise AssertionError(f"{img.name}: {key!r} is not in what a triage reads")
+    edits: dict[int, int] = {}
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(start, end + 1)  # the newline too: two lines become one
+        old = img.chunks[max(o for o in img.chunks if o <= at)][
+            at - max(o for o in img.chunks if o <= at)
+        ]
+        edits[at] = rng.choice([old ^ (1 << rng.randrange(8)), *b"0123456789abcdefx-\n "])
+    return edits
+
+
+ARM64_NAMES = [n for n in _FUZZ_NAMES if n.startswith("arm64-")]
+
+
+@pytest.mark.parametrize("name", ARM64_NAMES)
+def test_arm64_vmcoreinfo_mutations(
+    fixture_dump: Callable[[str], Path], scratch: Path, name: str
+) -> None:
+    """The arm64 translation's inputs (VA_BITS, TCR_EL1_T1SZ, kimage_voffset, PHYS_OFFSET,
+    KERNELOFFSET) edited in a real arm64 dump's VMCOREINFO: a triage or a typed error."""
+    img = image(fixture_dump, name)
+    rng = random.Random(f"arm64-{name}")
+    target = scratch / "case"
+    results: dict[str, int] = {}
+    for key in ARM64_KEYS:
+        for _ in range(ARM64_EDITS_PER_KEY):
+            _write(img, target, _arm64_edits(img, key, rng))
+            outcome = run_case(target, clean=img.clean)
+            results[outcome] = results.get(outcome, 0) + 1
+    assert sum(results.values()) == len(ARM64_KEYS) * ARM64_EDITS_PER_KEY
+    assert results.get("ok", 0) < sum(results.values()) // 2, results  # edits reach the walk
+
+
+def test_corpus_has_at_least_5000_cases(fixture_dump: Callable[[str], Path]) -> None:
+    """The cases the tests above run (each asserts its own count), added up."""
+    per_fixture = 0
+    for name in _FUZZ_NAMES:
+        img = image(fixture_dump, name)
+        per_fixture += len(img.kinds) * FLIPS_PER_REGION + len(_truncation_points(img)) + 1
+    split = SPLIT_FLIPS + SPLIT_CUTS + len(SPLIT_COMBOS) + 1
+    arm64 = len(ARM64_NAMES) * len(ARM64_KEYS) * ARM64_EDITS_PER_KEY
+    total = per_fixture + HYPOTHESIS_CASES + split + arm64
+    print(f"fuzz corpus: {total} cases")
+    assert len(ARM64_NAMES) == 2
+    assert total >= 5000, total

@@ -82,7 +82,7 @@ def _compare(
         ):
             # A documented difference, not an error in either: libkdumpfile's zero_excluded
             # fills only pages the dump's own map covers (kdump: pfn < max_mapnr; ELF: inside a
-            # PT_LOAD); kdiag's, like crash's, also fills holes and pages past the end.
+            # PT_LOAD); kdiag's also fills holes and pages past the end.
             tally["outside"] += 1
             continue
         assert a.startswith("!") == b.startswith("!"), (request, a[:40], b[:40])
