@@ -8,13 +8,13 @@ inventory queries all build :class:`Filter` objects and ask :func:`match_filters
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kdiag.backends.base import InstanceState
 from kdiag.errors import InvalidParameterValue
+from kdiag.policy._patterns import glob
 
 if TYPE_CHECKING:  # annotations only: the store's inventory queries import this module
     from kdiag.store.records import Instance
@@ -50,16 +50,17 @@ _FIELDS: dict[str, Callable[[Instance], str]] = {
 }
 
 _OTHERS = ("instance-state-code", "tag-key", "tag-value")
+_NO_VARIABLES: dict[str, str] = {}
 SUPPORTED_FILTERS = (*_FIELDS, *_OTHERS, "tag:<key>")
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), re.DOTALL)
-
-
 def _any_match(values: Iterable[str], candidates: Iterable[str]) -> bool:
-    patterns = [_wildcard(v) for v in values]
-    return any(p.fullmatch(c) for p in patterns for c in candidates)
+    # The policy engine's wildcard matcher (``*`` any run, ``?`` one character): linear in
+    # the value for any number of ``*``.  A regular expression built by replacing ``*`` with
+    # ``.*`` backtracks: ``*-*-*-...*X`` against a long tag value stalled the server.
+    matchers = [glob(v, "text", False) for v in values]
+    candidates = list(candidates)
+    return any(m.matches(c, _NO_VARIABLES) for m in matchers for c in candidates)
 
 
 def _candidates(instance: Instance, name: str) -> list[str]:

@@ -18,8 +18,18 @@ from types import FrameType
 from typing import Any, Self
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ("ServerThread", "bind_socket", "is_loopback", "run_foreground", "uvicorn_config")
+__all__ = (
+    "MAX_HEADERS",
+    "MAX_HEAD_BYTES",
+    "BoundedHttpProtocol",
+    "ServerThread",
+    "bind_socket",
+    "is_loopback",
+    "run_foreground",
+    "uvicorn_config",
+)
 
 log = logging.getLogger("kdiag.service")
 
@@ -50,6 +60,50 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
+#: The most bytes of request line and headers one request may send (a SigV4 request needs
+#: about 1 KiB; a presigned URL 2 KiB), and the most header fields.
+MAX_HEAD_BYTES = 32 * 1024
+MAX_HEADERS = 100
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with the request head bounded.
+
+    httptools buffers a header's value until it ends and bounds neither its size nor the
+    number of headers, so one 128 MB header was held in memory.  Here the bytes received
+    while a request's head is incomplete are counted after each read, and past
+    :data:`MAX_HEAD_BYTES` (or :data:`MAX_HEADERS` fields) the connection is answered 400
+    and closed: at most one read (256 KiB) beyond the bound is ever buffered.
+    """
+
+    _in_head = True
+    _head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.send_400_response("Request header fields too large.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes = True, 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= MAX_HEADERS:
+            raise _HeadTooLarge  # httptools: HttpParserCallbackError, answered 400, closed
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+
 def uvicorn_config(
     app: Any,
     *,
@@ -65,6 +119,7 @@ def uvicorn_config(
     """
     return uvicorn.Config(
         app,
+        http=BoundedHttpProtocol,
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         lifespan="off",

@@ -1,0 +1,114 @@
+"""DescribeInstances filters match in linear time: a ``*-*-...*X`` filter against a long
+tag value backtracked for minutes in a ``.*`` regular expression and stalled the server
+(sixty characters and eight ``*`` took 65 s).  Over real HTTP with real boto3, and at the
+matcher, with answers checked as well as the time."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from kdiag.filters import Filter, match_filters
+from kdiag.service.server import MAX_HEAD_BYTES, MAX_HEADERS
+from tests.service.conftest import allow, run_service
+
+HOSTILE = "*-" * 40 + "*X"  # 41 runs
+LONG = "-" * 256
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    with run_service(tmp_path_factory.mktemp("filters")) as svc:
+        yield svc
+
+
+def test_backtracking_filter_answers_fast_over_http(service):
+    box = service.store.add_instance(backend="fake", target={}, tags={"Env": LONG})
+    hit = service.store.add_instance(backend="fake", target={}, tags={"Env": LONG + "X"})
+    creds = service.user("filterer", allow(action="ec2:DescribeInstances"))
+    ec2 = service.client(creds)
+    started = time.monotonic()
+    for name in ("tag:Env", "tag-value"):
+        found = ec2.describe_instances(Filters=[{"Name": name, "Values": [HOSTILE]}])
+        ids = [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
+        assert ids == [hit.id], name
+        assert box.id not in ids
+    assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        (HOSTILE, LONG, False),
+        (HOSTILE, LONG + "X", True),
+        ("*a*a*a*a*a*a*a*a*b", "a" * 200, False),
+        ("*a*a*a*a*a*a*a*a*b", "a" * 200 + "b", True),
+        ("lab", "lab", True),
+        ("l?b", "lab", True),
+        ("l?b", "laab", False),
+        ("l*", "lab", True),
+        ("*", "", True),
+        ("a.c", "abc", False),  # regex characters are literal
+        ("[ab]", "a", False),
+        ("${x}", "${x}", True),  # no policy variables in filters
+    ],
+)
+def test_wildcards_are_linear_and_exact(service, pattern, value, expected):
+    instance = service.store.add_instance(backend="fake", target={}, tags={"K": value})
+    started = time.monotonic()
+    assert match_filters(instance, [Filter("tag:K", (pattern,))]) is expected
+    assert time.monotonic() - started < 1.0
+
+
+def _raw(service, payload_chunks, *, timeout=10.0) -> bytes:
+    """Send raw bytes to the server; return what it answered before closing."""
+    host, port = service.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        try:
+            for chunk in payload_chunks:
+                sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed on us mid-send: what it said is still readable
+        answer = b""
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def test_huge_header_is_refused_without_buffering_it(service):
+    head = [b"GET /v1/instances HTTP/1.1\r\nHost: x\r\nX-Big: "]
+    chunks = head + [b"a" * 65536] * 2048  # 128 MiB if the server kept reading
+    started = time.monotonic()
+    answer = _raw(service, chunks)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"too large" in answer
+    assert time.monotonic() - started < 10.0
+
+
+def test_too_many_headers_are_refused(service):
+    fields = b"".join(b"X-H%d: v\r\n" % n for n in range(MAX_HEADERS + 1))
+    answer = _raw(service, [b"GET /v1/instances HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"])
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
+def test_bounded_head_still_serves_ordinary_large_requests(service):
+    fields = b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 200) for n in range(MAX_HEADERS - 5))
+    answer = _raw(
+        service,
+        [b"GET /v1/instances HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + fields + b"\r\n"],
+    )
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]  # reached the app: no signature
+    body = b"Action=DescribeInstances&" + b"x" * (MAX_HEAD_BYTES + 1000)
+    request = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body  # head and a body past the head bound in one write: the body is not head
+    answer = _raw(service, [request])
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b"MissingAuthenticationToken" in answer
