@@ -8,11 +8,16 @@ from __future__ import annotations
 import socket
 import time
 
+import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from kdiag.filters import Filter, match_filters
 from kdiag.service.server import MAX_HEAD_BYTES, MAX_HEADERS
-from tests.service.conftest import allow, run_service
+from kdiag.store.audit import MAX_AUDIT_TEXT
+from tests.service.conftest import REGION, allow, run_service
 
 HOSTILE = "*-" * 40 + "*X"  # 41 runs
 LONG = "-" * 256
@@ -112,3 +117,23 @@ def test_bounded_head_still_serves_ordinary_large_requests(service):
     answer = _raw(service, [request])
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     assert b"MissingAuthenticationToken" in answer
+
+
+def test_audit_rows_are_bounded_over_http(service):
+    creds = service.user("verbose", allow(action="ec2:DescribeInstances"))
+    huge = "A" * 60_000  # fits the 64 KiB body; echoed by InvalidAction
+    request = AWSRequest(
+        method="POST",
+        url=service.url + "/",
+        data=f"Action={huge}".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    SigV4Auth(Credentials(creds.key_id, creds.secret), "ec2", REGION).add_auth(request)
+    response = httpx.post(request.url, content=request.data, headers=dict(request.headers))
+    assert response.status_code == 400, response.text[:200]
+    row = service.audit(response.headers["x-amzn-requestid"])
+    assert row.error_code == "InvalidAction"
+    assert row.message is not None
+    assert len(row.message) <= MAX_AUDIT_TEXT
+    assert row.message.endswith("\u2026")
+    assert len(row.action) <= 64

@@ -12,7 +12,19 @@ from kdiag.store._base import StoreBase
 from kdiag.store.models import AuditRow
 from kdiag.store.records import AuditEntry
 
-__all__ = ("AuditLog",)
+__all__ = ("MAX_AUDIT_TEXT", "AuditLog")
+
+#: The most characters of an audit row's message or reason kept; longer ones are cut,
+#: marked with an ellipsis.  Every other text column is cut to its own width, so no caller
+#: (an unauthenticated one included) can write a large row, and PostgreSQL never refuses one.
+MAX_AUDIT_TEXT = 2048
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
+
 
 # Built once: these run twice per interrupt, and building a statement costs more than
 # running it (SQLAlchemy's cache key is then computed once, not per call).
@@ -62,21 +74,21 @@ class AuditLog(StoreBase):
         killed; with ``durable``, a power loss too); its id."""
         values = {
             "time": entry.time,
-            "request_id": entry.request_id,
-            "principal": entry.principal,
-            "access_key_id": entry.access_key_id,
-            "source_ip": entry.source_ip,
-            "action": entry.action,
-            "instance_id": entry.instance_id[:80] if entry.instance_id else entry.instance_id,
-            "region": entry.region,
-            "decision": entry.decision,
-            "reason": entry.reason,
+            "request_id": _clip(entry.request_id, 64),
+            "principal": _clip(entry.principal, 256),
+            "access_key_id": _clip(entry.access_key_id, 32),
+            "source_ip": _clip(entry.source_ip, 64),
+            "action": _clip(entry.action, 64),
+            "instance_id": _clip(entry.instance_id, 80),
+            "region": _clip(entry.region, 32),
+            "decision": _clip(entry.decision, 16),
+            "reason": _clip(entry.reason, MAX_AUDIT_TEXT),
             "outcome": entry.outcome,
-            "error_code": entry.error_code,
-            "message": entry.message,
+            "error_code": _clip(entry.error_code, 64),
+            "message": _clip(entry.message, MAX_AUDIT_TEXT),
             "latency_ms": entry.latency_ms,
             "dry_run": entry.dry_run,
-            "backend": entry.backend,
+            "backend": _clip(entry.backend, 64),
         }
         with (self._durable_writer if durable else self._writer).begin() as conn:
             return int(conn.execute(_INSERT, values).scalar_one())
@@ -103,7 +115,7 @@ class AuditLog(StoreBase):
                     "audit_id": audit_id,
                     "outcome": outcome,
                     "error_code": error_code,
-                    "message": message,
+                    "message": _clip(message, MAX_AUDIT_TEXT),
                     "latency_ms": latency_ms,
                 },
             )
