@@ -19,7 +19,12 @@ from kdiag.policy._patterns import glob
 if TYPE_CHECKING:  # annotations only: the store's inventory queries import this module
     from kdiag.store.records import Instance
 
-__all__ = ("SUPPORTED_FILTERS", "Filter", "match_filters")
+__all__ = ("MAX_FILTERS", "MAX_FILTER_VALUES", "SUPPORTED_FILTERS", "Filter", "match_filters")
+
+#: The most filters in one request, and values in one filter (bounds on the work an
+#: unprivileged caller can ask for; the EC2 endpoint's 1000 parameters bound it there too).
+MAX_FILTERS = 50
+MAX_FILTER_VALUES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,10 @@ class Filter:
     values: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if not 1 <= len(self.values) <= MAX_FILTER_VALUES:
+            raise InvalidParameterValue(
+                f"filter {self.name[:64]!r} takes 1 to {MAX_FILTER_VALUES} values"
+            )
         if not (self.name in _FIELDS or self.name in _OTHERS or self.name.startswith("tag:")):
             raise InvalidParameterValue(
                 f"The filter '{self.name}' is invalid (supported: {', '.join(SUPPORTED_FILTERS)})"

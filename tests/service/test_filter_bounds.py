@@ -8,16 +8,17 @@ from __future__ import annotations
 import socket
 import time
 
+import botocore.exceptions
 import httpx
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from kdiag.filters import Filter, match_filters
+from kdiag.filters import MAX_FILTER_VALUES, MAX_FILTERS, Filter, match_filters
 from kdiag.service.server import MAX_HEAD_BYTES, MAX_HEADERS
 from kdiag.store.audit import MAX_AUDIT_TEXT
-from tests.service.conftest import REGION, allow, run_service
+from tests.service.conftest import REGION, allow, run_service, signed_call
 
 HOSTILE = "*-" * 40 + "*X"  # 41 runs
 LONG = "-" * 256
@@ -137,3 +138,25 @@ def test_audit_rows_are_bounded_over_http(service):
     assert len(row.message) <= MAX_AUDIT_TEXT
     assert row.message.endswith("\u2026")
     assert len(row.action) <= 64
+
+
+def test_filter_counts_are_bounded_on_both_faces(service):
+    creds = service.user("many-filters", allow(action="ec2:DescribeInstances"))
+    too_many_values = ",".join(f"v{n}" for n in range(MAX_FILTER_VALUES + 1))
+    response = signed_call(service, creds, "GET", f"/v1/instances?filter=tag:K={too_many_values}")
+    assert response.status_code == 400, response.text
+    assert response.json()["Error"]["Code"] == "InvalidParameterValue"
+    query = "&".join(f"filter=tag:K{n}=v" for n in range(MAX_FILTERS + 1))
+    response = signed_call(service, creds, "GET", f"/v1/instances?{query}")
+    assert response.status_code == 400, response.text
+    ec2 = service.client(creds)
+    values = [f"v{n}" for n in range(MAX_FILTER_VALUES + 1)]
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        ec2.describe_instances(Filters=[{"Name": "tag:K", "Values": values}])
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
+    filters = [{"Name": f"tag:K{n}", "Values": ["v"]} for n in range(MAX_FILTERS + 1)]
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        ec2.describe_instances(Filters=filters)
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
+    at_bound = [{"Name": f"tag:K{n}", "Values": ["*"]} for n in range(MAX_FILTERS)]
+    assert ec2.describe_instances(Filters=at_bound)["Reservations"] == []

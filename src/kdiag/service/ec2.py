@@ -25,7 +25,7 @@ from kdiag.errors import (
     MissingParameter,
     UnknownParameter,
 )
-from kdiag.filters import Filter
+from kdiag.filters import MAX_FILTERS, Filter
 from kdiag.service import actions
 from kdiag.service.audit import RequestAudit
 from kdiag.service.context import ServiceContext
@@ -151,6 +151,8 @@ def parse_filters(params: Mapping[str, str]) -> list[Filter]:
         if not values:
             raise InvalidParameterValue(f"filter {name!r} has no values")
         filters.append((int(m[1]), Filter(name, values)))
+    if len(filters) > MAX_FILTERS:
+        raise InvalidParameterValue(f"at most {MAX_FILTERS} filters")
     return [f for _, f in sorted(filters, key=lambda t: t[0])]
 
 

@@ -31,7 +31,7 @@ from kdiag.errors import (
     KdiagError,
     UnknownParameter,
 )
-from kdiag.filters import Filter
+from kdiag.filters import MAX_FILTERS, Filter
 from kdiag.service import actions
 from kdiag.service.audit import RequestAudit
 from kdiag.service.context import ServiceContext
@@ -61,7 +61,10 @@ def instance_json(instance: Instance) -> dict[str, Any]:
 
 def _filters(request: Request) -> list[Filter]:
     filters = []
-    for raw in request.query_params.getlist("filter"):
+    raws = request.query_params.getlist("filter")
+    if len(raws) > MAX_FILTERS:
+        raise InvalidParameterValue(f"at most {MAX_FILTERS} filters")
+    for raw in raws:
         name, sep, values = raw.partition("=")
         if not sep or not name or not values:
             raise InvalidParameterValue("filter must have the form name=value[,value]")
