@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from kdiag.filters import MAX_FILTER_VALUES, MAX_FILTERS, Filter, match_filters
-from kdiag.service.server import MAX_HEAD_BYTES, MAX_HEADERS
+from kdiag.service.server import MAX_HEAD_BYTES, MAX_HEADERS, BoundedHttpProtocol
 from kdiag.store.audit import MAX_AUDIT_TEXT
 from tests.service.conftest import REGION, allow, run_service, signed_call
 
@@ -160,3 +160,28 @@ def test_filter_counts_are_bounded_on_both_faces(service):
     assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
     at_bound = [{"Name": f"tag:K{n}", "Values": ["*"]} for n in range(MAX_FILTERS)]
     assert ec2.describe_instances(Filters=at_bound)["Reservations"] == []
+
+
+def test_half_sent_heads_are_closed_after_the_head_timeout(service, monkeypatch):
+    monkeypatch.setattr(BoundedHttpProtocol, "head_timeout", 0.5)
+    host, port = service.url.removeprefix("http://").rsplit(":", 1)
+    started = time.monotonic()
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as silent,
+        socket.create_connection((host, int(port)), timeout=5) as trickle,
+    ):
+        trickle.sendall(b"GET /v1/instances HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)
+        trickle.sendall(b"X-Slow: 1\r\n")  # still trickling: the timer runs from the first byte
+        answer = b""
+        while data := trickle.recv(4096):
+            answer += data
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        silent_answer = b""
+        while data := silent.recv(4096):  # a connection that never sends is closed too
+            silent_answer += data
+        assert silent_answer.startswith(b"HTTP/1.1 408"), silent_answer
+    assert time.monotonic() - started < 4.0
+    # a whole request in time is served as before
+    answer = _raw(service, [b"GET /v1/instances HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]

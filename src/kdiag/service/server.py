@@ -9,6 +9,7 @@ daemon thread; ``with ServerThread(app) as server: server.url``.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import signal
@@ -21,6 +22,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = (
+    "HEAD_TIMEOUT",
     "MAX_HEADERS",
     "MAX_HEAD_BYTES",
     "BoundedHttpProtocol",
@@ -64,6 +66,8 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 #: about 1 KiB; a presigned URL 2 KiB), and the most header fields.
 MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 100
+#: Seconds allowed for a request's line and headers (:class:`BoundedHttpProtocol`).
+HEAD_TIMEOUT = 10.0
 
 
 class _HeadTooLarge(Exception):
@@ -82,6 +86,36 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     _in_head = True
     _head_bytes = 0
+    _head_timer: asyncio.TimerHandle | None = None
+    #: Seconds a connection may take to send a request's line and headers, counted from its
+    #: first byte (or from the connection, for the first request): a slow-loris client that
+    #: trickles a header never holds a connection longer.
+    head_timeout = HEAD_TIMEOUT
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -93,6 +127,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head, self._head_bytes = True, 0
+        self._arm_head_timer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_HEADERS:
@@ -101,6 +136,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._cancel_head_timer()
         super().on_headers_complete()
 
 
