@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdiag.errors import BackendUnavailable
-from kdiag.lab.arches import GuestArch, get_arch
+from kdiag.lab.arches import get_arch
 
 __all__ = (
     "ACCEL_OPTIONS",
@@ -148,73 +148,31 @@ def command_line(
     append: str,
     arch: str = "x86_64",
 ) -> list[str]:
-    """The QEMU argument vector for one lab guest."""
+    """The QEMU argument vector for one lab guest.
+
+    x86_64 runs on ``-M pc`` with the command channel on a second UART and pvpanic; arm64
+    runs on ``-M virt`` (TCG), which has one PL011 UART (the console), so the command channel
+    is a virtio console, the dump disk is on virtio-mmio, and there is no pvpanic (no ISA bus).
+    """
     spec = get_arch(arch)
-    if spec.name != "x86_64":
-        return _virt_command_line(files, spec, memory_mib=memory_mib, cpus=cpus, append=append)
-    return [
-        qemu_binary(),
-        "-name",
-        files.directory.name,
-        "-machine",
-        "pc",
-        *ACCEL_OPTIONS[accel],
-        "-smp",
-        str(cpus),
-        "-m",
-        str(memory_mib),
-        "-display",
-        "none",
-        "-nic",
-        "none",
-        "-kernel",
-        str(files.vmlinuz),
-        "-initrd",
-        str(files.initrd),
-        "-append",
-        append,
-        "-chardev",
-        f"file,id=ser0,path={files.console}",
-        "-serial",
-        "chardev:ser0",
-        "-chardev",
-        f"socket,id=cmd0,path={files.commands},server=on,wait=off",
-        "-serial",
-        "chardev:cmd0",
-        "-qmp",
-        f"unix:{files.qmp},server=on,wait=off",
-        "-chardev",
-        f"socket,id=ev0,path={files.events},server=on,wait=off",
-        "-mon",
-        "chardev=ev0,mode=control",
-        "-device",
-        "vmcoreinfo",
-        "-device",
-        "pvpanic",
-        "-action",
-        "panic=none",
-        "-drive",
-        f"file={files.disk},format=raw,if=none,id=d0,cache=writeback",
-        "-device",
-        "virtio-blk-pci,drive=d0",
-    ]
-
-
-def _virt_command_line(
-    files: GuestFiles, spec: GuestArch, *, memory_mib: int, cpus: int, append: str
-) -> list[str]:
-    """An arm64 guest on ``-M virt``: one PL011 UART (the console), the command channel on a
-    virtio console, the dump disk on virtio-mmio, no pvpanic (it has no ISA bus)."""
+    pc = spec.name == "x86_64"
+    commands = f"socket,id=cmd0,path={files.commands},server=on,wait=off"
+    if pc:
+        machine = ["-machine", "pc", *ACCEL_OPTIONS[accel]]
+        channel = ["-chardev", commands, "-serial", "chardev:cmd0"]
+        panic_device = ["-device", "pvpanic"]
+        disk_device = "virtio-blk-pci,drive=d0"
+    else:
+        machine = ["-machine", spec.machine, "-accel", "tcg,thread=multi", "-cpu", spec.tcg_cpu]
+        channel = ["-device", "virtio-serial-device", "-chardev", commands]
+        channel += ["-device", "virtconsole,chardev=cmd0"]
+        panic_device = []
+        disk_device = "virtio-blk-device,drive=d0"
     return [
         qemu_binary(spec.name),
         "-name",
         files.directory.name,
-        "-machine",
-        spec.machine,
-        "-accel",
-        "tcg,thread=multi",
-        "-cpu",
-        spec.tcg_cpu,
+        *machine,
         "-smp",
         str(cpus),
         "-m",
@@ -233,12 +191,7 @@ def _virt_command_line(
         f"file,id=ser0,path={files.console}",
         "-serial",
         "chardev:ser0",
-        "-device",
-        "virtio-serial-device",
-        "-chardev",
-        f"socket,id=cmd0,path={files.commands},server=on,wait=off",
-        "-device",
-        "virtconsole,chardev=cmd0",
+        *channel,
         "-qmp",
         f"unix:{files.qmp},server=on,wait=off",
         "-chardev",
@@ -247,10 +200,11 @@ def _virt_command_line(
         "chardev=ev0,mode=control",
         "-device",
         "vmcoreinfo",
+        *panic_device,
         "-action",
         "panic=none",
         "-drive",
         f"file={files.disk},format=raw,if=none,id=d0,cache=writeback",
         "-device",
-        "virtio-blk-device,drive=d0",
+        disk_device,
     ]
