@@ -464,6 +464,7 @@ def register(app: Any) -> None:
     app.command(
         "analyze",
         help=SUMMARY + " See 'kdiag analyze --help'.",
+        short_help="Triage crash dumps, no debuginfo needed.",
         add_help_option=False,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(analyze)

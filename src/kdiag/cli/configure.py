@@ -208,4 +208,4 @@ def _apply(target: str, plan: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("configure")(configure)
+    app.command("configure", short_help="Apply the fixes doctor asks for.")(configure)

@@ -176,4 +176,4 @@ def _report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)
+    app.command("doctor", short_help="Check that a freeze would give a crash dump.")(doctor)

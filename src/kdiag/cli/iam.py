@@ -90,7 +90,7 @@ def create_access_key(name: NameArg, db: DbOption = None, json_out: JsonOption =
         typer.echo("note: the secret access key is shown only now; store it safely.", err=True)
 
 
-@app.command("put-user-policy")
+@app.command("put-user-policy", short_help="Attach or replace an inline policy.")
 def put_user_policy(
     name: NameArg,
     policy_name: PolicyNameOption,
@@ -139,7 +139,7 @@ def delete_access_key(
         store.delete_access_key(key_id or access_key_id or "", user=user_name)
 
 
-@app.command("delete-user")
+@app.command("delete-user", short_help="Delete a user, its keys and policies.")
 def delete_user(name: NameArg, db: DbOption = None) -> None:
     """Delete a user with its access keys and policies."""
     with open_store(db) as store:
@@ -186,7 +186,7 @@ def list_users(
     emit({"Users": users}, users, USER_COLUMNS, output=output, query=query, json_flag=json_out)
 
 
-app.command("list-users")(list_users)
+app.command("list-users", short_help="Users, their key ids and policy names.")(list_users)
 app.command("list", hidden=True)(list_users)  # the name before list-users; scripts use it
 
 
@@ -198,7 +198,7 @@ KEY_COLUMNS = (
 )
 
 
-@app.command("list-access-keys")
+@app.command("list-access-keys", short_help="Access keys: id, user, status.")
 def list_access_keys(
     name: Annotated[
         str | None, typer.Argument(metavar="NAME", help="Only this user's keys.")

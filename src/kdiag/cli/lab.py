@@ -25,6 +25,7 @@ __all__ = ("register",)
 
 lab_app = typer.Typer(
     help="Real Debian guests under QEMU with kdump armed: build, boot, crash, collect.",
+    short_help="Real Debian guests under QEMU, kdump armed.",
     no_args_is_help=True,
 )
 
@@ -81,7 +82,7 @@ class _Progress:
         self.status.update(message)
 
 
-@lab_app.command("build")
+@lab_app.command("build", short_help="Assemble the guest image (cached).")
 def build_cmd(
     root: _Root = None,
     force: Annotated[
@@ -112,7 +113,7 @@ def build_cmd(
     )
 
 
-@lab_app.command("up")
+@lab_app.command("up", short_help="Boot a guest.")
 def up_cmd(
     *,
     name: Annotated[
@@ -260,7 +261,7 @@ def down_cmd(name: _Name, root: _Root = None) -> None:
     typer.echo(f"{name}: stopped")
 
 
-@lab_app.command("console")
+@lab_app.command("console", short_help="Print and follow a guest's serial console.")
 def console_cmd(
     name: _Name,
     root: _Root = None,
@@ -283,7 +284,7 @@ def console_cmd(
         sys.stdout.flush()
 
 
-@lab_app.command("nmi")
+@lab_app.command("nmi", short_help="Send an NMI through the qmp backend.")
 def nmi_cmd(
     name: _Name,
     root: _Root = None,
@@ -299,7 +300,7 @@ def nmi_cmd(
         typer.echo(str(guest.wait_dump(timeout)))
 
 
-@lab_app.command("trigger")
+@lab_app.command("trigger", short_help="Crash a guest the chosen way.")
 def trigger_cmd(
     name: _Name,
     kind: Annotated[
@@ -342,7 +343,7 @@ def profiles_cmd(
     emit(document, rows, PROFILE_COLUMNS, output=output, query=query, json_flag=json_out)
 
 
-@lab_app.command("corpus")
+@lab_app.command("corpus", short_help="Crash a guest once per trigger, keep the dumps.")
 def corpus_cmd(
     out_dir: Annotated[
         Path, typer.Argument(metavar="OUT_DIR", help="Where the dumps and manifest.json go.")

@@ -112,4 +112,4 @@ def send(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("send")(send)
+    app.command("send", short_help="Send an NMI to an instance through the API.")(send)

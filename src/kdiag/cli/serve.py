@@ -123,4 +123,4 @@ def _configure_logging() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", short_help="Run the EC2-compatible endpoint.")(serve)
