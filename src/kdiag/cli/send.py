@@ -43,7 +43,9 @@ def _nonce(request: Any, **_: Any) -> None:
 
 
 def send(
-    instance_id: Annotated[str, typer.Argument(help="The instance to interrupt (i-...).")],
+    instance_id: Annotated[
+        str, typer.Argument(metavar="INSTANCE_ID", help="The instance to interrupt (i-...).")
+    ],
     *,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check permission only; send nothing.")
@@ -51,16 +53,26 @@ def send(
     endpoint: Annotated[
         str | None,
         typer.Option(
-            "--endpoint", help=f"Service URL (default: $KDIAG_ENDPOINT, else {DEFAULT_ENDPOINT})."
+            "--endpoint",
+            metavar="URL",
+            help=f"Service URL (default: $KDIAG_ENDPOINT, else {DEFAULT_ENDPOINT}).",
         ),
     ] = None,
-    region: Annotated[str | None, typer.Option("--region", help="Region to sign for.")] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", metavar="REGION", help="Region to sign for.")
+    ] = None,
     profile: Annotated[
-        str | None, typer.Option("--profile", help="AWS profile to take credentials from.")
+        str | None,
+        typer.Option("--profile", metavar="NAME", help="AWS profile to take credentials from."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say what happened.")] = False,
 ) -> None:
     """Send a diagnostic interrupt (NMI) to INSTANCE_ID through the kdiag service."""
+    # A malformed id is a usage error here, before credentials are looked for or a request
+    # is signed (the service would answer the same InvalidInstanceID.Malformed).
+    from kdiag.store.ids import check_instance_id  # noqa: PLC0415 - loads the store: send only
+
+    check_instance_id(instance_id)
     # botocore costs ~0.3 s to import: only `kdiag send` itself pays it, not `kdiag --help`.
     import botocore.exceptions  # noqa: PLC0415 - see above
     import botocore.session  # noqa: PLC0415 - see above
