@@ -21,6 +21,14 @@ def test_list_empty_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_list_of_a_missing_lab_directory_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main.run(["lab", "list", "--root", str(tmp_path / "typo")]) == 2
+    assert "no such lab directory (ConfigError)" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_status_of_unknown_guest_is_a_backend_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -234,6 +234,8 @@ def list_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """List the lab's guests, running or stopped."""
+    if root is not None and not root.is_dir():  # a typo must not read as "no guests"
+        raise ConfigError(f"--root {root}: no such lab directory")
     guests = [g.to_json() for g in _lab(root).list()]
     emit(guests, guests, GUEST_COLUMNS, output=output, query=query, json_flag=json_out)
 
