@@ -83,6 +83,18 @@ def _run_make_demo(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KDIAG_DEMO_TMP": str(root)}
     for var in ("KDIAG_DEMO_LIVE", "KDIAG_STATE_DIR", "KDIAG_DB", "KDIAG_ENDPOINT"):
         env.pop(var, None)
+    # Run it as a user does from a shell, even when this suite itself runs under `make test`:
+    # an inherited MAKELEVEL would make the inner make print "make[1]: Entering directory"
+    # lines into the output, and MAKEFLAGS would hand it the outer make's jobserver.
+    for var in (
+        "MAKELEVEL",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "MAKEOVERRIDES",
+        "MAKE_TERMOUT",
+        "MAKE_TERMERR",
+    ):
+        env.pop(var, None)
     proc = subprocess.Popen(
         ["make", "demo"],
         cwd=REPO,
