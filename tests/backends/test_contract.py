@@ -69,7 +69,7 @@ def test_settings_parser_types_and_names_every_field():
 
 
 def test_fake_settings_keep_unknown_keys_but_check_their_own():
-    assert FakeSettings.parse({"state": "paused", "password": "x"}).state is InstanceState.PAUSED
+    assert FakeSettings.parse({"state": "paused", "rack": "x"}).state is InstanceState.PAUSED
     with pytest.raises(ConfigError, match='"fail": one of unavailable'):
         FakeSettings.parse({"fail": "sometimes"})
     with pytest.raises(ConfigError, match='"supports_nmi": must be true or false'):

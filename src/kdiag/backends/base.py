@@ -33,6 +33,7 @@ from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
+from kdiag.backends.credentials import CredentialsRef, masked_settings, refuse_secrets
 from kdiag.errors import BackendUnavailable, ConfigError
 
 __all__ = (
@@ -114,8 +115,11 @@ _EC2_CODES: dict[InstanceState, int] = {
 @dataclass(frozen=True, slots=True)
 class TargetSettings:
     """Base of a backend's target settings: subclass it as a frozen dataclass whose fields
-    (``str``, ``int``, ``float``, ``bool``, an ``Enum``, or one of those ``| None``) are
-    the settings, and call :meth:`parse`.  Range checks go in ``__post_init__`` and raise
+    (``str``, ``int``, ``float``, ``bool``, an ``Enum``,
+    :class:`~kdiag.backends.credentials.CredentialsRef`, or one of those ``| None``) are
+    the settings, and call :meth:`parse`.  Secrets are refused wherever they appear: a
+    backend that needs one declares ``credentials: CredentialsRef | None`` and resolves
+    it at delivery time.  Range checks go in ``__post_init__`` and raise
     :meth:`invalid`.
 
     ``BACKEND`` names the backend in messages; ``KEEPS_UNKNOWN`` lets a backend accept
@@ -129,11 +133,13 @@ class TargetSettings:
     def parse(cls, raw: Mapping[str, Any]) -> Self:
         """The settings from a stored mapping.
 
-        :raises ConfigError: an unknown key, a missing required one, or a value of the
-            wrong type or range; the message names the field.
+        :raises ConfigError: an unknown key, a missing required one, a value of the
+            wrong type or range, or a secret anywhere in ``raw`` (targets name a
+            ``credentials`` reference instead); the message names the field, never a secret.
         """
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{cls.BACKEND} target settings must be a JSON object")
+        refuse_secrets(raw, cls.BACKEND)
         hints = typing.get_type_hints(cls)
         known = {f.name for f in fields(cls)}
         unknown = sorted(str(k) for k in raw if k not in known)
@@ -184,10 +190,18 @@ def _coerce(cls: type[TargetSettings], name: str, hint: Any, value: Any) -> Any:
     if value is None and type(None) in options:
         return None
     kind = next(t for t in options if t is not type(None))
+    shown = masked_settings(value)  # what a message may quote
+    if kind is CredentialsRef:
+        if not isinstance(value, str):
+            raise cls.invalid(name, 'must be "file:/path" or "env:PREFIX"')
+        try:
+            return CredentialsRef.parse(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{cls.BACKEND} {exc}") from None
     if isinstance(kind, type) and issubclass(kind, Enum):
         choices = [m.value for m in kind]
         if value not in choices:
-            raise cls.invalid(name, f"one of {', '.join(map(str, choices))}, not {value!r}")
+            raise cls.invalid(name, f"one of {', '.join(map(str, choices))}, not {shown!r}")
         return kind(value)
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -195,7 +209,7 @@ def _coerce(cls: type[TargetSettings], name: str, hint: Any, value: Any) -> Any:
         return value
     if kind in (str, bool) and isinstance(value, kind):
         return value
-    raise cls.invalid(name, f"must be {_KIND_NAMES.get(kind, kind)}, not {value!r}")
+    raise cls.invalid(name, f"must be {_KIND_NAMES.get(kind, kind)}, not {shown!r}")
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

@@ -16,10 +16,17 @@ It records every call, and its behaviour is set per backend (constructor) or per
     with ``O_APPEND`` so a test in another process can count deliveries even after the
     process that delivered them was killed;
 ``address``
-    shown in listings, otherwise unused.
+    shown in listings, otherwise unused;
+``credentials``
+    a credentials reference (``file:/path`` or ``env:PREFIX``,
+    :mod:`kdiag.backends.credentials`), resolved by ``send_nmi`` at delivery time as a
+    real backend does: an unreadable, wrongly owned or group/world-readable file makes the
+    delivery fail with ``BackendUnavailable``.  The resolved credentials are kept on the
+    :class:`FakeCall` (in memory only) so tests can check what was delivered;
+    ``FakeBackend(require_credentials=True)`` refuses a target without a reference.
 
-Other keys are accepted and ignored, so a test can store what a real backend's target
-would hold (credentials, for the masking tests).
+Other keys are accepted and ignored, but never secret-looking ones (``password``,
+``api_key``, URL userinfo, ...): those are refused like on every backend.
 
 ``handler(target)``, when given, runs inside ``send_nmi`` before the delivery is counted;
 it may raise to simulate a failure or look around (for instance, at the database).
@@ -42,10 +49,12 @@ from kdiag.backends.base import (
     Target,
     TargetSettings,
 )
+from kdiag.backends.credentials import Credentials, CredentialsRef
 from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    ConfigError,
     IncorrectState,
     NMINotSupported,
     TargetNotFound,
@@ -74,6 +83,7 @@ class FakeSettings(TargetSettings):
     supports_nmi: bool | None = None
     record: str | None = None
     address: str | None = None
+    credentials: CredentialsRef | None = None
 
     def __post_init__(self) -> None:
         if self.fail is not None and self.fail not in _FAILURES:
@@ -87,6 +97,7 @@ class FakeCall:
     verb: str  # "send_nmi" | "state" | "supports_nmi"
     instance_id: str
     time: dt.datetime
+    credentials: Credentials | None = None
 
 
 class FakeBackend:
@@ -101,12 +112,14 @@ class FakeBackend:
         state: str = "running",
         supports_nmi: bool = True,
         fail: str | None = None,
+        require_credentials: bool = False,
     ) -> None:
         defaults = FakeSettings.parse({"state": state, "fail": fail})
         self.handler = handler
         self.default_state = defaults.state or InstanceState.RUNNING
         self.default_supports_nmi = supports_nmi
         self.default_fail = fail
+        self.require_credentials = require_credentials
         self._calls: list[FakeCall] = []
         self._lock = threading.Lock()
         self.closed = False
@@ -123,9 +136,10 @@ class FakeBackend:
         """Instance ids of the NMIs delivered, in order."""
         return [c.instance_id for c in self.calls if c.verb == "send_nmi"]
 
-    def _note(self, verb: str, target: Target) -> None:
+    def _note(self, verb: str, target: Target, credentials: Credentials | None = None) -> None:
+        now = dt.datetime.now(dt.UTC)
         with self._lock:
-            self._calls.append(FakeCall(verb, target.instance_id, dt.datetime.now(dt.UTC)))
+            self._calls.append(FakeCall(verb, target.instance_id, now, credentials))
 
     # --- the Backend interface --------------------------------------------------------
 
@@ -149,9 +163,10 @@ class FakeBackend:
         if fail is not None:
             cls = _FAILURES.get(fail, BackendError)
             raise cls(f"fake backend told to fail: {fail}", target=target.instance_id)
+        credentials = self._credentials(target, settings.credentials)
         if self.handler is not None:
             self.handler(target)
-        self._note("send_nmi", target)
+        self._note("send_nmi", target, credentials)
         record = settings.record
         if record:
             line = f"{target.instance_id} {dt.datetime.now(dt.UTC).isoformat()} {os.getpid()}\n"
@@ -161,6 +176,22 @@ class FakeBackend:
             finally:
                 os.close(fd)
         return NMIResult(self.name, target.instance_id, "NMI recorded by the fake backend")
+
+    def _credentials(self, target: Target, ref: CredentialsRef | None) -> Credentials | None:
+        """The target's credentials, read now (delivery time), as a real backend would."""
+        if ref is None:
+            if self.require_credentials:
+                raise BackendUnavailable(
+                    f'instance {target.instance_id}: the fake backend requires "credentials"',
+                    target=target.instance_id,
+                )
+            return None
+        try:
+            return ref.resolve()
+        except ConfigError as exc:
+            raise BackendUnavailable(
+                f"instance {target.instance_id}: {exc}", target=target.instance_id
+            ) from None
 
     def close(self) -> None:
         self.closed = True

@@ -57,7 +57,13 @@ def add(
         typer.Option(
             "--target",
             help="The backend target: an address (QMP socket path, host:port) or JSON "
-            'settings such as \'{"address": "/run/vm.qmp", "timeout": 3}\'.',
+            'settings such as \'{"address": "/run/vm.qmp", "timeout": 3}\'.  Targets hold '
+            "no secrets: a password, token, API or private key, or user:pass@ in a URL is "
+            'refused.  Name them instead with "credentials": "file:/path" (a file owned by '
+            "you, mode 0600 or stricter, holding JSON or key=value lines such as "
+            'username=... and password=...) or "env:PREFIX" (PREFIX_USERNAME, '
+            "PREFIX_PASSWORD, ... in the environment of the process that delivers the "
+            "NMI); the backend reads them at delivery time, never before.",
         ),
     ],
     instance_id: Annotated[
@@ -80,7 +86,12 @@ def add(
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Register an instance; prints its id.  The backend checks the target settings."""
+    """Register an instance; prints its id.  The backend checks the target settings.
+
+    Secrets never go in --target: give a credentials reference, e.g.
+    --target '{"url": "https://bmc", "credentials": "file:/etc/kdiag/bmc.cred"}'
+    with bmc.cred mode 0600 holding username=admin and password=... lines.
+    """
     with open_store(db) as store:
         inst = store.add_instance(
             backend=backend,
@@ -129,7 +140,9 @@ def list_instances(
 ) -> None:
     """The instances kdiag manages.
 
-    Target settings that look secret (password, token, ...) are masked.
+    Targets hold no secrets (only credentials references); should a row hold one anyway
+    (written by hand or by an older kdiag), values under secret-looking keys, at any depth,
+    and URL passwords are shown as ***.
     """
     filters = {f"tag:{k}": [v] for k, v in parse_tags(tags or []).items()}
     with open_store(db) as store:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from sqlalchemy import bindparam, insert, select, update
 
+from kdiag.backends.credentials import masked_settings
 from kdiag.errors import NoSuchEntity
 from kdiag.store._base import StoreBase
 from kdiag.store.models import AuditRow
@@ -18,6 +19,12 @@ __all__ = ("MAX_AUDIT_TEXT", "AuditLog")
 #: marked with an ellipsis.  Every other text column is cut to its own width, so no caller
 #: (an unauthenticated one included) can write a large row, and PostgreSQL never refuses one.
 MAX_AUDIT_TEXT = 2048
+
+
+def _masked(text: str | None) -> str | None:
+    """An error message with any URL password or key material masked (defence in depth:
+    targets hold no secrets, but a backend's message might quote one it was given)."""
+    return None if text is None else str(masked_settings(text))
 
 
 def _clip(text: str | None, limit: int) -> str | None:
@@ -85,7 +92,7 @@ class AuditLog(StoreBase):
             "reason": _clip(entry.reason, MAX_AUDIT_TEXT),
             "outcome": entry.outcome,
             "error_code": _clip(entry.error_code, 64),
-            "message": _clip(entry.message, MAX_AUDIT_TEXT),
+            "message": _clip(_masked(entry.message), MAX_AUDIT_TEXT),
             "latency_ms": entry.latency_ms,
             "dry_run": entry.dry_run,
             "backend": _clip(entry.backend, 64),
@@ -115,7 +122,7 @@ class AuditLog(StoreBase):
                     "audit_id": audit_id,
                     "outcome": outcome,
                     "error_code": error_code,
-                    "message": _clip(message, MAX_AUDIT_TEXT),
+                    "message": _clip(_masked(message), MAX_AUDIT_TEXT),
                     "latency_ms": latency_ms,
                 },
             )

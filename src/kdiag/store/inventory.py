@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from kdiag.backends.base import InstanceState, check_target
+from kdiag.backends.credentials import refuse_secrets
 from kdiag.errors import ConfigError, NoSuchEntity
 from kdiag.filters import Filter, match_filters
 from kdiag.store import ids
@@ -76,7 +77,9 @@ class Inventory(StoreBase):
         :raises InvalidInstanceIDMalformed: ``instance_id`` is not ``i-`` + 8/17 hex.
         :raises EntityAlreadyExists: the id is taken.
         :raises ConfigError: an unknown backend, a bad target setting, region, zone, state
-            or tag key, or two tag keys that differ only in case.
+            or tag key, two tag keys that differ only in case, or a secret anywhere in
+            ``target`` (a password, token, API or private key, URL userinfo): targets
+            name a ``credentials`` reference instead (:mod:`kdiag.backends.credentials`).
         """
         iid = ids.check_instance_id(instance_id) if instance_id else ids.new_instance_id()
         if not _REGION.fullmatch(region):
@@ -98,6 +101,7 @@ class Inventory(StoreBase):
             target_json = json.loads(json.dumps(dict(target)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"backend target settings must be JSON: {exc}") from exc
+        refuse_secrets(target_json, backend)  # whatever the backend's own parser does
         check_target(backend, target_json)
         row = InstanceRow(
             id=iid,

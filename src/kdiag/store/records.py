@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kdiag import policy
+from kdiag.backends.credentials import masked_settings
 
 __all__ = (
     "AccessKey",
@@ -27,17 +28,6 @@ __all__ = (
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential")
-
-
-def masked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Backend settings fit to show: values of keys that look secret (password, secret,
-    token, credential) are replaced by ``"***"``."""
-    return {
-        k: "***" if any(w in k.lower() for w in _SECRET_WORDS) else v for k, v in settings.items()
-    }
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -131,7 +121,7 @@ class Instance:
             "Region": self.region,
             "AvailabilityZone": self.availability_zone,
             "Backend": self.backend,
-            "Target": masked_settings(self.target),
+            "Target": masked_settings(dict(self.target)),
             "Architecture": self.arch,
             "State": self.state,
             "Tags": dict(self.tags),
