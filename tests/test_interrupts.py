@@ -10,6 +10,8 @@ from kdiag.backends.fake import FakeBackend
 from kdiag.errors import (
     AccessDenied,
     BackendTimeout,
+    BackendUnavailable,
+    DeliveryUnconfirmed,
     IncorrectState,
     InvalidInstanceIDMalformed,
     InvalidInstanceIDNotFound,
@@ -260,15 +262,72 @@ def test_intent_is_committed_before_the_nmi(world, db_url):
     assert world.only_row().outcome == "sent"
 
 
-def test_handler_exception_marks_the_row_failed(world):
+def test_handler_exception_is_unconfirmed_not_failed(world):
+    """A backend that fails with something other than a BackendError cannot vouch that
+    nothing went out: the row says unknown and the caller gets DeliveryUnconfirmed naming
+    it, whose message keeps the exception's text inside."""
+
     def boom(target: Target) -> None:
-        raise RuntimeError("hypervisor on fire")
+        raise RuntimeError("hypervisor on fire at /secret/path")
 
     world.fake.handler = boom
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DeliveryUnconfirmed) as err:
         world.send(world.running.id)
     row = world.only_row()
-    assert (row.outcome, row.error_code) == ("failed", "InternalError")
+    assert (row.outcome, row.error_code) == ("unknown", "InternalError")
+    assert err.value.audit_id == row.id
+    assert f"audit row {row.id}" in str(err.value)
+    assert "/secret/path" not in str(err.value)
+
+
+def test_backend_unconfirmed_is_recorded_unknown_and_names_the_row(world):
+    def lost(target: Target) -> None:
+        raise DeliveryUnconfirmed("link dropped after the command", target=target.instance_id)
+
+    world.fake.handler = lost
+    with pytest.raises(DeliveryUnconfirmed) as err:
+        world.send(world.running.id)
+    row = world.only_row()
+    assert (row.outcome, row.error_code) == ("unknown", "DeliveryUnconfirmed")
+    assert row.message == "link dropped after the command"
+    assert err.value.audit_id == row.id
+    assert err.value.http_status == 409
+
+
+def test_failure_before_sending_stays_failed_and_retryable(world):
+    """BackendUnavailable from a backend means nothing left: failed, the 503 kept."""
+
+    def refused(target: Target) -> None:
+        raise BackendUnavailable("cannot connect", target=target.instance_id)
+
+    world.fake.handler = refused
+    with pytest.raises(BackendUnavailable) as err:
+        world.send(world.running.id)
+    assert not isinstance(err.value, DeliveryUnconfirmed)
+    assert world.only_row().outcome == "failed"
+    assert world.fake.sent == []
+
+
+class _NoOutcome(Store):
+    def finish_audit(self, audit_id, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+
+def test_outcome_write_failure_after_delivery_is_unconfirmed(world, db_url):
+    """The NMI went out and the row cannot be completed: DeliveryUnconfirmed naming the
+    row (left pending for start-up to reconcile), one delivery, never a retryable 500."""
+    request = InterruptRequest(world.caller, world.running.id)
+    with (
+        _NoOutcome.open(db_url) as broken,
+        pytest.raises(DeliveryUnconfirmed, match="outcome could not be recorded") as err,
+    ):
+        send_diagnostic_interrupt(broken, request, backends={"fake": world.fake})
+    assert world.fake.sent == [world.running.id]
+    row = world.only_row()
+    assert row.outcome == "pending"
+    assert err.value.audit_id == row.id
+    assert world.store.reconcile_pending() == [row.id]
+    assert world.only_row().outcome == "unknown"
 
 
 def test_default_backends_come_from_entry_points(world, tmp_path):

@@ -21,7 +21,8 @@ The tree (with the HTTP status of the classes the service answers with)::
     │   │   └── InvalidInstanceIDNotFound 400 a well-formed instance id kdiag does not manage
     │   ├── NMINotSupported             400 the backend or architecture cannot take an NMI
     │   ├── IncorrectState              400 the target is not running
-    │   └── BackendTimeout(TimeoutError) 409 no answer in time
+    │   ├── BackendTimeout(TimeoutError) 409 no answer in time
+    │   └── DeliveryUnconfirmed         409 the NMI may have left: never retry blindly
     ├── ReadinessError                      exit 1: a readiness check or a drill failed
     ├── ConfigError                         exit 2: bad input from the user (policy, option, file)
     │   ├── InvalidInstanceIDMalformed  400 not ``i-`` followed by 8 or 17 hex digits
@@ -64,6 +65,7 @@ __all__ = (
     "ConfigError",
     "CorruptPage",
     "DebuginfoMismatch",
+    "DeliveryUnconfirmed",
     "DryRunOperation",
     "DumpFormatError",
     "EntityAlreadyExists",
@@ -297,6 +299,38 @@ class BackendTimeout(BackendError, TimeoutError):
         "the hypervisor did not confirm delivery in time; "
         "the interrupt may or may not have been delivered"
     )
+
+
+class DeliveryUnconfirmed(BackendError):
+    """The NMI may have left: the failure came after it was (or may have been) handed to
+    the hypervisor, or its outcome could not be recorded.  ``audit_id`` names the audit row.
+
+    A 409 with a code no SDK retries (botocore retries 5xx, throttling codes and a few
+    transient ones), so a client's automatic retry never sends a second NMI; the message
+    names the audit row and is safe to show (no socket path, no host).
+    """
+
+    code = "DeliveryUnconfirmed"
+    http_status = 409
+    public_message = None  # built below from the instance id and audit row only
+
+    def __init__(
+        self, message: str = "", *, target: str | None = None, audit_id: int | None = None
+    ) -> None:
+        super().__init__(message, target=target)
+        self.audit_id = audit_id
+
+    @classmethod
+    def for_row(cls, instance_id: str, audit_id: int, why: str) -> "DeliveryUnconfirmed":
+        """The client-facing error for audit row ``audit_id``: ``why`` is a short phrase
+        that names nothing internal."""
+        return cls(
+            f"The diagnostic interrupt for instance '{instance_id}' may have been delivered: "
+            f"{why}; delivery is unconfirmed (audit row {audit_id}). Do not retry before "
+            "checking the guest.",
+            target=instance_id,
+            audit_id=audit_id,
+        )
 
 
 # --- readiness and configuration ---------------------------------------------------------------

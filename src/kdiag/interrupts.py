@@ -19,15 +19,20 @@ Order of the checks, and why:
    the inventory or the backend says the machine is not ``running``; ``UnsupportedOperation``
    when the backend or the architecture (arm64) cannot take an NMI.
 5. **Intent** — an audit row with outcome ``pending`` is committed and fsynced.
-6. **Delivery** — ``backend.send_nmi``; then the row is completed (``sent`` or ``failed``).
+6. **Delivery** — ``backend.send_nmi``; then the row is completed: ``sent``, ``failed``
+   (nothing left) or ``unknown`` (it may have left; the caller gets ``DeliveryUnconfirmed``,
+   which names the row and which no SDK retries — see :func:`_deliver`).
 
 Every call, whatever its fate, leaves exactly one audit row with its latency.  A process
-killed between 5 and 6 leaves the ``pending`` row: no NMI ever goes out unrecorded.
+killed between 5 and 6 leaves the ``pending`` row: no NMI ever goes out unrecorded, and
+``kdiag serve`` marks such rows ``unknown`` when it starts (never ``sent`` or ``failed``:
+there is no evidence either way).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -40,6 +45,8 @@ from kdiag.authz import Caller, authorize, instance_in_scope
 from kdiag.backends.base import Backend, BackendPool, Target
 from kdiag.errors import (
     AccessDenied,
+    BackendError,
+    DeliveryUnconfirmed,
     DryRunOperation,
     IncorrectState,
     InternalError,
@@ -57,6 +64,8 @@ __all__ = (
     "InterruptResult",
     "send_diagnostic_interrupt",
 )
+
+log = logging.getLogger("kdiag.interrupts")
 
 ACTION = "ec2:SendDiagnosticInterrupt"
 _AUDIT_ACTION = "SendDiagnosticInterrupt"
@@ -119,7 +128,10 @@ def send_diagnostic_interrupt(
     :raises InvalidInstanceIDNotFound: authorized, but no such instance here.
     :raises IncorrectState: the instance is not running.
     :raises NMINotSupported: the backend or architecture cannot take an NMI.
-    :raises BackendError: the backend failed; the audit row says ``failed``.
+    :raises DeliveryUnconfirmed: the NMI may have left (the backend failed after sending,
+        or the outcome could not be recorded); the audit row says ``unknown`` (or stays
+        ``pending``).  Never retry this automatically.
+    :raises BackendError: the backend failed before sending; the audit row says ``failed``.
     """
     pool = backends if backends is not None else _default_backends()
     trail = _Trail.begin(store, request, now or dt.datetime.now(dt.UTC))
@@ -197,14 +209,48 @@ def _deliverable(
 
 
 def _deliver(backend: Backend, target: Target, trail: _Trail, audit_id: int) -> str:
-    """Step 6: send the NMI and complete the intent row; returns the backend's detail."""
+    """Step 6: send the NMI and complete the intent row; returns the backend's detail.
+
+    Every failure is classified by whether the NMI may have left.  *Before*: a
+    :class:`~kdiag.errors.BackendError` other than ``DeliveryUnconfirmed`` (the backend's
+    contract: nothing was sent) — the row says ``failed`` and the error is raised as is,
+    retryable or not as its status says.  *After or unknown*: ``DeliveryUnconfirmed`` from
+    the backend, any other exception (a bug cannot vouch that nothing went out), or a
+    failure to record the outcome of a delivery — the row says ``unknown`` (or stays
+    ``pending``, reconciled to ``unknown`` at the next start of ``kdiag serve``) and the
+    caller gets :class:`~kdiag.errors.DeliveryUnconfirmed` naming the row, which no SDK
+    retries.
+    """
+    instance_id = target.instance_id
     try:
         result = backend.send_nmi(target)
-    except BaseException as exc:
-        trail.record_outcome(audit_id, "failed", exc)
-        raise
-    trail.record_outcome(audit_id, "sent", detail=result.detail)
+    except BackendError as exc:
+        if not isinstance(exc, DeliveryUnconfirmed):
+            _complete(trail, audit_id, "failed", exc)
+            raise
+        _complete(trail, audit_id, "unknown", exc)
+        why = "the connection to the hypervisor broke after the interrupt was sent"
+        raise DeliveryUnconfirmed.for_row(instance_id, audit_id, why) from exc
+    except Exception as exc:
+        _complete(trail, audit_id, "unknown", exc)
+        why = "the backend failed while sending it"
+        raise DeliveryUnconfirmed.for_row(instance_id, audit_id, why) from exc
+    try:
+        trail.record_outcome(audit_id, "sent", detail=result.detail)
+    except Exception as exc:
+        log.exception("audit row %d: the NMI was accepted; recording that failed", audit_id)
+        why = "the hypervisor accepted it, but the outcome could not be recorded"
+        raise DeliveryUnconfirmed.for_row(instance_id, audit_id, why) from exc
     return result.detail
+
+
+def _complete(trail: _Trail, audit_id: int, outcome: str, exc: BaseException) -> None:
+    """Record a failed or unknown outcome; if even that fails the row stays ``pending``
+    (start-up reconciles it to ``unknown``) and the caller still gets the delivery error."""
+    try:
+        trail.record_outcome(audit_id, outcome, exc)
+    except Exception:
+        log.exception("audit row %d: could not record outcome %r", audit_id, outcome)
 
 
 def _failure(exc: BaseException | None) -> tuple[str | None, str | None]:
@@ -285,7 +331,8 @@ class _Trail:
     def record_outcome(
         self, audit_id: int, outcome: str, exc: BaseException | None = None, *, detail: str = ""
     ) -> None:
-        """Complete the intent row: ``sent`` (with the backend's detail) or ``failed``."""
+        """Complete the intent row: ``sent`` (with the backend's detail), ``failed`` or
+        ``unknown``."""
         code, message = _failure(exc)
         self.store.finish_audit(
             audit_id,

@@ -19,11 +19,13 @@ from kdiag.errors import (
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
+    DeliveryUnconfirmed,
     IncorrectState,
     NMINotSupported,
 )
 from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
 from kdiag.store import Store
+from tests.backends.qmp_peer import QMPPeer
 from tests.conftest import require_tool
 from tests.dbfixtures import state_dir
 
@@ -316,3 +318,36 @@ def test_kept_session_is_replaced_after_qemu_restarts(tmp_path, backend):
         assert backend.state(qemu.target()) == "running"
     finally:
         second.close()
+
+
+def test_connection_dropped_after_inject_nmi_is_unconfirmed_not_retryable(tmp_path, backend):
+    """The peer receives inject-nmi and hangs up without answering: QEMU may have raised the
+    NMI, so this is DeliveryUnconfirmed (409, a code no SDK retries), never the retryable
+    BackendUnavailable, and the backend itself does not send again."""
+    with QMPPeer(tmp_path / "drop.sock", drop_at="inject-nmi") as peer:
+        target = Target("i-0123456789abcdef0", {"address": str(peer.path), "timeout": 5})
+        with pytest.raises(DeliveryUnconfirmed, match="after inject-nmi was sent") as err:
+            backend.send_nmi(target)
+        assert err.value.http_status == 409
+        assert peer.count("inject-nmi") == 1
+        assert peer.count("query-status") == 1
+
+
+def test_connection_dropped_before_inject_nmi_is_retryable(tmp_path, backend):
+    """Dropped at query-status: nothing could have reached the guest, so the plain
+    BackendUnavailable (retryable 503) is right, and inject-nmi never went out."""
+    with QMPPeer(tmp_path / "early.sock", drop_at="query-status") as peer:
+        target = Target("i-0123456789abcdef0", {"address": str(peer.path), "timeout": 5})
+        with pytest.raises(BackendUnavailable) as err:
+            backend.send_nmi(target)
+        assert not isinstance(err.value, DeliveryUnconfirmed)
+        assert peer.count("inject-nmi") == 0
+
+
+def test_no_answer_to_inject_nmi_is_unconfirmed(tmp_path, backend):
+    """inject-nmi received, never answered: the timeout after sending is unconfirmed too."""
+    with QMPPeer(tmp_path / "hang.sock", drop_at="inject-nmi", hang=True) as peer:
+        target = Target("i-0123456789abcdef0", {"address": str(peer.path), "timeout": 0.5})
+        with pytest.raises(DeliveryUnconfirmed, match="no answer in time"):
+            backend.send_nmi(target)
+        assert peer.count("inject-nmi") == 1

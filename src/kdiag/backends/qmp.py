@@ -16,9 +16,9 @@ have reached the guest.
 ``send_nmi`` asks ``query-status`` first, in the same session, and refuses a guest that is
 not running (an NMI to a paused guest would sit queued until someone resumes it: that is not
 a delivery).  QEMU answers ``inject-nmi`` with ``{}`` once the NMI is raised on the vCPUs;
-that is reported as accepted.  A timeout or a dropped connection after the command was sent
-is :class:`~kdiag.errors.BackendTimeout` / :class:`~kdiag.errors.BackendUnavailable` saying
-the delivery is unconfirmed, never a success.
+that is reported as accepted.  A timeout or a dropped connection after the command was
+written is :class:`~kdiag.errors.DeliveryUnconfirmed` (never a success, never a retryable
+error); before it, ``BackendTimeout`` / ``BackendUnavailable``: nothing was sent.
 
 Every qemu.qmp, OSError and asyncio error is mapped in :func:`map_qmp_errors`.
 """
@@ -57,6 +57,7 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    DeliveryUnconfirmed,
     IncorrectState,
     NMINotSupported,
 )
@@ -127,8 +128,12 @@ def parse_address(address: str) -> str | tuple[str, int]:
 def map_qmp_errors(target: Target, *, sent: threading.Event | None = None) -> Iterator[None]:
     """Turn qemu.qmp, OS and asyncio errors into kdiag's backend errors (the one boundary).
 
-    :param sent: set once ``inject-nmi`` went out; a failure after that says the delivery
-        is unconfirmed.
+    :param sent: set just before ``inject-nmi`` is written.  Once it is set, a lost
+        connection, a timeout or any other failure without QEMU's answer is
+        :class:`~kdiag.errors.DeliveryUnconfirmed` (QEMU may have raised the NMI before the
+        link broke); before it, they are the retryable ``BackendUnavailable`` /
+        ``BackendTimeout``, since nothing could have reached the guest.  An error answer
+        from QEMU (``ExecuteError``) means it refused: nothing was delivered either way.
     """
     where = f"QMP {target.address or '<no address>'} ({target.instance_id})"
     try:
@@ -144,32 +149,38 @@ def map_qmp_errors(target: Target, *, sent: threading.Event | None = None) -> It
                 target=target.instance_id,
             ) from exc
         raise BackendError(f"{where}: QEMU refused: {text}", target=target.instance_id) from exc
-    except ConnectError as exc:
-        raise BackendUnavailable(
-            f"{where}: cannot connect: {exc.exc if exc.exc else exc}", target=target.instance_id
-        ) from exc
-    except ExecInterruptedError as exc:
-        raise BackendUnavailable(
-            f"{where}: connection lost{_unconfirmed(sent)}", target=target.instance_id
-        ) from exc
-    except TimeoutError as exc:  # asyncio.TimeoutError and futures' TimeoutError alike
-        raise BackendTimeout(
-            f"{where}: no answer in time{_unconfirmed(sent)}", target=target.instance_id
-        ) from exc
-    except (QMPError, OSError, EOFError, asyncio.IncompleteReadError) as exc:
-        raise BackendUnavailable(
-            f"{where}: {type(exc).__name__}: {exc}{_unconfirmed(sent)}",
-            target=target.instance_id,
-        ) from exc
+    except Exception as exc:
+        if sent is not None and sent.is_set():
+            raise DeliveryUnconfirmed(
+                f"{where}: {_describe(exc)} after inject-nmi was sent; "
+                "delivery of the NMI is unconfirmed",
+                target=target.instance_id,
+            ) from exc
+        if isinstance(exc, ConnectError):
+            raise BackendUnavailable(
+                f"{where}: cannot connect: {exc.exc if exc.exc else exc}",
+                target=target.instance_id,
+            ) from exc
+        if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and futures' alike
+            raise BackendTimeout(f"{where}: no answer in time", target=target.instance_id) from exc
+        if isinstance(exc, QMPError | OSError | EOFError | asyncio.IncompleteReadError):
+            raise BackendUnavailable(
+                f"{where}: {_describe(exc)}", target=target.instance_id
+            ) from exc
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ExecInterruptedError):
+        return "connection lost"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _disconnect(client: Any) -> None:
     with contextlib.suppress(Exception):  # the session is being abandoned either way
         await client.disconnect()
-
-
-def _unconfirmed(sent: threading.Event | None) -> str:
-    return "; delivery of the NMI is unconfirmed" if sent is not None and sent.is_set() else ""
 
 
 class QMPBackend:

@@ -44,6 +44,7 @@ def _latency(row: dict[str, Any]) -> str | None:
 
 
 COLUMNS = (
+    Column("id", lambda r: str(r["id"])),  # the "audit row N" DeliveryUnconfirmed names
     Column("time", lambda r: r["time"][:19] + "Z"),
     Column("principal", lambda r: (r["principal"] or "-").rpartition(":")[2]),
     Column("source", "source_ip"),
@@ -73,7 +74,11 @@ def audit(
     query: QueryOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show the audit log, oldest first: every request, its outcome."""
+    """Show the audit log, oldest first: every request, its outcome.
+
+    Outcomes: sent, dry-run, denied, rejected, failed (nothing was sent), pending (in
+    flight) and unknown (the NMI may have been sent: delivery unconfirmed; check the guest).
+    """
     from kdiag.store.ids import check_instance_id  # noqa: PLC0415 - SQLAlchemy, not on --help
 
     when = parse_since(since) if since else None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kdiag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kdiag.store import Store
 
 __all__ = ("register", "serve")
 
@@ -76,6 +79,7 @@ def serve(
     except OSError as exc:
         store.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    _reconcile(store)
     if not is_loopback(host):
         sys.stderr.write(
             f"warning: listening on {host}, not loopback: anyone who can reach this address "
@@ -110,6 +114,17 @@ def serve(
         store.close()
     reason = f" ({stopped_by.name})" if stopped_by is not None else ""
     sys.stderr.write(f"kdiag serve: stopped{reason}\n")
+
+
+def _reconcile(store: Store) -> None:
+    """Rows a killed predecessor left ``pending`` become ``unknown``: said once on stderr."""
+    ids = store.reconcile_pending()
+    if ids:
+        shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
+        sys.stderr.write(
+            f"kdiag serve: {len(ids)} interrupt(s) left pending by a previous run marked "
+            f"'unknown' (delivery unconfirmed; audit rows {shown}); see `kdiag audit`\n"
+        )
 
 
 def _configure_logging() -> None:

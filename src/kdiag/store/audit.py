@@ -13,7 +13,14 @@ from kdiag.store._base import StoreBase
 from kdiag.store.models import AuditRow
 from kdiag.store.records import AuditEntry
 
-__all__ = ("MAX_AUDIT_TEXT", "AuditLog")
+__all__ = ("MAX_AUDIT_TEXT", "UNCONFIRMED_CODE", "AuditLog")
+
+#: The error code of a row whose delivery is unconfirmed (``kdiag.errors.DeliveryUnconfirmed``).
+UNCONFIRMED_CODE = "DeliveryUnconfirmed"
+_RECONCILED = (
+    "the service stopped between recording the intent and recording the outcome; "
+    "the NMI may or may not have been delivered"
+)
 
 #: The most characters of an audit row's message or reason kept; longer ones are cut,
 #: marked with an ellipsis.  Every other text column is cut to its own width, so no caller
@@ -128,6 +135,26 @@ class AuditLog(StoreBase):
             )
             if result.rowcount == 0:
                 raise NoSuchEntity(f"no audit row {audit_id}")
+
+    def reconcile_pending(self) -> list[int]:
+        """Mark every ``pending`` row ``unknown`` (error ``DeliveryUnconfirmed``) and return
+        their ids, oldest first: a row still pending when the service starts was left by a
+        process that died between intent and outcome.  Never ``sent`` or ``failed``: there
+        is no evidence either way.  Only for a store no running service is writing to."""
+        with self._writer.begin() as conn:
+            ids = [
+                int(i)
+                for i in conn.execute(
+                    select(_TABLE.c.id).where(_TABLE.c.outcome == "pending").order_by(_TABLE.c.id)
+                ).scalars()
+            ]
+            if ids:
+                conn.execute(
+                    update(_TABLE)
+                    .where(_TABLE.c.id.in_(ids), _TABLE.c.outcome == "pending")
+                    .values(outcome="unknown", error_code=UNCONFIRMED_CODE, message=_RECONCILED)
+                )
+        return ids
 
     def audit_rows(
         self,

@@ -136,8 +136,10 @@ class AuditEntry:
     ``decision`` is the policy's verdict (``"allow"``, ``"deny"``, or ``None`` when the
     request never reached the policy); ``outcome`` is what happened: ``"pending"`` (intent
     recorded, delivery under way or interrupted), ``"sent"``, ``"dry-run"``, ``"denied"``,
-    ``"rejected"`` (malformed, unknown, wrong state, unsupported) or ``"failed"`` (the
-    backend failed).  ``id`` is ``None`` until the row is stored.
+    ``"rejected"`` (malformed, unknown, wrong state, unsupported), ``"failed"`` (the
+    backend failed before sending) or ``"unknown"`` (the NMI may have been sent: the
+    backend failed after sending, or the service died between intent and outcome).
+    ``id`` is ``None`` until the row is stored.
     """
 
     action: str
