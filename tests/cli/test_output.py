@@ -115,8 +115,9 @@ def test_text_is_one_record_per_line_with_tabs_and_no_header(env):
     lines = out.splitlines()
     assert len(lines) == DENIED + 1
     fields = [line.split("\t") for line in lines]
-    assert {len(f) for f in fields} == {8}
-    assert fields[0][1:7] == [
+    assert {len(f) for f in fields} == {9}  # id, time, principal, ..., error, ms
+    assert all(f[0].isdigit() for f in fields)  # the row id a DeliveryUnconfirmed names
+    assert fields[0][2:8] == [
         "user/oncall-engineer-with-a-long-name",
         "127.0.0.1",
         env["TEST_INSTANCE"],
@@ -124,7 +125,7 @@ def test_text_is_one_record_per_line_with_tabs_and_no_header(env):
         "sent",
         "-",
     ]
-    assert all(f[6] == "UnauthorizedOperation" for f in fields[1:])
+    assert all(f[7] == "UnauthorizedOperation" for f in fields[1:])
     assert "TIME" not in out
 
 
@@ -212,7 +213,7 @@ def test_tables_at_80_columns_keep_whole_ids_and_paths(env):
     audit = kdiag(env, "audit", "--output", "table").splitlines()
     assert len(audit) == 1 + 1 + DENIED
     assert all(env["TEST_INSTANCE"] in line.split() for line in audit[1:])
-    assert audit[1].split()[1] == "user/oncall-engineer-with-a-long-name"
+    assert audit[1].split()[2] == "user/oncall-engineer-with-a-long-name"
     users = kdiag(env, "iam", "list-users", "--output", "table").splitlines()
     keys = json.loads(kdiag(env, "iam", "list-users", "--json"))["Users"][0]["AccessKeys"]
     assert [line.split()[-2 if n == 0 else -1] for n, line in enumerate(users[1:])] == [
