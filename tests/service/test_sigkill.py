@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import botocore.exceptions
+import botocore.parsers
 import httpx
 import pytest
 from botocore.config import Config
@@ -137,7 +138,13 @@ class Load:
             try:
                 client.send_diagnostic_interrupt(InstanceId=instance_id)
                 self.answered[instance_id] += 1
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            except (
+                botocore.exceptions.ClientError,
+                botocore.exceptions.BotoCoreError,
+                # a SIGKILL between the status line and the body: botocore parses an empty
+                # body and raises ResponseParserError, which is neither of the above
+                botocore.parsers.ResponseParserError,
+            ):
                 return
 
     def start(self):

@@ -1,0 +1,22 @@
+"""The dump catalog (kdiag dumps, issue 13).
+
+Reserved in the revision chain so that the areas built in parallel each own one step; a step
+whose tables are not written yet changes nothing.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-06
+"""
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
