@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 __all__ = ("HEAD", "MIGRATIONS", "current_revision", "downgrade", "upgrade")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0006"
+HEAD = "0007"
 _PG_LOCK_KEY = 0x6B64696167  # "kdiag"
 
 log = logging.getLogger("kdiag.store")
