@@ -263,6 +263,43 @@ def down_cmd(name: _Name, root: _Root = None) -> None:
     typer.echo(f"{name}: stopped")
 
 
+@lab_app.command(
+    "ssh",
+    short_help="SSH into a guest (or run one command).",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def ssh_cmd(
+    ctx: typer.Context,
+    name: _Name,
+    root: _Root = None,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the ssh command instead of running it.")
+    ] = False,
+) -> None:
+    """SSH into a running guest as root with the lab's key (host key pinned); words after
+    NAME (after ``--``) are run as one command. Exit status is ssh's."""
+    import os  # noqa: PLC0415 - only this command replaces the process
+    import shlex  # noqa: PLC0415 - see above
+
+    from kdiag.errors import IncorrectState  # noqa: PLC0415 - see above
+
+    guest = _lab(root).get(name)
+    access = guest.ssh
+    if access is None:
+        raise ConfigError(f"lab guest {name} was started without SSH (kdiag lab up it again)")
+    if not guest.running:
+        raise IncorrectState(f"lab guest {name} is not running")
+    argv = access.argv(list(ctx.args))
+    if print_only:
+        typer.echo(shlex.join(argv))
+        return
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 - argv is a list; ssh replaces this process
+    except FileNotFoundError:
+        raise ConfigError("ssh is not installed (apt-get install openssh-client)") from None
+
+
 @lab_app.command("console", short_help="Print and follow a guest's serial console.")
 def console_cmd(
     name: _Name,

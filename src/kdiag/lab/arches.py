@@ -52,7 +52,18 @@ ARCHES: dict[str, GuestArch] = {
             deb_arch="amd64",
             triplet="x86_64-linux-gnu",
             loader="lib64/ld-linux-x86-64.so.2",
-            first_modules=("qemu_fw_cfg", "pvpanic", "pvpanic-mmio"),
+            # virtio_net (and the PCI transport it sits on): the guest's SSH NIC
+            first_modules=(
+                "qemu_fw_cfg",
+                "pvpanic",
+                "pvpanic-mmio",
+                "virtio_ring",
+                "virtio",
+                "virtio_pci_legacy_dev",
+                "virtio_pci_modern_dev",
+                "virtio_pci",
+                "virtio_net",
+            ),
             # load order matters: virtio_ring before virtio (see docs/lab.md)
             capture_modules=(
                 "virtio_ring",
@@ -83,7 +94,7 @@ ARCHES: dict[str, GuestArch] = {
             triplet="aarch64-linux-gnu",
             loader="lib/ld-linux-aarch64.so.1",
             # -M virt has one UART: the command channel is a virtio console (/dev/hvc0)
-            first_modules=("qemu_fw_cfg", "virtio_mmio", "virtio_console"),
+            first_modules=("qemu_fw_cfg", "virtio_mmio", "virtio_console", "virtio_net"),
             capture_modules=("virtio_mmio", "virtio_blk", "crc32c_generic", "ext4"),
             console="ttyAMA0",
             command_tty="hvc0",

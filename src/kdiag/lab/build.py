@@ -44,13 +44,21 @@ __all__ = (
 )
 
 #: bumped whenever the layout of a build changes
-BUILD_FORMAT = 4
+BUILD_FORMAT = 5
 #: finished builds kept in the cache (each about 27 MB)
 KEEP_BUILDS = 4
 
 FIRST_MODULES = ARCHES["x86_64"].first_modules
 CAPTURE_MODULES = ARCHES["x86_64"].capture_modules
-_BINARIES = ("usr/sbin/kexec", "usr/sbin/vmcore-dmesg", "usr/sbin/makedumpfile")
+_BINARIES = (
+    "usr/sbin/kexec",
+    "usr/sbin/vmcore-dmesg",
+    "usr/sbin/makedumpfile",
+    "usr/sbin/dropbear",
+    "usr/bin/dropbearconvert",
+)
+#: installed under another name: Debian's dropbear runs /usr/lib/sftp-server for SFTP
+_RENAMED = (("usr/lib/openssh/sftp-server", "usr/lib/sftp-server"),)
 _HERE = Path(__file__).resolve().parent
 
 Progress = Callable[[str], None]
@@ -195,9 +203,11 @@ def _install_userland(staging: Path, root: Path, arch: GuestArch) -> None:
     shutil.copyfile(busybox, root / "bin" / "busybox")
     _executable(root / "bin" / "busybox")
     todo: list[Path] = []
-    for rel in _BINARIES:
-        name = Path(rel).name
-        found = [staging / d / name for d in ("sbin", "bin", "usr/sbin", "usr/bin")]
+    pairs = [(rel, rel) for rel in _BINARIES] + list(_RENAMED)
+    for origin, rel in pairs:
+        name = Path(origin).name
+        dirs = ("sbin", "bin", "usr/sbin", "usr/bin", str(Path(origin).parent))
+        found = [staging / d / name for d in dirs]
         src = next((p for p in found if p.exists()), None)
         if src is None:
             raise ConfigError(f"no {name} in the unpacked packages")
@@ -298,7 +308,7 @@ def _resolve(cache: Path, note: Progress, arch: GuestArch) -> tuple[str, str, di
     except (OSError, ValueError, KeyError):
         pass
     kpkg, kver = debs.kernel_package(note, arch.deb_arch)
-    libs = debs.library_closure(("kexec-tools", "makedumpfile"), arch.deb_arch)
+    libs = debs.library_closure(debs.LINKED_PACKAGES, arch.deb_arch)
     packages = debs.candidates([kpkg, *debs.TOOL_PACKAGES, *libs], note, arch.deb_arch)
     record.write_text(json.dumps({"key": key, "kpkg": kpkg, "kver": kver, "packages": packages}))
     return kpkg, kver, packages

@@ -21,6 +21,7 @@ from pathlib import Path
 from kdiag.errors import ConfigError
 
 __all__ = (
+    "LINKED_PACKAGES",
     "TOOL_PACKAGES",
     "Deb",
     "candidates",
@@ -32,7 +33,16 @@ __all__ = (
 )
 
 #: userland packages the guest initramfs is assembled from
-TOOL_PACKAGES = ("busybox-static", "kexec-tools", "makedumpfile")
+#: dropbear-bin and openssh-sftp-server: the guest's SSH server and its SFTP subsystem
+TOOL_PACKAGES = (
+    "busybox-static",
+    "kexec-tools",
+    "makedumpfile",
+    "dropbear-bin",
+    "openssh-sftp-server",
+)
+#: the packages whose binaries are dynamically linked (their libraries are downloaded too)
+LINKED_PACKAGES = ("kexec-tools", "makedumpfile", "dropbear-bin", "openssh-sftp-server")
 
 Note = Callable[[str], None]
 

@@ -39,6 +39,7 @@ from kdiag.lab.arches import ARCHES, GuestArch, get_arch
 from kdiag.lab.build import BuildInfo, build, lab_cache
 from kdiag.lab.profiles import TRIGGERS, Profile, get_profile
 from kdiag.lab.qemu import GuestFiles, choose_accel, command_line
+from kdiag.lab.ssh import SSHAccess, SSHKeys, free_port, lab_keys
 from kdiag.paths import state_dir
 
 __all__ = ("Guest", "GuestSpec", "Lab", "parse_memory")
@@ -239,7 +240,22 @@ class Guest:
             "crash_dir": str(self.crash_dir),
             "facts_path": str(self.facts_path) if self.facts_path.exists() else None,
             "kernel_release": self.config.get("kernel_release"),
+            "ssh": self.ssh.to_json() if self.ssh is not None else None,
         }
+
+    @property
+    def ssh(self) -> SSHAccess | None:
+        """How to reach the guest's SSH server (None: a guest started without one)."""
+        data = self.config.get("ssh")
+        if not isinstance(data, dict):
+            return None
+        return SSHAccess(
+            host=str(data["host"]),
+            port=int(data["port"]),
+            user=str(data["user"]),
+            key=Path(data["key"]),
+            known_hosts=Path(data["known_hosts"]),
+        )
 
     # ------------------------------------------------------------------ waiting
     def _wait(self, what: str, timeout: float, done: Any) -> Any:
@@ -439,7 +455,8 @@ class Lab:
             accel, reason = choice.accel, choice.reason
         else:
             reason = "requested"
-        config = _guest_config(spec, files, info, accel, reason)
+        keys = lab_keys(self.root)
+        config = _guest_config(spec, files, info, accel, reason, keys=keys, ssh_port=free_port())
         (directory / "guest.json").write_text(json.dumps(config, indent=2) + "\n")
         return _start(directory)
 
@@ -473,7 +490,9 @@ def _prepare_directory(directory: Path, info: BuildInfo) -> GuestFiles:
     return files
 
 
-def _kernel_command_line(spec: GuestSpec) -> tuple[list[str], str | None]:
+def _kernel_command_line(
+    spec: GuestSpec, keys: SSHKeys | None = None
+) -> tuple[list[str], str | None]:
     """The first kernel's command line, and its ``crashkernel=`` size (None: none)."""
     append = [
         f"console={spec.arch.console}",
@@ -487,6 +506,8 @@ def _kernel_command_line(spec: GuestSpec) -> tuple[list[str], str | None]:
     if spec.profile.crashkernel:
         crashkernel = _crashkernel(spec)
         append.append(f"crashkernel={crashkernel}")
+    if keys is not None:
+        append.append(f"lab_sshkey={keys.cmdline_key()}")
     return [*append, *spec.profile.cmdline()], crashkernel
 
 
@@ -499,10 +520,21 @@ def _crashkernel(spec: GuestSpec) -> str:
 
 
 def _guest_config(
-    spec: GuestSpec, files: GuestFiles, info: BuildInfo, accel: str, reason: str
+    spec: GuestSpec,
+    files: GuestFiles,
+    info: BuildInfo,
+    accel: str,
+    reason: str,
+    *,
+    keys: SSHKeys | None = None,
+    ssh_port: int | None = None,
 ) -> dict[str, Any]:
-    """``guest.json``: how the guest is started (the supervisor reads ``qemu_args``)."""
-    append, crashkernel = _kernel_command_line(spec)
+    """``guest.json``: how the guest is started (the supervisor reads ``qemu_args``).
+
+    With ``keys`` and ``ssh_port`` the guest runs an SSH server reachable on
+    ``127.0.0.1:ssh_port`` with the lab root's client key (:mod:`kdiag.lab.ssh`)."""
+    with_ssh = keys is not None and ssh_port is not None
+    append, crashkernel = _kernel_command_line(spec, keys if with_ssh else None)
     args = command_line(
         files,
         accel=accel,
@@ -510,7 +542,12 @@ def _guest_config(
         cpus=spec.cpus,
         append=" ".join(append),
         arch=spec.arch.name,
+        ssh_port=ssh_port if with_ssh else None,
+        host_key=keys.host_key if keys is not None and with_ssh else None,
     )
+    ssh = None
+    if keys is not None and ssh_port is not None:
+        ssh = SSHAccess("127.0.0.1", ssh_port, "root", keys.client_key, keys.known_hosts)
     return {
         "name": spec.name,
         "arch": spec.arch.name,
@@ -524,6 +561,7 @@ def _guest_config(
         "build": str(info.directory),
         "append": " ".join(append),
         "qemu_args": args,
+        "ssh": ssh.to_json() if ssh is not None else None,
     }
 
 

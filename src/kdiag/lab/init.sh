@@ -130,6 +130,40 @@ if [ "$(arg lab_kdump)" != 0 ]; then
     loaded=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo 0)
 fi
 
+# SSH (lab_sshkey=TYPE:BASE64, the lab root's client key): Debian's dropbear on port 22 of
+# QEMU's user-mode network, which forwards one host loopback port here. The host key comes
+# through fw_cfg (OpenSSH format, converted); without it dropbear makes one (-R).
+sshkey=$(arg lab_sshkey)
+if [ -n "$sshkey" ] && [ -x /usr/sbin/dropbear ]; then
+    mkdir -p /dev/pts /etc/dropbear /root/.ssh
+    mount -t devpts devpts /dev/pts 2>/dev/null
+    echo "root:x:0:0:root:/root:/bin/sh" > /etc/passwd
+    echo "root:x:0:" > /etc/group
+    echo /bin/sh > /etc/shells
+    echo "$sshkey" | tr ':' ' ' > /root/.ssh/authorized_keys
+    chmod 700 /root /root/.ssh
+    chmod 600 /root/.ssh/authorized_keys
+    i=0
+    while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    ip link set lo up
+    ip link set eth0 up
+    ip addr add 10.0.2.15/24 dev eth0
+    ip route add default via 10.0.2.2
+    hostkey=/sys/firmware/qemu_fw_cfg/by_name/opt/kdiag/ssh_host_key/raw
+    keyopt=-R
+    if [ -r $hostkey ] && cat $hostkey > /tmp/host_key \
+        && dropbearconvert openssh dropbear /tmp/host_key /etc/dropbear/host_key >/dev/null 2>&1
+    then
+        keyopt="-r /etc/dropbear/host_key"
+    fi
+    rm -f /tmp/host_key
+    if dropbear $keyopt -p 22 -s -j -k -P /tmp/dropbear.pid 2>/tmp/dropbear.err; then
+        say "ssh: dropbear listening on port 22 ($keyopt)"
+    else
+        say "ssh: dropbear FAILED: $(tail -n 2 /tmp/dropbear.err | tr '\n' ' ')"
+    fi
+fi
+
 # a little activity so the dump holds more than idle tasks
 (while :; do sleep 5; done) &
 

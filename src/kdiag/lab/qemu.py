@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kdiag.errors import BackendUnavailable
 from kdiag.lab.arches import get_arch
+from kdiag.lab.ssh import FW_CFG_HOST_KEY
 
 __all__ = (
     "ACCEL_OPTIONS",
@@ -147,12 +148,18 @@ def command_line(
     cpus: int,
     append: str,
     arch: str = "x86_64",
+    ssh_port: int | None = None,
+    host_key: Path | None = None,
 ) -> list[str]:
     """The QEMU argument vector for one lab guest.
 
     x86_64 runs on ``-M pc`` with the command channel on a second UART and pvpanic; arm64
     runs on ``-M virt`` (TCG), which has one PL011 UART (the console), so the command channel
     is a virtio console, the dump disk is on virtio-mmio, and there is no pvpanic (no ISA bus).
+
+    With ``ssh_port``, the guest gets a virtio NIC on QEMU's user-mode network (restricted:
+    no way out) and ``127.0.0.1:ssh_port`` is forwarded to its port 22; ``host_key`` is
+    passed through fw_cfg for the guest's dropbear. Without it, no NIC at all.
     """
     spec = get_arch(arch)
     pc = spec.name == "x86_64"
@@ -162,12 +169,20 @@ def command_line(
         channel = ["-chardev", commands, "-serial", "chardev:cmd0"]
         panic_device = ["-device", "pvpanic"]
         disk_device = "virtio-blk-pci,drive=d0"
+        nic_device = "virtio-net-pci,netdev=n0"
     else:
         machine = ["-machine", spec.machine, "-accel", "tcg,thread=multi", "-cpu", spec.tcg_cpu]
         channel = ["-device", "virtio-serial-device", "-chardev", commands]
         channel += ["-device", "virtconsole,chardev=cmd0"]
         panic_device = []
         disk_device = "virtio-blk-device,drive=d0"
+        nic_device = "virtio-net-device,netdev=n0"
+    network = ["-nic", "none"]
+    if ssh_port is not None:
+        forward = f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+        network = ["-netdev", f"user,id=n0,restrict=on,{forward}", "-device", nic_device]
+        if host_key is not None:
+            network += ["-fw_cfg", f"name={FW_CFG_HOST_KEY},file={host_key}"]
     return [
         qemu_binary(spec.name),
         "-name",
@@ -179,8 +194,7 @@ def command_line(
         str(memory_mib),
         "-display",
         "none",
-        "-nic",
-        "none",
+        *network,
         "-kernel",
         str(files.vmlinuz),
         "-initrd",

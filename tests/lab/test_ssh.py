@@ -1,0 +1,81 @@
+"""Lab SSH plumbing: keys per lab root, the pinned host key, QEMU's loopback-only forward."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+from kdiag.lab.qemu import GuestFiles, command_line
+from kdiag.lab.ssh import FW_CFG_HOST_KEY, access, free_port, lab_keys
+from tests.conftest import require_tool
+
+
+def _files(tmp_path: Path) -> GuestFiles:
+    return GuestFiles(
+        directory=tmp_path / "g1",
+        vmlinuz=tmp_path / "vmlinuz",
+        initrd=tmp_path / "main.img",
+        disk=tmp_path / "disk.img",
+        console=tmp_path / "console.log",
+        qmp=tmp_path / "qmp.sock",
+        events=tmp_path / "events.sock",
+        commands=tmp_path / "cmd.sock",
+    )
+
+
+def test_keys_are_made_once_per_root_private_and_pinned(tmp_path: Path) -> None:
+    require_tool("ssh-keygen")
+    first = lab_keys(tmp_path)
+    again = lab_keys(tmp_path)
+    assert first == again  # not regenerated
+    assert stat.S_IMODE(first.directory.stat().st_mode) == 0o700
+    for key in (first.client_key, first.host_key):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    # the known_hosts line is the host key's public half, for any loopback port
+    kind, body = first.host_public.split()[:2]
+    assert first.known_hosts.read_text() == f"[127.0.0.1]:* {kind} {body}\n"
+    # ssh-keygen itself agrees that the pinned line matches the host key at any port
+    found = subprocess.run(
+        ["ssh-keygen", "-F", "[127.0.0.1]:2222", "-f", str(first.known_hosts)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    word = first.cmdline_key()
+    assert " " not in word
+    assert word.startswith("ssh-ed25519:")
+    other = lab_keys(tmp_path / "other")
+    assert other.client_public != first.client_public
+
+
+def test_command_line_forwards_loopback_only_and_restricts(tmp_path: Path) -> None:
+    require_tool("qemu-system-x86_64")
+    port = free_port()
+    hostkey = tmp_path / "host"
+    args = command_line(
+        _files(tmp_path),
+        accel="tcg",
+        memory_mib=512,
+        cpus=1,
+        append="x",
+        ssh_port=port,
+        host_key=hostkey,
+    )
+    netdev = args[args.index("-netdev") + 1]
+    assert netdev == f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
+    assert args[args.index("-device", args.index("-netdev")) + 1] == "virtio-net-pci,netdev=n0"
+    assert args[args.index("-fw_cfg") + 1] == f"name={FW_CFG_HOST_KEY},file={hostkey}"
+    assert "-nic" not in args
+    plain = command_line(_files(tmp_path), accel="tcg", memory_mib=512, cpus=1, append="x")
+    assert plain[plain.index("-nic") + 1] == "none"
+
+
+def test_access_argv_checks_the_host_key_strictly(tmp_path: Path) -> None:
+    acc = access(tmp_path, 2200)
+    argv = acc.argv(["true"])
+    assert argv[:5] == ["ssh", "-i", str(tmp_path / "id_ed25519"), "-p", "2200"]
+    assert "StrictHostKeyChecking=yes" in argv
+    assert f"UserKnownHostsFile={tmp_path / 'known_hosts'}" in argv
+    assert argv[-2:] == ["root@127.0.0.1", "true"]
