@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "instances": "kdiag.cli.instances",
     "configure": "kdiag.cli.configure",
     "doctor": "kdiag.cli.doctor",
+    "drill": "kdiag.cli.drill",
     "send": "kdiag.cli.send",
     "serve": "kdiag.cli.serve",
 }

@@ -31,6 +31,7 @@ __all__ = (
     "AccountRow",
     "AuditRow",
     "Base",
+    "DrillRow",
     "InstanceRow",
     "UserPolicyRow",
     "UserRow",
@@ -152,3 +153,28 @@ class AuditRow(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     backend: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- drills (kdiag drill, issue 13; migration 0004) -------------------------------------------
+
+
+class DrillRow(Base):
+    """One fire drill: its verdict, diagnosis, timed steps and the dumps it found."""
+
+    __tablename__ = "drills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    instance_id: Mapped[str] = mapped_column(String(19), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    finished_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    verdict: Mapped[str] = mapped_column(String(8))
+    diagnosis: Mapped[str] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(Text)
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dump_path: Mapped[str | None] = mapped_column(Text)
+    host_dump_path: Mapped[str | None] = mapped_column(Text)
+    dump_id: Mapped[str | None] = mapped_column(String(80))

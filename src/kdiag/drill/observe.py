@@ -1,0 +1,213 @@
+"""Watching the machine after the send.
+
+:class:`LabWatch` follows a lab guest (console, QMP events, the watcher's boot counter and
+crash tree): everything the drill needs to name a cause.  :class:`DumpDirWatch` watches only
+a directory where the machine's dumps appear (a mounted or synced ``/var/crash``): the panic
+and the reboot cannot be seen there, only the dump.
+
+Both offer ``poll()`` (returns what is new, as short notes for the progress display) and
+the observations as attributes the runner turns into :class:`~kdiag.drill.evidence.Evidence`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from kdiag.lab.console import ConsoleFollower
+from kdiag.lab.guest import Guest
+
+__all__ = ("DumpDirWatch", "LabWatch", "lab_guest_for")
+
+_EXCERPT = 40
+_MARKS = (
+    ("NMI received for unknown reason", "nmi_unknown"),
+    ("Dazed and confused", "nmi_continued"),
+    ("Kernel panic - not syncing", "panic"),
+    ("LAB: capture kernel", "capture_started"),
+    ("LAB-CAPTURE-HANG", "capture_hang"),
+    ("LAB-DUMP-FAILED", "capture_failed"),
+    ("LAB-SAVED", "saved"),
+    ("LAB-DUMP-DONE", "dump_done"),
+    ("LAB: first kernel", "boot"),
+    ("LAB: LAB-READY", "ready"),
+)
+
+
+def lab_guest_for(target: dict[str, Any]) -> Guest | None:
+    """The lab guest behind a qmp target whose socket is a lab guest's ``qmp.sock``."""
+    address = target.get("address")
+    if not isinstance(address, str) or not address.startswith("/"):
+        return None
+    directory = Path(address).parent
+    if Path(address).name != "qmp.sock" or not (directory / "guest.json").is_file():
+        return None
+    try:
+        return Guest(directory)
+    except Exception:  # noqa: BLE001 - not a lab guest after all: watch it as a plain target
+        return None
+
+
+class LabWatch:
+    """Everything a lab guest shows after the send."""
+
+    observer = "lab"
+
+    def __init__(self, guest: Guest) -> None:
+        self.guest = guest
+        status = guest.status()
+        self.boot_before = int(status.get("boots", 0))
+        self.ready_before = int(status.get("ready_count", 0))
+        self.dumps_before = int(status.get("dumps", 0))
+        self.failures_before = int(status.get("capture_failures", 0))
+        size = guest.console_path.stat().st_size if guest.console_path.exists() else 0
+        self._console = ConsoleFollower(guest.console_path, size)
+        events = guest.directory / "events.jsonl"
+        self._events_path = events
+        self._events_offset = events.stat().st_size if events.exists() else 0
+        self.seen: set[str] = set()
+        self.panic_line: str | None = None
+        self.crash_event: str | None = None
+        self.capture_failed: str | None = None
+        self.excerpt: list[str] = []
+        self.boot_after = self.boot_before
+        self.ready_after = self.ready_before
+        self.new_dump: Path | None = None
+        self.phase = str(status.get("phase"))
+
+    # ------------------------------------------------------------------ observations
+    @property
+    def panic_seen(self) -> bool:
+        return "panic" in self.seen or self.crash_event is not None or self.capture_started
+
+    @property
+    def capture_started(self) -> bool:
+        return "capture_started" in self.seen
+
+    @property
+    def rebooted(self) -> bool:
+        return self.boot_after > self.boot_before
+
+    @property
+    def ready_again(self) -> bool:
+        return self.ready_after > self.ready_before
+
+    def poll(self) -> list[str]:
+        """Read what is new; returns notes for the display."""
+        notes: list[str] = []
+        for _, text in self._console.lines():
+            for needle, mark in _MARKS:
+                if needle in text:
+                    self._remember(text)
+                    if mark not in self.seen:
+                        notes.append(f"console: {text.strip()[:120]}")
+                    self.seen.add(mark)
+                    if mark == "panic" and self.panic_line is None:
+                        self.panic_line = text.strip()[:300]
+                    if mark == "capture_failed" and self.capture_failed is None:
+                        self.capture_failed = f"console: {text.strip()[:200]}"
+        notes += self._poll_events()
+        notes += self._poll_status()
+        return notes
+
+    def _remember(self, text: str) -> None:
+        self.excerpt.append(text.strip()[:300])
+        del self.excerpt[:-_EXCERPT]
+
+    def _poll_events(self) -> list[str]:
+        notes: list[str] = []
+        try:
+            with open(self._events_path, "rb") as fh:
+                fh.seek(self._events_offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return notes
+        end = data.rfind(b"\n") + 1
+        self._events_offset += end
+        for line in data[:end].splitlines():
+            try:
+                name = json.loads(line).get("event")
+            except (ValueError, AttributeError):
+                continue
+            if name in ("GUEST_PANICKED", "GUEST_CRASHLOADED") and self.crash_event is None:
+                self.crash_event = str(name)
+                notes.append(f"QMP event {name}")
+        return notes
+
+    def _poll_status(self) -> list[str]:
+        notes: list[str] = []
+        status = self.guest.status()
+        self.phase = str(status.get("phase"))
+        boots = int(status.get("boots", 0))
+        if boots > self.boot_after:
+            notes.append(f"new boot (boot {boots}, was {self.boot_before})")
+            self.boot_after = boots
+        self.ready_after = max(self.ready_after, int(status.get("ready_count", 0)))
+        if int(status.get("dumps", 0)) > self.dumps_before and self.new_dump is None:
+            last = status.get("last_dump")
+            if last:
+                self.new_dump = Path(str(last)) / "vmcore"
+                notes.append(f"vmcore saved: {self.new_dump}")
+        failures = int(status.get("capture_failures", 0))
+        if failures > self.failures_before and self.capture_failed is None:
+            where = status.get("last_failed_capture") or self.guest.console_path
+            self.capture_failed = f"the capture kernel saved no dump (see {where})"
+            notes.append(self.capture_failed)
+        if self.phase == "capture-hang":
+            self.seen.add("capture_hang")
+        return notes
+
+    @property
+    def stopped(self) -> bool:
+        return self.phase == "stopped"
+
+
+class DumpDirWatch:
+    """A directory where the machine's dumps appear; a dump is new when it was not there
+    (or not this size and time) at the start, and complete once its size holds still."""
+
+    observer = "dump-dir"
+    _STABLE_SECONDS = 3.0
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._before = self._scan()
+        self._sizes: dict[Path, tuple[int, float]] = {}
+        self.new_dump: Path | None = None
+        self.excerpt: list[str] = []
+
+    def _scan(self) -> dict[Path, tuple[int, float]]:
+        found: dict[Path, tuple[int, float]] = {}
+        if not self.directory.is_dir():
+            return found
+        for root, dirs, files in os.walk(self.directory):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            if Path(root).relative_to(self.directory).parts.__len__() > 2:
+                dirs[:] = []
+            for name in files:
+                if name.startswith("vmcore") and not name.endswith((".partial", "-incomplete")):
+                    path = Path(root) / name
+                    try:
+                        st = path.stat()
+                    except OSError:
+                        continue
+                    found[path] = (st.st_size, st.st_mtime)
+        return found
+
+    def poll(self) -> list[str]:
+        if self.new_dump is not None:
+            return []
+        now = time.monotonic()
+        for path, stamp in self._scan().items():
+            if self._before.get(path) == stamp or "incomplete" in path.name:
+                continue
+            last = self._sizes.get(path)
+            if last is None or last[0] != stamp[0]:
+                self._sizes[path] = (stamp[0], now)
+            elif now - last[1] >= self._STABLE_SECONDS and stamp[0] > 0:
+                self.new_dump = path
+                return [f"new dump: {path}"]
+        return []

@@ -1,0 +1,465 @@
+"""``run_drill``: the six steps, timed, then the diagnosis and the record.
+
+The drill never stops at the first bad sign: it keeps watching until it can name the cause
+(or its time runs out), because "no dump" has five different causes and the fix depends on
+which.  Waiting is bounded by :class:`DrillLimits` and the overall ``timeout``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdiag import vmcore
+from kdiag.drill import api, identity
+from kdiag.drill.diagnosis import check_dump, diagnose
+from kdiag.drill.evidence import CHAIN_CHECKS, DumpFindings, Evidence, from_facts
+from kdiag.drill.hostdump import take_host_dump
+from kdiag.drill.observe import DumpDirWatch, LabWatch, lab_guest_for
+from kdiag.drill.record import catalog_dump, save
+from kdiag.drill.report import DrillReport
+from kdiag.drill.steps import ProgressFn, StepClock
+from kdiag.errors import (
+    ConfigError,
+    DumpFormatError,
+    InvalidInstanceIDNotFound,
+    KdiagError,
+)
+from kdiag.lab.guest import Guest
+from kdiag.paths import state_dir
+from kdiag.readiness import facts as facts_mod
+from kdiag.readiness.checks import run_checks
+from kdiag.store import Instance, Store, check_instance_id
+from kdiag.vmcore.triage import triage
+
+__all__ = ("DrillLimits", "read_dump", "run_drill")
+
+
+@dataclass(frozen=True, slots=True)
+class DrillLimits:
+    """How long the drill waits for each sign (seconds), within the overall timeout.
+
+    ``quiet``: after a send with no reaction at all, send once more, then give up;
+    ``settle``: after "NMI received for unknown reason", how long a panic may still come;
+    ``hang``: after a panic with no capture kernel and ``kernel.panic=0``, how long to
+    confirm the machine stays down; ``clock_skew``: how far before our send a dump's crash
+    time may be and still count as ours (guest and host clocks differ); ``poll``: the
+    polling interval.
+    """
+
+    quiet: float = 30.0
+    settle: float = 10.0
+    hang: float = 20.0
+    clock_skew: float = 120.0
+    poll: float = 0.25
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def read_dump(path: Path, origin: str) -> DumpFindings:
+    """Triage one dump into :class:`DumpFindings` (an unreadable one says why)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return DumpFindings(str(path), origin, error=str(exc), error_code="OSError")
+    try:
+        with vmcore.open(path) as dump:
+            t = triage(dump)
+    except DumpFormatError as exc:
+        return DumpFindings(str(path), origin, size=size, error=str(exc), error_code=exc.code)
+    except OSError as exc:
+        return DumpFindings(str(path), origin, size=size, error=str(exc), error_code="OSError")
+    return DumpFindings(
+        str(path),
+        origin,
+        format=t.format,
+        size=size,
+        complete=t.complete,
+        incomplete_reason=t.incomplete_reason,
+        panic_class=t.panic.klass,
+        panic_message=t.panic.message,
+        signature_id=t.panic.signature_id,
+        crash_time=t.crash_time,
+        release=t.release,
+    )
+
+
+class _Run:
+    """The state of one drill between its steps."""
+
+    def __init__(
+        self,
+        store: Store,
+        instance: Instance,
+        *,
+        endpoint: str,
+        timeout: float,
+        limits: DrillLimits,
+        progress: ProgressFn | None,
+        dump_dir: Path | None,
+        facts_path: Path | None,
+        host_dump: bool,
+        host_dump_dir: Path | None,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.store = store
+        self.instance = instance
+        self.endpoint = endpoint
+        self.limits = limits
+        self.clock = StepClock(progress)
+        self.deadline = time.monotonic() + timeout
+        self.dump_dir = dump_dir
+        self.facts_path = facts_path
+        self.want_host_dump = host_dump
+        self.host_dump_dir = host_dump_dir
+        self.sleep = sleep
+        self.guest: Guest | None = (
+            lab_guest_for(dict(instance.target)) if instance.backend == "qmp" else None
+        )
+        self.watch: LabWatch | DumpDirWatch | None = None
+        self.ev = Evidence(
+            instance_id=instance.id,
+            observer="lab" if self.guest else ("dump-dir" if dump_dir else "none"),
+            clock_skew_s=limits.clock_skew,
+        )
+        self.notes: list[str] = []
+        self.started_at = _now()
+
+    # ------------------------------------------------------------------ helpers
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def update(self, **changes: object) -> None:
+        self.ev = dataclasses.replace(self.ev, **changes)  # type: ignore[arg-type]
+
+    def poll(self, step: str) -> None:
+        if self.watch is None:
+            return
+        for note in self.watch.poll():
+            self.clock.note(step, note)
+
+    # ------------------------------------------------------------------ 1 readiness
+    def readiness(self) -> None:
+        self.clock.start("readiness")
+        if self.guest is not None:
+            self._wait_guest_ready()
+        path = self.facts_path
+        if path is None and self.guest is not None and self.guest.facts_path.exists():
+            path = self.guest.facts_path
+        if path is None:
+            self.clock.finish("readiness", "warn", "no facts for this instance (--facts FILE)")
+            return
+        facts = facts_mod.load(path)
+        report = run_checks(facts, "nmi")
+        found = from_facts(facts, report, str(path))
+        self.update(readiness=found)
+        chain = [c for c in found.failed_checks if c in CHAIN_CHECKS]
+        other = [c for c in found.failed_checks if c not in CHAIN_CHECKS]
+        detail = f"kernel {found.release}; "
+        detail += f"fails: {', '.join(chain)}" if chain else "every check of the NMI chain passes"
+        if other:
+            detail += f" (also failing: {', '.join(other)})"
+        self.clock.finish("readiness", "warn" if chain else "pass", detail)
+
+    def _wait_guest_ready(self) -> None:
+        assert self.guest is not None
+        noted = False
+        while self.guest.phase != "ready" and self.left() > 0:
+            if self.guest.phase == "stopped":
+                return
+            if not noted:
+                self.clock.note("readiness", f"waiting for {self.guest.name} to be ready")
+                noted = True
+            self.sleep(self.limits.poll)
+
+    # ------------------------------------------------------------------ 2 send
+    def send(self) -> bool:
+        if self.guest is not None:
+            self.watch = LabWatch(self.guest)
+            self.update(boot_before=self.watch.boot_before, boot_after=self.watch.boot_before)
+        elif self.dump_dir is not None:
+            self.watch = DumpDirWatch(self.dump_dir)
+        self.clock.start("send")
+        outcome = self._send_once()
+        if not outcome.ok:
+            self.update(send_error_code=outcome.error_code, send_error=outcome.message)
+            self.clock.finish("send", "fail", f"{outcome.error_code}: {outcome.message}")
+            return False
+        self.clock.finish(
+            "send", "pass", f"accepted by {self.endpoint} (request {outcome.request_id})"
+        )
+        return True
+
+    def _send_once(self) -> api.SendOutcome:
+        try:
+            creds = identity.credentials(self.store, self.instance.account_id)
+        except ConfigError as exc:
+            return api.SendOutcome(False, "", "DrillNotSetUp", str(exc))
+        sent_at = _now()
+        outcome = api.send_nmi(self.endpoint, self.instance.region, self.instance.id, creds)
+        if outcome.ok:
+            self.update(sent=True, sends=self.ev.sends + 1)
+            if self.ev.sent_at is None:
+                self.update(sent_at=sent_at)
+        return outcome
+
+    # ------------------------------------------------------------------ 3 panic
+    def panic(self) -> bool:
+        self.clock.start("panic")
+        watch = self.watch
+        if not isinstance(watch, LabWatch):
+            self.clock.finish("panic", "skipped", "not observable for this instance")
+            return True
+        last_send = time.monotonic()
+        unknown_at: float | None = None
+        while True:
+            self.poll("panic")
+            self._sync_lab()
+            if watch.panic_seen:
+                how = watch.crash_event or (
+                    "capture kernel started" if watch.capture_started else ""
+                )
+                self.clock.finish("panic", "pass", f"{watch.panic_line or how}")
+                return True
+            now = time.monotonic()
+            if "nmi_unknown" in watch.seen:
+                unknown_at = unknown_at or now
+                if now - unknown_at > self.limits.settle:
+                    self.clock.finish(
+                        "panic", "fail", "the NMI was logged as unknown and the kernel carried on"
+                    )
+                    return False
+            elif now - last_send > self.limits.quiet:
+                if self.ev.sends >= 2:
+                    self.clock.finish("panic", "fail", f"no reaction to {self.ev.sends} NMIs")
+                    return False
+                self.clock.note("panic", "no reaction yet: sending the NMI once more")
+                outcome = self._send_once()
+                last_send = time.monotonic()
+                if not outcome.ok:
+                    self.clock.note("panic", f"second send failed: {outcome.error_code}")
+            if watch.stopped or self.left() <= 0:
+                self.update(timed_out="panic")
+                self.clock.finish("panic", "fail", "no panic observed in time")
+                return False
+            self.sleep(self.limits.poll)
+
+    def _sync_lab(self) -> None:
+        watch = self.watch
+        if not isinstance(watch, LabWatch):
+            return
+        self.update(
+            nmi_unknown="nmi_unknown" in watch.seen,
+            nmi_continued="nmi_continued" in watch.seen,
+            panic_seen=watch.panic_seen,
+            panic_line=watch.panic_line,
+            crash_event=watch.crash_event,
+            capture_started=watch.capture_started,
+            capture_hang="capture_hang" in watch.seen,
+            capture_failed=watch.capture_failed,
+            boot_after=watch.boot_after,
+            ready_again=watch.ready_again,
+            console=tuple(watch.excerpt),
+        )
+
+    # ------------------------------------------------------------------ 4 reboot
+    def reboot(self) -> bool:
+        self.clock.start("reboot")
+        watch = self.watch
+        if not isinstance(watch, LabWatch):
+            self.clock.finish("reboot", "skipped", "not observable for this instance")
+            return True
+        no_capture = self.ev.readiness.kdump_loaded is False
+        if no_capture and self.want_host_dump:
+            # nothing will save this crash: dump it from the host before a reboot erases it
+            self.host_dump(pause=True)
+        panic_0 = (self.ev.readiness.panic_timeout or "").strip() == "0"
+        panicked_at = time.monotonic()
+        while True:
+            self.poll("reboot")
+            self._sync_lab()
+            if watch.rebooted and watch.ready_again:
+                self.clock.finish(
+                    "reboot",
+                    "pass",
+                    f"boot {watch.boot_before} -> {watch.boot_after}, ready again",
+                )
+                return True
+            if "capture_hang" in watch.seen:
+                self.clock.finish("reboot", "fail", "the capture kernel hung (no dump, no reboot)")
+                self.host_dump(pause=False)
+                return False
+            quiet = time.monotonic() - panicked_at
+            if panic_0 and not watch.capture_started and quiet > self.limits.hang:
+                self.clock.finish(
+                    "reboot", "fail", f"still down {quiet:.0f} s after the panic (kernel.panic=0)"
+                )
+                self.host_dump(pause=False)
+                return False
+            if watch.stopped or self.left() <= 0:
+                self.update(timed_out="reboot")
+                self.clock.finish("reboot", "fail", "the machine did not come back in time")
+                if watch.capture_started:
+                    self.host_dump(pause=False)
+                return False
+            self.sleep(self.limits.poll)
+
+    # ------------------------------------------------------------------ host dump
+    def host_dump(self, *, pause: bool) -> None:
+        if not self.want_host_dump or self.ev.host_dump is not None:
+            return
+        if self.instance.backend != "qmp":  # libvirt: when its backend lands
+            self.update(host_dump_error=f"not available for backend {self.instance.backend}")
+            return
+        address = str(self.instance.target.get("address", ""))
+        stamp = self.started_at.strftime("%Y-%m-%d-%H:%M:%S")
+        root = self.host_dump_dir or state_dir() / "drill"
+        path = root / f"{self.instance.id}-{stamp}" / "host-vmcore"
+        self.clock.note("reboot", f"taking a host-side dump: {path}")
+        try:
+            take_host_dump(address, path, pause=pause, timeout=max(30.0, self.left() + 60))
+        except KdiagError as exc:
+            self.update(host_dump_error=str(exc))
+            self.clock.note("reboot", f"host-side dump failed: {exc}")
+            return
+        found = read_dump(path, "host")
+        self.update(host_dump=found)
+        self.clock.note("reboot", f"host-side dump: class {found.panic_class}, {found.size} bytes")
+
+    # ------------------------------------------------------------------ 5 dump
+    def dump(self) -> Path | None:
+        self.clock.start("dump")
+        watch = self.watch
+        if watch is None:
+            self.clock.finish("dump", "fail", "nowhere to look: give --dump-dir DIR")
+            return None
+        settle = time.monotonic() + 5.0  # the watcher counts the dump before the reboot
+        while True:
+            self.poll("dump")
+            self._sync_lab()
+            if watch.new_dump is not None:
+                self.clock.finish("dump", "pass", str(watch.new_dump))
+                return watch.new_dump
+            if isinstance(watch, LabWatch) and time.monotonic() > settle:
+                why = watch.capture_failed or "no new vmcore in the crash tree"
+                self.clock.finish("dump", "fail", why)
+                return None
+            if self.left() <= 0:
+                self.update(timed_out="dump")
+                self.clock.finish("dump", "fail", f"no new dump under {self.dump_dir} in time")
+                return None
+            self.sleep(self.limits.poll)
+
+    # ------------------------------------------------------------------ 6 triage
+    def triage(self, path: Path) -> None:
+        self.clock.start("triage")
+        found = read_dump(path, "guest")
+        host = self.guest.name if self.guest is not None else None
+        if found.error is None:
+            entry, why = catalog_dump(
+                self.store, found, host=host, account_id=self.instance.account_id
+            )
+            if entry is not None:
+                found = dataclasses.replace(found, catalog_id=entry)
+            elif why:
+                self.notes.append(why)
+        self.update(dump=found)
+        bad = check_dump(found, self.ev)
+        if bad is not None:
+            self.clock.finish("triage", "fail", bad.summary)
+            return
+        after = ""
+        if found.crash_time is not None and self.ev.sent_at is not None:
+            after = f", {(found.crash_time - self.ev.sent_at).total_seconds():.0f} s after the send"
+        self.clock.finish(
+            "triage", "pass", f"class {found.panic_class}{after}, release {found.release}"
+        )
+
+    # ------------------------------------------------------------------ all
+    def run(self) -> DrillReport:
+        self.readiness()
+        ok = self.send() and self.panic() and self.reboot()
+        if ok or (self.ev.sent and self.watch is not None and self.ev.panic_seen):
+            path = self.dump()
+            if path is not None:
+                self.triage(path)
+        self._sync_lab()
+        if self.ev.host_dump is not None and self.ev.host_dump.error is None:
+            host = self.guest.name if self.guest is not None else None
+            entry, _why = catalog_dump(
+                self.store, self.ev.host_dump, host=host, account_id=self.instance.account_id
+            )
+            if entry is not None:
+                self.update(host_dump=dataclasses.replace(self.ev.host_dump, catalog_id=entry))
+        self.clock.skip_rest()
+        diagnosis = diagnose(self.ev)
+        return DrillReport(
+            instance_id=self.instance.id,
+            account_id=self.instance.account_id,
+            started_at=self.started_at,
+            finished_at=_now(),
+            steps=self.clock.ordered(),
+            evidence=self.ev,
+            diagnosis=diagnosis,
+            endpoint=self.endpoint,
+            notes=tuple(self.notes),
+        )
+
+
+def run_drill(
+    store: Store,
+    instance_id: str,
+    *,
+    endpoint: str,
+    timeout: float = 600.0,
+    progress: ProgressFn | None = None,
+    dump_dir: Path | None = None,
+    facts_path: Path | None = None,
+    host_dump: bool = False,
+    host_dump_dir: Path | None = None,
+    limits: DrillLimits | None = None,
+    record: bool = True,
+    account_id: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DrillReport:
+    """Run one drill of ``instance_id`` and return its report (recorded unless ``record``
+    is false: then ``drill_id`` stays ``None``).
+
+    :param endpoint: the kdiag service URL the NMI is requested from.
+    :param progress: called with each :class:`~kdiag.drill.steps.ProgressEvent` (from
+        this thread); a callback that raises is dropped, never fails the drill.
+    :param account_id: when given, the instance must belong to that account.
+    :raises InvalidInstanceIDMalformed: a malformed id.
+    :raises InvalidInstanceIDNotFound: no such instance (in that account).
+    :raises ConfigError: a timeout that is not positive, or unreadable ``facts_path``.
+    """
+    check_instance_id(instance_id)
+    if not timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout!r}")
+    instance = store.get_instance(instance_id)
+    if instance is None or (account_id is not None and instance.account_id != account_id):
+        raise InvalidInstanceIDNotFound(f"the instance ID '{instance_id}' does not exist")
+    run = _Run(
+        store,
+        instance,
+        endpoint=endpoint,
+        timeout=timeout,
+        limits=limits or DrillLimits(),
+        progress=progress,
+        dump_dir=dump_dir,
+        facts_path=facts_path,
+        host_dump=host_dump,
+        host_dump_dir=host_dump_dir,
+        sleep=sleep,
+    )
+    report = run.run()
+    if record:
+        stored = save(store, report)
+        report = dataclasses.replace(report, drill_id=stored.id)
+    return report
