@@ -67,6 +67,7 @@ __all__ = (
     "LabDomain",
     "Libvirtd",
     "define_lab_domain",
+    "minimal_domain_xml",
     "module_libvirtd",
     "running_libvirtd",
 )
@@ -367,6 +368,39 @@ class Libvirtd:
 
     def domain(self, name: str) -> LabDomain:
         return self.domains[name]
+
+    def define_xml(self, xml: str) -> str:
+        """Define a domain from its XML (see :func:`minimal_domain_xml`); its name."""
+        conn = _libvirt().open(self.uri)
+        try:
+            return str(conn.defineXML(xml).name())
+        finally:
+            conn.close()
+
+    def virsh(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``virsh -c URI ARGS...`` (the peer's own CLI)."""
+        return subprocess.run(
+            [require_tool("virsh"), "-c", self.uri, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def minimal_domain_xml(name: str, arch: str = "x86_64", memory_mib: int = 64) -> str:
+    """A domain with no kernel, disk or network: enough for state, pause and shut-off
+    tests without booting anything (``aarch64``: ``-M virt``, for inject-nmi's refusal)."""
+    if arch == "aarch64":
+        emulator, machine, cpu = "qemu-system-aarch64", "virt", "<cpu mode='maximum'/>"
+    else:
+        emulator, machine, cpu = "qemu-system-x86_64", "pc", ""
+    return (
+        f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>{memory_mib}</memory>"
+        f"<vcpu>1</vcpu><os><type arch='{arch}' machine='{machine}'>hvm</type></os>{cpu}"
+        f"<devices><emulator>{require_tool(emulator)}</emulator>"
+        "<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>"
+    )
 
 
 def define_lab_domain(uri: str, lab_build: BuildInfo, name: str, profile: str = "default") -> str:

@@ -1,0 +1,402 @@
+"""A libvirt domain through libvirt-python: ``isActive()``/``state()``, then ``injectNMI(0)``.
+
+Target settings (:class:`LibvirtSettings`): ``uri`` (a libvirt connection URI:
+``qemu:///system``, ``qemu+ssh://host/system``, ``qemu:///session?socket=/path``) and
+``domain`` (its name, or its UUID), optionally ``timeout`` in seconds (default 10).
+
+libvirt-python is the optional extra ``kdiag[libvirt]``; it is imported on first use, so
+instances can be registered without it, and a call without it is a
+:class:`~kdiag.errors.BackendUnavailable` naming the extra.
+
+libvirt's calls block in C and have no per-call timeout, so each call runs in a worker
+thread and is waited for at most ``timeout`` seconds: a connection or lookup that does not
+answer in time is :class:`~kdiag.errors.BackendTimeout` (nothing was sent); an
+``injectNMI`` that does not answer in time is :class:`~kdiag.errors.DeliveryUnconfirmed`.
+The connection is opened with ``openAuth`` and no credential callbacks, so nothing ever
+prompts on a terminal.  One connection per call (a unix socket opens in about a
+millisecond; a stale cached connection would be a failure mode of its own).
+
+``send_nmi`` refuses a domain that is not active or whose state is not ``running`` (an NMI
+to a paused domain is queued until someone resumes it: not a delivery), then calls
+``injectNMI(0)``; libvirt returns once QEMU's monitor accepted ``inject-nmi``.  Every
+``libvirtError`` is mapped in :func:`map_libvirt_errors`, the one boundary:
+``VIR_ERR_NO_SUPPORT`` / ``VIR_ERR_OPERATION_UNSUPPORTED`` -> ``NMINotSupported``,
+``VIR_ERR_OPERATION_INVALID`` (not running) -> ``IncorrectState``, ``VIR_ERR_NO_DOMAIN``
+-> ``TargetNotFound``, connection, RPC and authentication failures -> ``BackendUnavailable``;
+once ``injectNMI`` was called, anything that is not a clear refusal is
+``DeliveryUnconfirmed``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self, TypeVar
+
+from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
+from kdiag.backends.credentials import mask_text
+from kdiag.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    DeliveryUnconfirmed,
+    IncorrectState,
+    NMINotSupported,
+    TargetNotFound,
+)
+
+__all__ = (
+    "DEFAULT_TIMEOUT",
+    "EXTRA",
+    "LibvirtBackend",
+    "LibvirtSettings",
+    "domain_state",
+    "map_libvirt_errors",
+)
+
+log = logging.getLogger("kdiag.backends.libvirt")
+
+DEFAULT_TIMEOUT = 10.0
+_MAX_TIMEOUT = 300.0
+EXTRA = "kdiag[libvirt]"
+_MAX_URI = 1024
+_MAX_DOMAIN = 256
+# driver[+transport]://[user@][host[:port]]/[path][?query]: what virConnectOpen parses
+_URI = re.compile(r"[a-z][a-z0-9]*(?:\+[a-z0-9]+)?://[^\s]*")
+_UNSUPPORTED_TEXT = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
+_MAX_REMOTE_TEXT = 300
+_T = TypeVar("_T")
+
+# libvirt's virErrorNumber values used here (stable: part of libvirt's ABI).
+VIR_ERR_INTERNAL_ERROR = 1
+VIR_ERR_NO_SUPPORT = 3
+VIR_ERR_NO_CONNECT = 5
+VIR_ERR_INVALID_CONN = 6
+VIR_ERR_INVALID_DOMAIN = 7
+VIR_ERR_OPERATION_FAILED = 9
+VIR_ERR_SYSTEM_ERROR = 38
+VIR_ERR_RPC = 39
+VIR_ERR_NO_DOMAIN = 42
+VIR_ERR_AUTH_FAILED = 45
+VIR_ERR_OPERATION_INVALID = 55
+VIR_ERR_OPERATION_TIMEOUT = 68
+VIR_ERR_AUTH_CANCELLED = 79
+VIR_ERR_OPERATION_UNSUPPORTED = 84
+VIR_ERR_ARGUMENT_UNSUPPORTED = 74
+VIR_ERR_OPERATION_DENIED = 52
+VIR_ERR_AUTH_UNAVAILABLE = 94
+VIR_ERR_AGENT_UNRESPONSIVE = 86
+
+_UNAVAILABLE = frozenset(
+    {
+        VIR_ERR_NO_CONNECT,
+        VIR_ERR_INVALID_CONN,
+        VIR_ERR_SYSTEM_ERROR,
+        VIR_ERR_RPC,
+        VIR_ERR_AUTH_FAILED,
+        VIR_ERR_AUTH_CANCELLED,
+        VIR_ERR_AUTH_UNAVAILABLE,
+        VIR_ERR_OPERATION_DENIED,
+    }
+)
+_UNSUPPORTED = frozenset(
+    {VIR_ERR_NO_SUPPORT, VIR_ERR_OPERATION_UNSUPPORTED, VIR_ERR_ARGUMENT_UNSUPPORTED}
+)
+
+# virDomainState
+_NOSTATE, _RUNNING, _BLOCKED, _PAUSED, _SHUTDOWN, _SHUTOFF, _CRASHED, _PMSUSPENDED = range(8)
+_PAUSED_STARTING_UP = 11  # virDomainPausedReason: paused while the domain starts
+
+_STATES = {
+    _NOSTATE: InstanceState.PENDING,
+    _RUNNING: InstanceState.RUNNING,
+    _BLOCKED: InstanceState.RUNNING,  # running, its vCPUs waiting on a resource
+    _PAUSED: InstanceState.PAUSED,
+    _SHUTDOWN: InstanceState.STOPPING,  # being shut down
+    _SHUTOFF: InstanceState.STOPPED,
+    _CRASHED: InstanceState.PAUSED,  # on_crash=preserve: the vCPUs are held
+    _PMSUSPENDED: InstanceState.PAUSED,
+}
+
+
+def domain_state(state: int, reason: int = 0) -> InstanceState:
+    """The :class:`InstanceState` of libvirt's ``virDomainState`` (``dom.state()``)."""
+    if state == _PAUSED and reason == _PAUSED_STARTING_UP:
+        return InstanceState.PENDING
+    return _STATES.get(state, InstanceState.PAUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class LibvirtSettings(TargetSettings):
+    """A libvirt target: the connection URI and the domain."""
+
+    BACKEND: ClassVar[str] = "libvirt"
+
+    uri: str
+    """A libvirt connection URI: ``qemu:///system``, ``qemu+ssh://host/system``, ..."""
+    domain: str
+    """The domain's name, or its UUID."""
+    timeout: float | None = None
+    """Seconds for each libvirt call; the backend's default (10) when not set."""
+
+    def __post_init__(self) -> None:
+        if not self.uri or len(self.uri) > _MAX_URI or not _URI.fullmatch(self.uri):
+            shown = mask_text(self.uri[:80])
+            raise self.invalid(
+                "uri",
+                f"must be a libvirt URI such as qemu:///system or qemu+ssh://host/system, "
+                f"not {shown!r}",
+            )
+        if (
+            not self.domain
+            or len(self.domain) > _MAX_DOMAIN
+            or any(ord(c) < 0x20 or c == "\x7f" for c in self.domain)
+        ):
+            raise self.invalid(
+                "domain", f"a domain name or UUID of 1-{_MAX_DOMAIN} printable characters"
+            )
+        if self.timeout is not None and not 0 < self.timeout <= _MAX_TIMEOUT:
+            raise self.invalid("timeout", f"must be a number of seconds in (0, {_MAX_TIMEOUT:.0f}]")
+
+    @property
+    def domain_uuid(self) -> str | None:
+        """``domain`` as a canonical UUID string when it is one."""
+        try:
+            return str(uuid.UUID(self.domain))
+        except ValueError:
+            return None
+
+
+def _import_libvirt() -> Any:
+    """The libvirt module, or ``BackendUnavailable`` naming the extra."""
+    try:
+        import libvirt  # noqa: PLC0415 - optional extra, imported on first use
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the libvirt backend needs libvirt-python: pip install '{EXTRA}' "
+            f"(and the libvirt client library): {exc}"
+        ) from exc
+    return libvirt
+
+
+def _remote_text(exc: Exception) -> str:
+    """libvirt's message, masked and bounded (it may quote a URI or a peer's text)."""
+    get = getattr(exc, "get_error_message", None)
+    text = str(get() if callable(get) else exc) or type(exc).__name__
+    text = " ".join(text.split())
+    return mask_text(text[:_MAX_REMOTE_TEXT])
+
+
+def _error_code(exc: Exception) -> int | None:
+    get = getattr(exc, "get_error_code", None)
+    code = get() if callable(get) else None
+    return code if isinstance(code, int) else None
+
+
+@contextlib.contextmanager
+def map_libvirt_errors(
+    target: Target, settings: LibvirtSettings, *, sent: threading.Event | None = None
+) -> Iterator[None]:
+    """Turn ``libvirtError`` (and a worker's timeout) into kdiag's errors: the one boundary.
+
+    :param sent: set just before ``injectNMI`` is called.  Once set, anything but a clear
+        refusal (not supported, not running, no such domain) is ``DeliveryUnconfirmed``.
+    """
+    where = f"libvirt {mask_text(settings.uri)} domain {settings.domain!r}"
+    iid = target.instance_id
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:
+        after_send = sent is not None and sent.is_set()
+        if isinstance(exc, TimeoutError):
+            if after_send:
+                raise DeliveryUnconfirmed(
+                    f"{where}: injectNMI did not return in time; delivery of the NMI is "
+                    "unconfirmed",
+                    target=iid,
+                ) from exc
+            raise BackendTimeout(f"{where}: no answer in time", target=iid) from exc
+        code = _error_code(exc)
+        if code is None:  # not a libvirtError: a bug, or the binding itself failing
+            if after_send:
+                raise DeliveryUnconfirmed(
+                    f"{where}: {type(exc).__name__} after injectNMI was called; delivery "
+                    "of the NMI is unconfirmed",
+                    target=iid,
+                ) from exc
+            raise
+        text = _remote_text(exc)
+        if code in _UNSUPPORTED or (
+            code in (VIR_ERR_INTERNAL_ERROR, VIR_ERR_OPERATION_FAILED)
+            and _UNSUPPORTED_TEXT.search(text)
+        ):
+            raise NMINotSupported(
+                f"{where}: the hypervisor cannot inject an NMI into this domain: {text}",
+                target=iid,
+            ) from exc
+        if code == VIR_ERR_OPERATION_INVALID:
+            raise IncorrectState(f"{where}: {text}; NMI not sent", target=iid) from exc
+        if code in (VIR_ERR_NO_DOMAIN, VIR_ERR_INVALID_DOMAIN) and not after_send:
+            raise TargetNotFound(f"{where}: no such domain: {text}", target=iid) from exc
+        if after_send:
+            raise DeliveryUnconfirmed(
+                f"{where}: {text} (libvirt error {code}) after injectNMI was called; "
+                "delivery of the NMI is unconfirmed",
+                target=iid,
+            ) from exc
+        if code == VIR_ERR_OPERATION_TIMEOUT:
+            raise BackendTimeout(f"{where}: {text}", target=iid) from exc
+        if code in _UNAVAILABLE:
+            raise BackendUnavailable(f"{where}: {text}", target=iid) from exc
+        raise BackendError(f"{where}: {text} (libvirt error {code})", target=iid) from exc
+
+
+class _Gate:
+    """Whether ``injectNMI`` was called, and whether it still may be: the worker passes
+    the gate just before the call; a caller that gave up closes it first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self.sent = threading.Event()
+
+    def pass_through(self) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self.sent.set()
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+class LibvirtBackend:
+    """Interrupt libvirt domains.  Thread-safe: every call opens its own connection."""
+
+    name = "libvirt"
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=8, thread_name_prefix="kdiag-libvirt"
+                )
+            return self._pool
+
+    def _call(
+        self, settings: LibvirtSettings, work: Callable[[Any], _T], gate: _Gate | None = None
+    ) -> _T:
+        """Run ``work(domain)`` on a fresh connection in a worker; wait ``timeout``.
+
+        On a timeout ``gate`` is closed, so a worker that had not yet called ``injectNMI``
+        never will (the caller is told nothing was sent, and that stays true).
+        """
+        libvirt = _import_libvirt()
+        timeout = self.timeout if settings.timeout is None else settings.timeout
+
+        def run() -> _T:
+            conn = libvirt.openAuth(settings.uri, [[], None, None], 0)
+            try:
+                uid = settings.domain_uuid
+                dom = None
+                if uid is not None:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        dom = conn.lookupByUUIDString(uid)
+                if dom is None:
+                    dom = conn.lookupByName(settings.domain)
+                return work(dom)
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.close()
+
+        future = self._executor().submit(run)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # a worker stuck in C cannot be stopped: it is abandoned
+            if gate is not None:
+                gate.close()
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
+
+    # --- the Backend interface -------------------------------------------------------------
+
+    def parse_target(self, settings: Mapping[str, Any]) -> LibvirtSettings:
+        """:class:`LibvirtSettings` from a target mapping.
+
+        :raises ConfigError: no ``uri`` or ``domain``, an unknown key, a URI that is not a
+            libvirt URI, or a ``timeout`` out of range.
+        """
+        return LibvirtSettings.parse(settings)
+
+    def state(self, target: Target) -> InstanceState:
+        settings = LibvirtSettings.stored(target)
+
+        def read(dom: Any) -> InstanceState:
+            if not dom.isActive():
+                return InstanceState.STOPPED
+            state, reason = dom.state()
+            return domain_state(int(state), int(reason))
+
+        with map_libvirt_errors(target, settings):
+            return self._call(settings, read)
+
+    def supports_nmi(self, target: Target) -> bool:
+        return target.arch in NMI_ARCHITECTURES
+
+    def send_nmi(self, target: Target) -> NMIResult:
+        settings = LibvirtSettings.stored(target)
+        gate = _Gate()
+        where = f"libvirt domain {settings.domain!r}"
+
+        def inject(dom: Any) -> None:
+            if not dom.isActive():
+                raise IncorrectState(
+                    f"{where} is shut off, not running; NMI not sent", target=target.instance_id
+                )
+            state, reason = dom.state()
+            current = domain_state(int(state), int(reason))
+            if current is not InstanceState.RUNNING:
+                raise IncorrectState(
+                    f"{where} is {current}, not running; NMI not sent", target=target.instance_id
+                )
+            if not gate.pass_through():
+                raise BackendTimeout(f"{where}: given up before injectNMI; NMI not sent")
+            dom.injectNMI(0)
+
+        with map_libvirt_errors(target, settings, sent=gate.sent):
+            self._call(settings, inject, gate)
+        log.info("injectNMI accepted by libvirt for %s", target.instance_id)
+        return NMIResult(
+            self.name,
+            target.instance_id,
+            f"NMI accepted by libvirt (injectNMI on domain {settings.domain})",
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
