@@ -149,7 +149,7 @@ def send_diagnostic_interrupt(
             )
         if instance is not None:
             trail.note(backend=instance.backend)
-        instance, backend, target = _deliverable(request, instance, pool)
+        instance, backend, target = _deliverable(store, request, instance, pool)
     audit_id = trail.record_intent()
     detail = _deliver(backend, target, trail, audit_id)
     return InterruptResult(request.request_id, instance.id, "sent", detail, audit_id)
@@ -175,7 +175,10 @@ def _authorize(store: Store, request: InterruptRequest, trail: _Trail) -> Instan
 
 
 def _deliverable(
-    request: InterruptRequest, instance: Instance | None, pool: Mapping[str, Backend]
+    store: Store,
+    request: InterruptRequest,
+    instance: Instance | None,
+    pool: Mapping[str, Backend],
 ) -> tuple[Instance, Backend, Target]:
     """Step 4: the instance, its backend and target when an NMI can go out now; raises
     otherwise."""
@@ -191,7 +194,7 @@ def _deliverable(
             target=instance.id,
         )
     backend = pool[instance.backend]
-    target = Target(instance.id, instance.target, instance.arch)
+    target = store.target_of(instance)  # with the account's named credentials
     if not backend.supports_nmi(target):
         raise NMINotSupported(
             f"The instance '{instance.id}' ({instance.arch}, backend "

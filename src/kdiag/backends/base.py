@@ -33,7 +33,12 @@ from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
-from kdiag.backends.credentials import CredentialsRef, masked_settings, refuse_secrets
+from kdiag.backends.credentials import (
+    CredentialsRef,
+    CredentialsVault,
+    masked_settings,
+    refuse_secrets,
+)
 from kdiag.errors import BackendUnavailable, ConfigError
 
 __all__ = (
@@ -193,7 +198,7 @@ def _coerce(cls: type[TargetSettings], name: str, hint: Any, value: Any) -> Any:
     shown = masked_settings(value)  # what a message may quote
     if kind is CredentialsRef:
         if not isinstance(value, str):
-            raise cls.invalid(name, 'must be "file:/path" or "env:PREFIX"')
+            raise cls.invalid(name, 'must be "name:NAME", "file:/path" or "env:PREFIX"')
         try:
             return CredentialsRef.parse(value)
         except ConfigError as exc:
@@ -217,11 +222,17 @@ _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a backend is asked to act on."""
+    """What a backend is asked to act on.
+
+    ``vault`` is where a ``credentials`` setting that names stored credentials is looked
+    up (the instance's account in kdiag's store: ``Store.target_of(instance)``); without
+    one, only ``file:``/``env:`` references resolve.
+    """
 
     instance_id: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     arch: str = "x86_64"
+    vault: CredentialsVault | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))

@@ -9,7 +9,13 @@ password, an API key) takes a ``credentials`` setting whose value is a *referenc
     object of strings or ``key=value`` lines (``#`` comments and blank lines allowed);
 ``env:PREFIX``
     the environment variables ``PREFIX_USERNAME``, ``PREFIX_PASSWORD``, ... (every
-    ``PREFIX_*`` variable, its suffix lower-cased as the key).
+    ``PREFIX_*`` variable, its suffix lower-cased as the key);
+``name:NAME``
+    named credentials kept sealed in kdiag's database (``kdiag credentials set NAME
+    --username USER --password-stdin``), looked up in the instance's account through the
+    :class:`CredentialsVault` the caller hands the backend on
+    :class:`~kdiag.backends.base.Target`.  Always with its prefix: a bare word could be a
+    pasted password, and is refused like one.
 
 :class:`CredentialsRef` is what is stored (the reference text only);
 :meth:`CredentialsRef.resolve` reads the secret at delivery time and returns
@@ -31,15 +37,17 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from kdiag.errors import ConfigError
 
 __all__ = (
     "CREDENTIALS_KEY",
+    "CREDENTIALS_NAME",
     "MASK",
     "Credentials",
     "CredentialsRef",
+    "CredentialsVault",
     "find_secret",
     "is_secret_key",
     "mask_text",
@@ -80,6 +88,10 @@ _URL_USERINFO = re.compile(
 _KEY_MATERIAL = re.compile(r"-----BEGIN [A-Z0-9 ]*(PRIVATE KEY|SECRET)[A-Z0-9 ]*-----")
 _ENV_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+#: What a credentials name may be: no ``:`` (so it never reads as ``file:``/``env:``), no
+#: spaces, at most 64 characters.
+CREDENTIALS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}")
+
 
 def _folded(key: str) -> str:
     return re.sub(r"[\s_.\-]", "", key).casefold()
@@ -96,8 +108,13 @@ def is_secret_key(key: object) -> bool:
 
 
 def _is_reference(key: object, value: object) -> bool:
-    """``"credentials": "file:..."`` / ``"env:..."``: a reference, not a secret."""
-    return key == CREDENTIALS_KEY and isinstance(value, str) and value.startswith(("file:", "env:"))
+    """``"credentials": "file:..."`` / ``"env:..."`` / ``"name:..."``: a reference, not a
+    secret."""
+    return (
+        key == CREDENTIALS_KEY
+        and isinstance(value, str)
+        and value.startswith(("file:", "env:", "name:"))
+    )
 
 
 def find_secret(value: Any, path: str = "") -> str | None:
@@ -145,7 +162,8 @@ def refuse_secrets(settings: Any, backend: str = "backend") -> None:
         raise ConfigError(
             f'{backend} target setting "{where}" looks like a secret: targets hold no '
             "secrets; put it in a 0600 file or the environment and name it with "
-            '"credentials": "file:/path" or "env:PREFIX" (see kdiag instances add --help)'
+            '"credentials": "file:/path" or "env:PREFIX", or "name:NAME" for credentials '
+            "kept by kdiag credentials set (see kdiag instances add --help)"
         )
 
 
@@ -175,7 +193,7 @@ def masked_settings(settings: Any) -> Any:
 
     Values under secret-looking keys, at any depth, become ``"***"``; URL userinfo
     passwords become ``user:***@``; PEM key material becomes ``"***"``.  A credentials
-    reference (``file:``/``env:``) is shown, since it names a secret without holding it.
+    reference (``file:``/``env:``/``name:``) is shown, since it names a secret without holding it.
     """
     return _masked(settings)
 
@@ -207,11 +225,23 @@ class Credentials:
     __str__ = __repr__
 
 
+class CredentialsVault(Protocol):
+    """Where named credentials are kept (kdiag's store, bound to one account)."""
+
+    def open_credentials(self, name: str) -> Credentials:
+        """The credentials stored as ``name``, unsealed.
+
+        :raises ConfigError: none by that name (the message never holds a value).
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class CredentialsRef:
-    """A ``credentials`` target setting: ``file:/path`` or ``env:PREFIX``, never a secret."""
+    """A ``credentials`` target setting: ``file:/path``, ``env:PREFIX`` or ``name:NAME``
+    (credentials kept sealed in kdiag's database); never a secret."""
 
-    kind: Literal["file", "env"]
+    kind: Literal["file", "env", "name"]
     location: str
 
     @classmethod
@@ -219,30 +249,44 @@ class CredentialsRef:
         """The reference in ``text``.
 
         :raises ConfigError: not ``file:`` + an absolute path, nor ``env:`` + a variable
-            prefix (the message does not quote ``text``, in case it is a pasted secret).
+            prefix, nor ``name:`` + a credentials name (the message does not quote ``text``,
+            in case it is a pasted secret).
         """
         kind, sep, location = text.partition(":")
         if sep and kind == "file" and location.startswith("/"):
             return cls("file", location)
         if sep and kind == "env" and _ENV_PREFIX.fullmatch(location):
             return cls("env", location)
+        if sep and kind == "name" and CREDENTIALS_NAME.fullmatch(location):
+            return cls("name", location)
         raise ConfigError(
-            'target setting "credentials" must be "file:/absolute/path" (a 0600 file) '
-            'or "env:PREFIX" (PREFIX_USERNAME, PREFIX_PASSWORD, ...)'
+            'target setting "credentials" must be "file:/absolute/path" (a 0600 file), '
+            '"env:PREFIX" (PREFIX_USERNAME, PREFIX_PASSWORD, ...) or "name:NAME" '
+            "(kdiag credentials set)"
         )
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.location}"
 
-    def resolve(self) -> Credentials:
+    def resolve(self, vault: CredentialsVault | None = None) -> Credentials:
         """Read the credentials now (at delivery time).
 
+        :param vault: where named credentials are kept (the instance's account in kdiag's
+            store); only a ``NAME`` reference needs it.
         :raises ConfigError: the file is missing, not a regular file, not owned by this
-            user, readable by group or others, or not JSON / ``key=value``; or no
-            ``PREFIX_*`` variable is set.  The message never holds a value.
+            user, readable by group or others, or not JSON / ``key=value``; no
+            ``PREFIX_*`` variable is set; no credentials by that name, or no vault to look
+            them up in.  The message never holds a value.
         """
         if self.kind == "env":
             return self._from_env()
+        if self.kind == "name":
+            if vault is None:
+                raise ConfigError(
+                    f"credentials {self}: named credentials are kept in kdiag's database, "
+                    "and this caller did not open it"
+                )
+            return vault.open_credentials(self.location)
         return self._from_file()
 
     def _from_env(self) -> Credentials:

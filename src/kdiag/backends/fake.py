@@ -18,7 +18,7 @@ It records every call, and its behaviour is set per backend (constructor) or per
 ``address``
     shown in listings, otherwise unused;
 ``credentials``
-    a credentials reference (``file:/path`` or ``env:PREFIX``,
+    a credentials reference (a stored NAME, ``file:/path`` or ``env:PREFIX``,
     :mod:`kdiag.backends.credentials`), resolved by ``send_nmi`` at delivery time as a
     real backend does: an unreadable, wrongly owned or group/world-readable file makes the
     delivery fail with ``BackendUnavailable``.  The resolved credentials are kept on the
@@ -187,7 +187,7 @@ class FakeBackend:
                 )
             return None
         try:
-            return ref.resolve()
+            return ref.resolve(target.vault)
         except ConfigError as exc:
             raise BackendUnavailable(
                 f"instance {target.instance_id}: {exc}", target=target.instance_id

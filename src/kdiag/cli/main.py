@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "lab": "kdiag.cli.lab",
     "instances": "kdiag.cli.instances",
     "configure": "kdiag.cli.configure",
+    "credentials": "kdiag.cli.credentials",
     "doctor": "kdiag.cli.doctor",
     "drill": "kdiag.cli.drill",
     "send": "kdiag.cli.send",

@@ -15,6 +15,7 @@ from kdiag.errors import ConfigError, NoSuchEntity
 from kdiag.filters import Filter, match_filters
 from kdiag.store import ids
 from kdiag.store._base import StoreBase, _now
+from kdiag.store.credentials import refuse_unknown_name
 from kdiag.store.models import InstanceRow
 from kdiag.store.records import Instance
 
@@ -103,9 +104,12 @@ class Inventory(StoreBase):
             raise ConfigError(f"backend target settings must be JSON: {exc}") from exc
         refuse_secrets(target_json, backend)  # whatever the backend's own parser does
         check_target(backend, target_json)
+        acct = self._account_id(account_id)
+        with self._read() as session:
+            refuse_unknown_name(session, acct, target_json)  # "name:NAME" must exist
         row = InstanceRow(
             id=iid,
-            account_id=self._account_id(account_id),
+            account_id=acct,
             region=region,
             availability_zone=az,
             backend=backend,

@@ -33,6 +33,7 @@ __all__ = (
     "Base",
     "DrillRow",
     "InstanceRow",
+    "NamedCredentialsRow",
     "UserPolicyRow",
     "UserRow",
     "UtcDateTime",
@@ -178,3 +179,22 @@ class DrillRow(Base):
     dump_path: Mapped[str | None] = mapped_column(Text)
     host_dump_path: Mapped[str | None] = mapped_column(Text)
     dump_id: Mapped[str | None] = mapped_column(String(80))
+
+
+# --- named credentials (kdiag credentials, issue 12; migration 0007) ---------------------------
+
+
+class NamedCredentialsRow(Base):
+    """A BMC or API login a target names with ``"credentials": "NAME"``: the username in
+    clear (``kdiag credentials list`` shows it), the password only Fernet-sealed."""
+
+    __tablename__ = "named_credentials"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256))
+    password_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

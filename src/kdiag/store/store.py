@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from kdiag.errors import ConfigError
 from kdiag.paths import state_dir
 from kdiag.store.audit import AuditLog
+from kdiag.store.credentials import NamedCredentials
 from kdiag.store.engine import create_store_engine, resolve_url, safe_url
 from kdiag.store.identity import Identity
 from kdiag.store.inventory import INSTANCE_STATES, Inventory
@@ -39,7 +40,7 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-class Store(Identity, Inventory, AuditLog):
+class Store(Identity, Inventory, AuditLog, NamedCredentials):
     """Access to kdiag's database.  Open with :meth:`open`; close with :meth:`close`."""
 
     _checkpoints: tuple[threading.Event, threading.Thread] | None = None
