@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from kdiag.console import app as console_app
 from kdiag.errors import KdiagError, MethodNotAllowed, UnknownEndpoint
 from kdiag.service.context import ServiceContext
 from kdiag.service.ec2 import Ec2Query
@@ -25,13 +26,20 @@ from kdiag.service.errors import ApiError, error_json, error_xml, to_api_error
 from kdiag.service.rest import rest_routes
 from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
 
+if TYPE_CHECKING:  # the console imports the service: no cycle at run time
+    from kdiag.console.sources import Sources
+
 __all__ = ("create_app",)
 
 _XML = "text/xml;charset=UTF-8"
 
 
-def create_app(ctx: ServiceContext) -> Starlette:
-    """The kdiag service as an ASGI app; ``ctx`` is shared by every request."""
+def create_app(ctx: ServiceContext, *, console_sources: Sources | None = None) -> Starlette:
+    """The kdiag service as an ASGI app; ``ctx`` is shared by every request.
+
+    ``console_sources``: where the console under ``/console`` reads readiness, drills and
+    dumps (:mod:`kdiag.console.sources`; default: none of them).
+    """
     query = Ec2Query(ctx)
 
     async def ec2_endpoint(request: Request) -> Response:
@@ -48,7 +56,11 @@ def create_app(ctx: ServiceContext) -> Starlette:
             return Response(error_xml(answer, audit.request_id), answer.status, headers, _XML)
         return Response(answer, 200, headers, _XML)
 
-    routes = [Route("/", ec2_endpoint, methods=["GET", "POST"]), *rest_routes(ctx)]
+    routes = [
+        Route("/", ec2_endpoint, methods=["GET", "POST"]),
+        *rest_routes(ctx),
+        console_app.console_mount(ctx, console_sources),
+    ]
 
     async def unrouted(request: Request, exc: KdiagError) -> Response:
         audit = new_audit(request)
