@@ -199,3 +199,25 @@ class NamedCredentialsRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
+
+# --- console sessions (kdiag console, issue 15; migration 0006) ---------------------------
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in browser: only the SHA-256 of its cookie's token is kept."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    access_key_id: Mapped[str] = mapped_column(String(32))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
