@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "configure": "kdiag.cli.configure",
     "credentials": "kdiag.cli.credentials",
     "doctor": "kdiag.cli.doctor",
+    "fleet": "kdiag.cli.fleet",
     "drill": "kdiag.cli.drill",
     "send": "kdiag.cli.send",
     "serve": "kdiag.cli.serve",

@@ -32,6 +32,8 @@ __all__ = (
     "AuditRow",
     "Base",
     "DrillRow",
+    "FleetHostRow",
+    "FleetRunRow",
     "InstanceRow",
     "NamedCredentialsRow",
     "UserPolicyRow",
@@ -221,3 +223,47 @@ class ConsoleSessionRow(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+# --- fleet (kdiag fleet, issue 14; migration 0005) -------------------------------------------
+
+
+class FleetRunRow(Base):
+    """One ``kdiag fleet`` run over an inventory (doctor, configure or drill)."""
+
+    __tablename__ = "fleet_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    inventory: Mapped[str] = mapped_column(String(1024))
+    limit_pattern: Mapped[str | None] = mapped_column(String(1024))
+    purpose: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    hosts: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+
+
+class FleetHostRow(Base):
+    """One host's answer in a fleet run: its facts (collector JSON) and verdicts."""
+
+    __tablename__ = "fleet_hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("fleet_runs.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    #: pass | fail | unreachable | error
+    status: Mapped[str] = mapped_column(String(16))
+    failing: Mapped[list[str]] = mapped_column(JSON)
+    checks: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

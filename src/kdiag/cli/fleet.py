@@ -1,0 +1,127 @@
+"""``kdiag fleet``: doctor, configure (and drill) across an Ansible inventory."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kdiag.cli._output import err_console, print_json
+from kdiag.cli._store import DbOption, open_store
+
+if TYPE_CHECKING:
+    from kdiag.fleet.doctor import FleetReport, HostVerdict
+
+__all__ = ("register",)
+
+fleet_app = typer.Typer(
+    help="kdiag across an Ansible inventory: readiness, configuration, drills.",
+    short_help="Readiness and fixes across an Ansible inventory.",
+    no_args_is_help=True,
+)
+
+_Inventory = Annotated[
+    str,
+    typer.Option(
+        "-i",
+        "--inventory",
+        metavar="INVENTORY",
+        help="Ansible inventory: a file, a directory, a plugin's YAML or 'host1,host2,'.",
+    ),
+]
+_Limit = Annotated[
+    str | None,
+    typer.Option("--limit", "-l", metavar="PATTERN", help="Only hosts matching PATTERN."),
+]
+_Forks = Annotated[int, typer.Option("--forks", "-f", help="Hosts worked on at once.")]
+_Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class _Bar:
+    """Hosts answered so far: a Rich bar on a terminal, one line per host otherwise."""
+
+    def __init__(self, total_hint: str) -> None:
+        self.tty = sys.stderr.isatty()
+        self.console = err_console()
+        self.total_hint = total_hint
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Bar:
+        if self.tty:
+            from rich.progress import Progress  # noqa: PLC0415 - Rich only on a terminal
+
+            self._progress = Progress(console=self.console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.total_hint, total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def __call__(self, verdict: HostVerdict, done: int, total: int) -> None:
+        what = ", ".join(verdict.findings) or "ok"
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total)
+            self._progress.console.print(f"[dim]{done}/{total}[/] {verdict.host}: {what}")
+        else:
+            self.console.print(f"{done}/{total} {verdict.host}: {verdict.status} ({what})")
+
+
+def _print_report(report: FleetReport, run_id: int | None) -> None:
+    counts = report.counts()
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    stored = f" [run {run_id}]" if run_id is not None else ""
+    typer.echo(
+        f"kdump readiness of {len(report.hosts)} hosts (--for {report.purpose}): {summary}{stored}"
+    )
+    messages = {h.host: h.message for h in report.hosts if h.message}
+    for finding, hosts in report.findings().items():
+        typer.echo("")
+        typer.echo(f"{finding}  ({len(hosts)} host{'s' if len(hosts) != 1 else ''})")
+        for host in hosts:
+            note = messages.get(host)
+            typer.echo(f"    {host}" + (f": {note}" if note else ""))
+
+
+@fleet_app.command("doctor", short_help="Readiness of every host; exit 1 if any fails.")
+def doctor_cmd(
+    *,
+    inventory: _Inventory,
+    limit: _Limit = None,
+    forks: _Forks = 5,
+    purpose: Annotated[
+        str,
+        typer.Option("--for", metavar="TRIGGER", help="nmi, oops, hang or all."),
+    ] = "nmi",
+    db: DbOption = None,
+    json_out: _Json = False,
+) -> None:
+    """Run the readiness collector on every host (Ansible's script module: a POSIX shell is
+    enough), judge the facts here, keep them in the store, and print the hosts grouped by
+    finding. Unreachable hosts are a finding. Exit 1 when any host fails."""
+    from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible, SQLAlchemy: not --help
+    from kdiag.fleet.doctor import fleet_doctor, record_report  # noqa: PLC0415 - see above
+
+    names = list(list_hosts(inventory, limit))
+    bar = _Bar(f"{len(names)} hosts")
+    context: AbstractContextManager[Any] = bar if names else nullcontext()
+    with context:
+        report = fleet_doctor(
+            inventory, limit=limit, forks=forks, purpose=purpose, progress=bar, hosts=names
+        )
+    with open_store(db) as store:
+        run = record_report(store, report)
+    if json_out:
+        print_json({"run_id": run.id, **report.to_json()})
+    else:
+        _print_report(report, run.id)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(fleet_app, name="fleet")
