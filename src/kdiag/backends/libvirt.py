@@ -182,7 +182,20 @@ def _import_libvirt() -> Any:
             f"the libvirt backend needs libvirt-python: pip install '{EXTRA}' "
             f"(and the libvirt client library): {exc}"
         ) from exc
+    with _SILENCE_LOCK:
+        if not _SILENCED:
+            # libvirt prints every error to stderr by default; kdiag maps and reports them
+            libvirt.registerErrorHandler(_ignore_error, None)
+            _SILENCED.append(True)
     return libvirt
+
+
+_SILENCE_LOCK = threading.Lock()
+_SILENCED: list[bool] = []
+
+
+def _ignore_error(_ctx: object, _err: object) -> None:
+    """libvirt's error callback: the error is raised as libvirtError and mapped instead."""
 
 
 def _remote_text(exc: Exception) -> str:

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from kdiag.backends.base import InstanceState
+from kdiag.backends.base import InstanceState, Target, check_target, get_backend
+from kdiag.backends.probe import Probe, probe
 from kdiag.cli._output import Column, JsonOption, OutputOption, QueryOption, emit, print_json
 from kdiag.cli._store import DbOption, open_store
-from kdiag.errors import ConfigError
+from kdiag.errors import ConfigError, InvalidInstanceIDNotFound
 
 __all__ = ("parse_tags", "parse_target", "register")
 
@@ -83,6 +84,14 @@ def add(
         str,
         typer.Option("--state", help="The inventory state: " + ", ".join(_INVENTORY_STATES) + "."),
     ] = "running",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Before storing, connect through the backend and read the machine's "
+            "state (nothing is sent); store nothing when it does not answer.",
+        ),
+    ] = False,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -91,11 +100,16 @@ def add(
     Secrets never go in --target: give a credentials reference, e.g.
     --target '{"url": "https://bmc", "credentials": "file:/etc/kdiag/bmc.cred"}'
     with bmc.cred mode 0600 holding username=admin and password=... lines.
+
+    libvirt: --target '{"uri": "qemu:///system", "domain": "NAME-or-UUID"}'
+    (optional "timeout" in seconds, default 10).  --check tries it first.
     """
+    settings = parse_target(target)
     with open_store(db) as store:
+        checked = _check_new(store, backend, settings, instance_id, arch) if check else None
         inst = store.add_instance(
             backend=backend,
-            target=parse_target(target),
+            target=settings,
             instance_id=instance_id,
             region=region,
             availability_zone=availability_zone,
@@ -104,9 +118,56 @@ def add(
             tags=parse_tags(tags or []),
         )
     if json_out:
-        print_json({"Instance": inst.to_json()})
+        doc = {"Instance": inst.to_json()}
+        print_json(doc if checked is None else {**doc, "Check": checked.to_json()})
     else:
         typer.echo(inst.id)
+        if checked is not None:
+            typer.echo(f"checked: {_summary(checked)}", err=True)
+
+
+def _vault_kwargs(store: Any, account_id: str) -> dict[str, Any]:
+    """``vault=`` for a :class:`Target`: the account's named credentials, when this
+    store keeps them."""
+    vault_of = getattr(store, "credentials_vault", None)
+    return {} if vault_of is None else {"vault": vault_of(account_id)}
+
+
+def _target_of(store: Any, instance: Any) -> Target:
+    """What the backend acts on for a stored ``instance`` (as a send would build it)."""
+    target_of = getattr(store, "target_of", None)
+    if target_of is not None:
+        return target_of(instance)  # type: ignore[no-any-return]
+    return Target(instance.id, instance.target, instance.arch)
+
+
+def _check_new(
+    store: Any, backend: str, settings: dict[str, Any], instance_id: str | None, arch: str
+) -> Probe:
+    """``add --check``: parse the settings, then ask the backend for the machine's state.
+
+    :raises BackendError: the backend's own error when it does not answer (nothing stored).
+    """
+    from kdiag.store.inventory import normalize_arch  # noqa: PLC0415 - loads the store: add only
+
+    check_target(backend, settings)
+    account = store.default_account().id
+    target = Target(
+        instance_id or "(new instance)",
+        settings,
+        normalize_arch(arch),
+        **_vault_kwargs(store, account),
+    )
+    with get_backend(backend) as impl:
+        state = InstanceState(impl.state(target))  # raises: unreachable, unknown, timeout
+        return Probe(target.instance_id, backend, True, state, impl.supports_nmi(target))
+
+
+def _summary(found: Probe) -> str:
+    nmi = "NMI supported" if found.supports_nmi else "NMI not supported"
+    if not found.reachable:
+        return f"unreachable ({found.error_code}: {found.error}); {nmi}"
+    return f"state {found.state}; {nmi}"
 
 
 def _target(instance: dict[str, Any]) -> str:
@@ -155,6 +216,30 @@ def list_instances(
         query=query,
         json_flag=json_out,
     )
+
+
+@app.command("check", short_help="Reachability, state and NMI capability.")
+def check_instance(instance_id: IdArg, db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Ask the instance's backend whether it answers, the machine's state and whether it
+    can take an NMI.  Sends nothing.  Exit 0 when an NMI could be sent now, 1 otherwise.
+    """
+    from kdiag.store.ids import check_instance_id  # noqa: PLC0415 - with the store only
+
+    check_instance_id(instance_id)
+    with open_store(db) as store:
+        inst = store.get_instance(instance_id)
+        if inst is None:
+            raise InvalidInstanceIDNotFound(
+                f"The instance ID '{instance_id}' does not exist", target=instance_id
+            )
+        with get_backend(inst.backend) as impl:
+            found = probe(impl, _target_of(store, inst))
+    if json_out:
+        print_json({"Check": found.to_json()})
+    else:
+        typer.echo(f"{found.instance_id} ({found.backend}): {_summary(found)}")
+    if not found.ready:
+        raise typer.Exit(1)
 
 
 @app.command("set-state")
