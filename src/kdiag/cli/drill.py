@@ -168,7 +168,8 @@ def _kdiag_path() -> str:
     argv0 = Path(sys.argv[0])
     if argv0.name == "kdiag" and argv0.exists():
         return str(argv0.resolve())
-    found = shutil.which("kdiag")
+    beside = Path(sys.executable).parent / "kdiag"  # the venv this kdiag runs from
+    found = str(beside) if beside.is_file() else shutil.which("kdiag")
     if found is None:
         raise ConfigError("cannot find the kdiag executable to schedule (put it on PATH)")
     return str(Path(found).resolve())
