@@ -125,7 +125,8 @@ def test_each_failure_names_its_cause(evidence: dict[str, object], code: str) ->
     d = diagnose(_ev(**evidence))
     assert d.code == code
     assert d.verdict == "fail"
-    assert d.summary and d.fix
+    assert d.summary
+    assert d.fix
 
 
 @pytest.mark.parametrize(

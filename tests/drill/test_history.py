@@ -104,5 +104,8 @@ def test_cli_history(store: Store, db_url: str, capsys: pytest.CaptureFixture[st
     assert [d["instance_id"] for d in doc["Drills"]] == [B, A]
     assert run(["drill", "history", A, "--db", db_url]) == 0
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and A in out and "readiness=0.1" in out and "dump-=-" in out
+    assert out.count("\n") == 1
+    assert A in out
+    assert "readiness=0.1" in out
+    assert "dump-=-" in out
     assert run(["drill", "history", "i-bad", "--db", db_url]) == 2

@@ -62,10 +62,14 @@ def test_cron_line_is_weekly_stable_and_escaped() -> None:
     assert line == cron_line(IID, KDIAG, ["--dump-dir=/srv/%d"], env={"KDIAG_DB": "/var/lib/k.db"})
     fields = line.split(" ", 5)
     minute, hour, dom, month, weekday = fields[:5]
-    assert 0 <= int(minute) < 60 and 0 <= int(hour) < 24 and 0 <= int(weekday) < 7
+    assert 0 <= int(minute) < 60
+    assert 0 <= int(hour) < 24
+    assert 0 <= int(weekday) < 7
     assert (dom, month) == ("*", "*")
     assert fields[5].startswith("KDIAG_DB=/var/lib/k.db ")
-    assert "/srv/\\%d" in line and line.endswith("\n") and line.count("\n") == 1
+    assert "/srv/\\%d" in line
+    assert line.endswith("\n")
+    assert line.count("\n") == 1
     slots = {tuple(cron_line(f"i-0123456789abcde{n:02x}", KDIAG).split()[:5]) for n in range(8)}
     assert len(slots) > 1  # instances are spread over the week, not all at one minute
 

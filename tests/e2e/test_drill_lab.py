@@ -51,6 +51,25 @@ def _kdiag_drill(state: Path, instance_id: str) -> subprocess.CompletedProcess[s
     )
 
 
+def _in_threads(work: Any, items: tuple[str, ...]) -> None:
+    """Run ``work(item)`` for every item at once; the first failure is raised after all end."""
+    errors: list[Exception] = []
+
+    def one(item: str) -> None:
+        try:
+            work(item)
+        except Exception as exc:  # noqa: BLE001 - raised below, once every thread is done
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture(scope="module")
 def drills(module_lab_root: Path) -> Iterator[dict[str, Any]]:
     """Boot every profile's guest in parallel, then drill them all in parallel."""
@@ -63,76 +82,47 @@ def drills(module_lab_root: Path) -> Iterator[dict[str, Any]]:
 
     t0 = time.monotonic()
     lab = Lab(module_lab_root)
-    guests: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
     # Lab.up returns once QEMU runs (a few seconds each); the boots then run concurrently
-    for profile in PROFILES:
-        guests[profile] = lab.up(name=f"dr-{profile}", profile=profile, memory="512M", cpus=1)
-
-    def boot(profile: str) -> None:
-        try:
-            guests[profile].wait_ready(BOOT)
-        except BaseException as exc:  # reported below, after every thread is done
-            errors.append(exc)
-
-    threads = [threading.Thread(target=boot, args=(p,)) for p in PROFILES]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    guests = {p: lab.up(name=f"dr-{p}", profile=p, memory="512M", cpus=1) for p in PROFILES}
+    _in_threads(lambda p: guests[p].wait_ready(BOOT), PROFILES)
     booted = time.monotonic() - t0
 
     state = module_lab_root / "state"
     state.mkdir(mode=0o700)
     store = Store.open(f"sqlite:///{state}/kdiag.db", key_file=state / "kdiag.key")
-    instances = {}
-    for profile, guest in guests.items():
-        instances[profile] = store.add_instance(
-            backend="qmp", target={"address": str(guest.qmp_socket)}, tags={"profile": profile}
-        )
-        setup(store, instances[profile])
-    limits = DrillLimits(quiet=20, settle=8, hang=15)
+    instances = {
+        p: store.add_instance(backend="qmp", target={"address": str(g.qmp_socket)})
+        for p, g in guests.items()
+    }
+    for instance in instances.values():
+        setup(store, instance)
     reports: dict[str, Any] = {}
     progress: dict[str, list[Any]] = {p: [] for p in PROFILES}
     ctx = ServiceContext(store, regions=("us-east-1",), backends=BackendPool())
 
-    def drill(profile: str, url: str) -> None:
-        try:
-            if profile == "default":
-                reports[profile] = _kdiag_drill(state, instances[profile].id)
-                return
-            reports[profile] = run_drill(
-                store,
-                instances[profile].id,
-                endpoint=url,
-                timeout=240,
-                limits=limits,
-                host_dump=profile == "capture-hang",
-                host_dump_dir=module_lab_root / "host-dumps",
-                progress=progress[profile].append,
-            )
-        except BaseException as exc:
-            errors.append(exc)
+    def drill(profile: str) -> None:
+        if profile == "default":
+            reports[profile] = _kdiag_drill(state, instances[profile].id)
+            return
+        reports[profile] = run_drill(
+            store,
+            instances[profile].id,
+            endpoint=server.url,
+            timeout=240,
+            limits=DrillLimits(quiet=20, settle=8, hang=15),
+            host_dump=profile == "capture-hang",
+            host_dump_dir=module_lab_root / "host-dumps",
+            progress=progress[profile].append,
+        )
 
     try:
         with ServerThread(create_app(ctx)) as server:
-            threads = [threading.Thread(target=drill, args=(p, server.url)) for p in PROFILES]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        if errors:
-            raise errors[0]
+            _in_threads(drill, PROFILES)
         yield {
             "reports": reports,
             "progress": progress,
             "instances": instances,
-            "guests": guests,
             "store": store,
-            "state": state,
         }
     finally:
         ctx.close()
@@ -184,7 +174,8 @@ def test_each_failure_profile_gets_its_diagnosis(drills: dict[str, Any], profile
 
 def test_unprepared_evidence(drills: dict[str, Any]) -> None:
     ev = drills["reports"]["unprepared"].evidence
-    assert ev.nmi_unknown and not ev.panic_seen
+    assert ev.nmi_unknown
+    assert not ev.panic_seen
     assert ev.readiness.unknown_nmi_panic == "0"
     assert "unknown_nmi_panic" in drills["reports"]["unprepared"].diagnosis.summary
 
@@ -197,7 +188,8 @@ def test_capture_hang_host_dump_is_readable_and_labelled(drills: dict[str, Any])
     report = drills["reports"]["capture-hang"]
     host = report.evidence.host_dump
     assert host is not None, report.evidence.host_dump_error
-    assert host.origin == "host" and host.error is None
+    assert host.origin == "host"
+    assert host.error is None
     path = Path(host.path)
     assert path.stat().st_mode & 0o777 == 0o600
     # an independent read of the file: the first kernel's NMI panic, the facts' release
