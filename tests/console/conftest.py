@@ -31,6 +31,8 @@ from kdiag.service import ServiceContext, create_app
 from kdiag.service.server import ServerThread
 from kdiag.store import Store
 from tests.conftest import require_tool
+from tests.dbfixtures import db_url, pg_template, sqlite_template, state_dir, store  # noqa: F401
+from tests.e2e.conftest import lab_build, module_lab_root  # noqa: F401 - the lab fixtures
 
 REGION = "us-east-1"
 AXE_JS = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -225,11 +227,11 @@ class FixtureSources:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
-    store = Store.open(f"sqlite:///{tmp}/kdiag.db", key_file=tmp / "kdiag.key")
-    account = store.default_account().id
-    other = store.create_account("other", account_id="222233334444").id
+    db = Store.open(f"sqlite:///{tmp}/kdiag.db", key_file=tmp / "kdiag.key")
+    account = db.default_account().id
+    other = db.create_account("other", account_id="222233334444").id
     ids = {
-        name: store.add_instance(
+        name: db.add_instance(
             backend=backend,
             target={"address": f"/run/{name}.qmp"} if backend == "qmp" else {"name": name},
             state=state,
@@ -241,18 +243,18 @@ def console(tmp_path_factory):
             ("batch-unchecked", "fake", "stopped"),
         )
     }
-    ids["other-secret"] = store.add_instance(
+    ids["other-secret"] = db.add_instance(
         backend="fake", target={"name": "o"}, tags={"Name": "other-secret"}, account_id=other
     ).id
     sources = FixtureSources(account, (ids["web-ready"], ids["db-unready"], ids["batch-unchecked"]))
-    ctx = ServiceContext(store, regions=(REGION,))
+    ctx = ServiceContext(db, regions=(REGION,))
     shots = Path(tmp) / "console-shots"
     shots.mkdir()
     try:
         with ServerThread(create_app(ctx, console_sources=sources)) as server:
-            yield Console(store, server.url, {}, ids, shots)
+            yield Console(db, server.url, {}, ids, shots)
     finally:
-        store.close()
+        db.close()
 
 
 @pytest.fixture(scope="module")

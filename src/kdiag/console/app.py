@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from kdiag import authz, policy
 from kdiag.console import charts
+from kdiag.console.runs import DrillRuns
 from kdiag.console.security import (
     PRE_COOKIE,
     SESSION_COOKIE,
@@ -37,7 +38,8 @@ from kdiag.console.security import (
     secure_headers,
     set_cookie,
 )
-from kdiag.console.sources import EmptySources, Readiness, Sources
+from kdiag.console.sources import Readiness, Sources
+from kdiag.console.stored import StoreSources
 from kdiag.errors import (
     AccessDenied,
     AuthFailure,
@@ -176,12 +178,14 @@ class Console:
         *,
         sessions: ConsoleSessions | None = None,
         throttle: SignInThrottle | None = None,
+        runs: DrillRuns | None = None,
     ) -> None:
         self.ctx = ctx
         self.store = ctx.store
-        self.sources: Sources = sources if sources is not None else EmptySources()
+        self.sources: Sources = sources if sources is not None else StoreSources(ctx.store)
         self.sessions = sessions if sessions is not None else ConsoleSessions(ctx.store)
         self.throttle = throttle if throttle is not None else SignInThrottle()
+        self.runs = runs if runs is not None else DrillRuns(ctx.store)
         self.region = ctx.regions[0]
         self.env = _environment()
         self._css = _static("console.css")
@@ -228,8 +232,19 @@ class Console:
             request.url.scheme == "https",
         )
 
-    def allowed(self, caller: authz.Caller, action: str, resource: str = "*") -> bool:
-        return authz.decide(self.store, caller, action, resource, region=self.region).allowed
+    def allowed(self, caller: authz.Caller, action: str, instance: Instance | None = None) -> bool:
+        """Whether ``action`` would be allowed (on ``instance``'s ARN when given): what
+        the pages offer; the action itself is authorized again when asked for."""
+        resource = "*" if instance is None else instance.arn
+        return authz.decide(
+            self.store,
+            caller,
+            action,
+            resource,
+            region=self.region,
+            instance_id=None if instance is None else instance.id,
+            instance=instance,
+        ).allowed
 
     def viewer(self, caller: authz.Caller, session: ConsoleSession) -> Viewer:
         nav = tuple((name, href, self.allowed(caller, act)) for name, href, act in _NAV)
@@ -352,11 +367,11 @@ class Console:
             if early is not None:
                 raise early
             check_csrf(request.cookies.get(PRE_COOKIE), form)
-            self.throttle.check(f"ip:{source}", f"key:{key_id}")
+            audit.access_key_id = key_id or None
             found = self.store.lookup_access_key(key_id) if key_id else None
-            if found is not None:
+            if found is not None:  # the key's owner sees the attempts in their audit log
                 audit.principal = found[1].arn
-                audit.access_key_id = key_id
+            self.throttle.check(f"ip:{source}", f"key:{key_id}")
             secret = form.get("secret", "")
             if found is None or not hmac.compare_digest(
                 secret.encode("utf-8", "surrogatepass"), found[2].encode()
@@ -480,11 +495,52 @@ class Console:
             "instance": instance,
             "drills": drills,
             "last": last,
-            "can_run": False,
+            "can_run": self.allowed(caller, "kdiag:RunDrill", instance),
             "timeline": charts.step_timeline(last.steps) if last else Markup(""),
             "history": charts.drill_history(drills),
         }
         return Page("drill.html", values)
+
+    def confirm_run(
+        self, request: Request, caller: authz.Caller, audit: RequestAudit, form: dict[str, str]
+    ) -> Page:
+        iid = request.path_params["instance_id"]
+        instance = self.authorize(caller, "kdiag:RunDrill", audit, iid)
+        return Page(
+            "confirm.html",
+            {"title": f"Run a drill on {iid}", "current": "Drills", "instance": instance},
+        )
+
+    def start_run(
+        self, request: Request, caller: authz.Caller, audit: RequestAudit, form: dict[str, str]
+    ) -> Page:
+        iid = request.path_params["instance_id"]
+        self.authorize(caller, "kdiag:RunDrill", audit, iid)
+        if form.get("confirm") != "yes":
+            raise InvalidParameterValue("confirm that the instance will crash (tick the box)")
+        run = self.runs.start(caller.account_id, iid, caller.user_name, _own_endpoint(request))
+        return Page(redirect=f"{ROOT}/drills/{iid}/runs/{run.id}")
+
+    def _run_values(
+        self, request: Request, caller: authz.Caller, audit: RequestAudit
+    ) -> dict[str, Any]:
+        iid = request.path_params["instance_id"]
+        self.authorize(caller, "kdiag:GetDrill", audit, iid)
+        run = self.runs.get(caller.account_id, request.path_params["run_id"])
+        if run is None or run.instance_id != iid:
+            raise UnknownEndpoint("no such drill run (runs are kept while the server runs)")
+        timeline = charts.step_timeline(run.steps, ident="run-timeline") if run.steps else None
+        return {"title": f"Drill of {iid}", "current": "Drills", "run": run, "timeline": timeline}
+
+    def run_page(
+        self, request: Request, caller: authz.Caller, audit: RequestAudit, form: dict[str, str]
+    ) -> Page:
+        return Page("run.html", self._run_values(request, caller, audit))
+
+    def run_progress(
+        self, request: Request, caller: authz.Caller, audit: RequestAudit, form: dict[str, str]
+    ) -> Page:
+        return Page("progress.html", self._run_values(request, caller, audit))
 
     def crashes(
         self, request: Request, caller: authz.Caller, audit: RequestAudit, form: dict[str, str]
@@ -603,6 +659,26 @@ class Console:
             Route("/fleet", g("kdiag:ListFleet", self.fleet), methods=["GET"]),
             Route("/drills", g("kdiag:ListFleet", self.drills), methods=["GET"]),
             Route("/drills/{instance_id}", g("kdiag:GetDrill", self.drill), methods=["GET"]),
+            Route(
+                "/drills/{instance_id}/run",
+                g("kdiag:RunDrill", self.confirm_run),
+                methods=["GET"],
+            ),
+            Route(
+                "/drills/{instance_id}/run",
+                g("kdiag:RunDrill", self.start_run, post=True),
+                methods=["POST"],
+            ),
+            Route(
+                "/drills/{instance_id}/runs/{run_id}",
+                g("kdiag:GetDrill", self.run_page),
+                methods=["GET"],
+            ),
+            Route(
+                "/drills/{instance_id}/runs/{run_id}/progress",
+                g("kdiag:GetDrill", self.run_progress),
+                methods=["GET"],
+            ),
             Route("/crashes", g("kdiag:ListDumps", self.crashes), methods=["GET"]),
             Route("/crashes/group", g("kdiag:ListDumps", self.group), methods=["GET"]),
             Route("/dumps/{dump_id}", g("kdiag:GetDump", self.dump), methods=["GET"]),
@@ -613,6 +689,18 @@ class Console:
 def _haystack(row: FleetRow) -> str:
     i = row.instance
     return " ".join([i.id, i.backend, i.state, *i.tags.values()]).lower()
+
+
+def _own_endpoint(request: Request) -> str:
+    """This server's own address, from the socket the request came in on (never from the
+    Host header, which the client writes): where a drill asks for its NMI."""
+    server = request.scope.get("server")
+    if not server:
+        raise InvalidParameterValue("the server's own address is unknown")
+    host, port = server[0], server[1]
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - bound to all: reach it on loopback
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _raiser(exc: Exception) -> Callable[[], Any]:

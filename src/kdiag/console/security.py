@@ -94,10 +94,12 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
 
 async def read_form(request: Request) -> dict[str, str]:
     """The posted form: url-encoded, bounded, each field once."""
+    body = await read_body(request, MAX_FORM)
+    if not body:
+        return {}
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise InvalidParameterValue("a form must be posted as application/x-www-form-urlencoded")
-    body = await read_body(request, MAX_FORM)
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
