@@ -141,6 +141,7 @@ class HTTPRecorder:
         self.port = int(self._server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._closed = False
 
     def _reply(self, request: Recorded) -> Reply:
         for (method, pattern), route in list(self.routes.items()):
@@ -163,6 +164,9 @@ class HTTPRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
