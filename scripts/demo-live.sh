@@ -64,7 +64,9 @@ cat >"$work/nmi.json" <<'JSON'
  "Statement": [{"Effect": "Allow", "Action": "ec2:SendDiagnosticInterrupt",
                 "Resource": "arn:aws:ec2:*:*:instance/*",
                 "Condition": {"StringEquals": {"aws:ResourceTag/Owner": "${aws:username}"}}},
-               {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}]}
+               {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"},
+               {"Effect": "Allow", "Resource": "*",
+                "Action": ["kdiag:ListFleet", "kdiag:GetDrill", "kdiag:ListDumps", "kdiag:GetDump"]}]}
 JSON
 "$kdiag" iam create-user oncall
 (umask 077; "$kdiag" iam create-access-key oncall --json >"$work/key.json")
@@ -83,6 +85,9 @@ for _ in $(seq 300); do
 done
 head -n 1 "$work/serve.log"
 endpoint="http://127.0.0.1:$port"
+"$bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' "$endpoint/console/signin"
+echo "  the console, while this demo runs: $endpoint/console/ (sign in as oncall: AccessKeyId and"
+echo "  SecretAccessKey from $work/key.json)"
 export KDIAG_ENDPOINT="$endpoint" AWS_DEFAULT_REGION=us-east-1
 AWS_ACCESS_KEY_ID="$($report key AccessKeyId "$work/key.json")"
 AWS_SECRET_ACCESS_KEY="$($report key SecretAccessKey "$work/key.json")"

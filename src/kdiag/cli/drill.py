@@ -164,6 +164,11 @@ def _endpoint(store: Store, given: str | None, region: str) -> Iterator[str]:
         ctx.close()
 
 
+@contextlib.contextmanager
+def _none() -> Iterator[str]:
+    yield ""
+
+
 def _kdiag_path() -> str:
     argv0 = Path(sys.argv[0])
     if argv0.name == "kdiag" and argv0.exists():
@@ -247,6 +252,13 @@ def drill(
             help="QEMU instances: when the guest's capture fails, dump its memory from the host.",
         ),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Send nothing: follow and judge the next NMI anyone sends through the API.",
+        ),
+    ] = False,
     print_timer: Annotated[
         bool,
         typer.Option("--print-timer", help="Print a weekly systemd timer + service; no drill."),
@@ -293,6 +305,7 @@ def drill(
         dump_dir=dump_dir,
         facts=facts,
         host_dump=host_dump,
+        watch=watch,
         db=db,
     )
 
@@ -307,6 +320,7 @@ def _run(
     dump_dir: Path | None,
     facts: Path | None,
     host_dump: bool,
+    watch: bool,
     db: str | None,
 ) -> None:
     from kdiag.drill import format_report, run_drill  # noqa: PLC0415 - not for --help
@@ -320,7 +334,8 @@ def _run(
         if setup:
             for line in drill_setup(store, instance):
                 sys.stderr.write(f"setup: {line}\n")
-        with _endpoint(store, endpoint, instance.region) as url, _progress(json_out) as show:
+        endpoint_of = _endpoint(store, endpoint, instance.region) if not watch else _none()
+        with endpoint_of as url, _progress(json_out) as show:
             report = run_drill(
                 store,
                 instance_id,
@@ -330,6 +345,7 @@ def _run(
                 dump_dir=dump_dir,
                 facts_path=facts,
                 host_dump=host_dump,
+                watch_api=watch,
             )
     if json_out:
         print_json(report.to_json())

@@ -107,6 +107,7 @@ class _Run:
         host_dump: bool,
         host_dump_dir: Path | None,
         sleep: Callable[[float], None],
+        watch_api: bool = False,
     ) -> None:
         self.store = store
         self.instance = instance
@@ -119,6 +120,7 @@ class _Run:
         self.want_host_dump = host_dump
         self.host_dump_dir = host_dump_dir
         self.sleep = sleep
+        self.watch_api = watch_api
         self.guest: Guest | None = (
             lab_guest_for(dict(instance.target)) if instance.backend == "qmp" else None
         )
@@ -186,6 +188,8 @@ class _Run:
         elif self.dump_dir is not None:
             self.watch = DumpDirWatch(self.dump_dir)
         self.clock.start("send")
+        if self.watch_api:
+            return self._await_api_send()
         outcome = self._send_once()
         if not outcome.ok:
             self.update(send_error_code=outcome.error_code, send_error=outcome.message)
@@ -195,6 +199,32 @@ class _Run:
             "send", "pass", f"accepted by {self.endpoint} (request {outcome.request_id})"
         )
         return True
+
+    def _await_api_send(self) -> bool:
+        """``watch_api``: the next NMI someone sends to the instance through the API (its
+        audit row, outcome ``sent`` or ``unknown``) is the drill's NMI."""
+        since = self.started_at - dt.timedelta(seconds=1)
+        self.clock.note("send", "waiting for an NMI sent to this instance through the API")
+        while self.left() > 0:
+            for row in self.store.audit_rows(since, instance_id=self.instance.id):
+                if row.action != "SendDiagnosticInterrupt" or row.dry_run:
+                    continue
+                if row.outcome in ("sent", "unknown", "pending"):
+                    self.update(sent=True, sent_at=row.time, sends=1)
+                    who = (row.principal or "?").rsplit("/", 1)[-1]
+                    self.clock.finish(
+                        "send",
+                        "pass",
+                        f"sent by {who} through the API (request {row.request_id}, "
+                        f"audit row {row.id}, outcome {row.outcome})",
+                    )
+                    return True
+            self.sleep(self.limits.poll)
+        self.update(
+            send_error_code="NoSendSeen", send_error="no NMI was sent through the API in time"
+        )
+        self.clock.finish("send", "fail", "no NMI was sent to this instance through the API")
+        return False
 
     def _send_once(self) -> api.SendOutcome:
         try:
@@ -236,7 +266,7 @@ class _Run:
                     )
                     return False
             elif now - last_send > self.limits.quiet:
-                if self.ev.sends >= 2:
+                if self.ev.sends >= 2 or self.watch_api:
                     self.clock.finish("panic", "fail", f"no reaction to {self.ev.sends} NMIs")
                     return False
                 self.clock.note("panic", "no reaction yet: sending the NMI once more")
@@ -426,6 +456,7 @@ def run_drill(
     limits: DrillLimits | None = None,
     record: bool = True,
     account_id: str | None = None,
+    watch_api: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DrillReport:
     """Run one drill of ``instance_id`` and return its report (recorded unless ``record``
@@ -435,6 +466,8 @@ def run_drill(
     :param progress: called with each :class:`~kdiag.drill.steps.ProgressEvent` (from
         this thread); a callback that raises is dropped, never fails the drill.
     :param account_id: when given, the instance must belong to that account.
+    :param watch_api: send nothing: the next NMI anyone sends to the instance through the
+        API (seen in the audit log) is the one the drill follows and judges.
     :raises InvalidInstanceIDMalformed: a malformed id.
     :raises InvalidInstanceIDNotFound: no such instance (in that account).
     :raises ConfigError: a timeout that is not positive, or unreadable ``facts_path``.
@@ -457,6 +490,7 @@ def run_drill(
         host_dump=host_dump,
         host_dump_dir=host_dump_dir,
         sleep=sleep,
+        watch_api=watch_api,
     )
     report = run.run()
     if record:
