@@ -13,10 +13,10 @@ daemon checks nothing more).  Started by another user, it simply runs as that us
 ``qemu.conf`` sets ``stdio_handler = "file"`` so no ``virtlogd`` is spawned and left behind.
 A cold start takes well under a second here.
 
-QEMU then runs as ``nobody`` too: the lab's kernel and initramfs (under root's
-``~/.cache/kdiag``, which ``nobody`` cannot traverse) are hard-linked (or copied) into the
-daemon's directory, and each guest's directory (dump disk, console, command socket) lives
-there as well.
+QEMU then runs as ``nobody`` too: each guest's directory (kernel and initramfs hard-linked
+from root's ``~/.cache/kdiag``, which ``nobody`` cannot traverse; dump disk, console,
+command socket) is made by :func:`kdiag.lab.domain.define` (what ``kdiag lab define`` runs)
+under the daemon's directory and handed to its user.
 
 API::
 
@@ -58,7 +58,7 @@ from typing import Any
 import pytest
 
 from kdiag.lab.build import BuildInfo
-from kdiag.lab.domain import DomainFiles, domain_xml, prepare, wait_console
+from kdiag.lab.domain import DomainFiles, define, wait_console
 from kdiag.lab.guest import GuestSpec
 from kdiag.lab.supervisor import extract_dump, first_dump_saved
 from tests.conftest import require_tool
@@ -189,7 +189,6 @@ class Libvirtd:
         self.uri = f"qemu:///session?socket={self.socket}"
         self.log = root / "libvirtd.log"
         self.domains: dict[str, LabDomain] = {}
-        self._images: dict[Path, Path] = {}
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -215,7 +214,7 @@ class Libvirtd:
         root = Path(tempfile.mkdtemp(prefix="kdv-", dir=str(tmpdir or "/tmp")))
         # the socket path must stay under ~100 bytes
         assert len(str(root / "run/libvirt/libvirt-sock")) < 100, f"{root} is too long"
-        for sub in ("config/libvirt", "cache", "run", "data", "state", "images", "guests"):
+        for sub in ("config/libvirt", "cache", "run", "data", "state", "guests"):
             (root / sub).mkdir(parents=True, mode=0o700)
         (root / "config/libvirt/qemu.conf").write_text(_QEMU_CONF)
         for path in [root, *root.rglob("*")]:
@@ -324,18 +323,6 @@ class Libvirtd:
 
     # --- lab domains -----------------------------------------------------------------------
 
-    def _image(self, source: Path) -> Path:
-        """``source`` hard-linked (or copied) into the daemon's directory, readable by it."""
-        if source not in self._images:
-            dest = self.root / "images" / f"{len(self._images)}-{source.name}"
-            try:
-                os.link(source, dest)
-            except OSError:
-                shutil.copyfile(source, dest)
-                os.chown(dest, self.uid, self.gid)
-            self._images[source] = dest
-        return self._images[source]
-
     def define_lab_domain(
         self,
         lab_build: BuildInfo,
@@ -347,22 +334,11 @@ class Libvirtd:
     ) -> LabDomain:
         """Define (not start) lab guest ``name`` as a TCG domain in this daemon."""
         spec = GuestSpec.check(name, profile, memory, cpus)
-        directory = self.root / "guests" / name
-        files = prepare(
-            directory,
-            lab_build,
-            spec,
-            vmlinuz=self._image(lab_build.vmlinuz),
-            initrd=self._image(lab_build.main_initrd),
-        )
-        for path in [directory, *directory.rglob("*")]:
+        defined = define(self.uri, self.root / "guests", spec, lab_build, start=False)
+        # kdiag (root) wrote the guest directory; the daemon's QEMU runs as its user
+        for path in [defined.files.directory, *defined.files.directory.rglob("*")]:
             os.chown(path, self.uid, self.gid)
-        conn = _libvirt().open(self.uri)
-        try:
-            conn.defineXML(domain_xml(spec, files, accel="tcg"))
-        finally:
-            conn.close()
-        domain = LabDomain(self.uri, name, files)
+        domain = LabDomain(self.uri, name, defined.files)
         self.domains[name] = domain
         return domain
 

@@ -57,6 +57,7 @@ __all__ = (
     "LibvirtBackend",
     "LibvirtSettings",
     "domain_state",
+    "import_libvirt",
     "map_libvirt_errors",
 )
 
@@ -173,7 +174,7 @@ class LibvirtSettings(TargetSettings):
             return None
 
 
-def _import_libvirt() -> Any:
+def import_libvirt() -> Any:
     """The libvirt module, or ``BackendUnavailable`` naming the extra."""
     try:
         import libvirt  # noqa: PLC0415 - optional extra, imported on first use
@@ -321,7 +322,7 @@ class LibvirtBackend:
         On a timeout ``gate`` is closed, so a worker that had not yet called ``injectNMI``
         never will (the caller is told nothing was sent, and that stays true).
         """
-        libvirt = _import_libvirt()
+        libvirt = import_libvirt()
         timeout = self.timeout if settings.timeout is None else settings.timeout
 
         def run() -> _T:

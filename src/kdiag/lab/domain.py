@@ -9,6 +9,10 @@ the lab's command channel on a listening unix socket (ttyS1), the dump disk on v
 device: with one, libvirt applies ``on_crash`` (destroy, by default) when the guest reports
 a panic, and the capture kernel would never run.
 
+:func:`define` does it all against a libvirtd (``kdiag lab define``): the kernel and
+initramfs are hard-linked (or copied) into the guest directory, so the daemon's QEMU user
+needs to reach only that directory, and the domain is defined (and started).
+
 The console shows the same ``LAB:`` marks as a QEMU lab guest, so :func:`wait_console` (or
 :class:`~kdiag.lab.console.ConsoleFollower`) follows the boot, and after
 ``LAB: LAB-DUMP-DONE`` :func:`~kdiag.lab.supervisor.extract_dump` copies the dump out of
@@ -17,18 +21,28 @@ The console shows the same ``LAB:`` marks as a QEMU lab guest, so :func:`wait_co
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdiag.errors import BackendTimeout, ConfigError
+from kdiag.backends.libvirt import import_libvirt
+from kdiag.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+    IncorrectState,
+)
 from kdiag.lab.build import BuildInfo
 from kdiag.lab.guest import GuestSpec, _kernel_command_line, _make_disk
 from kdiag.lab.qemu import qemu_binary
 
-__all__ = ("DomainFiles", "domain_xml", "prepare", "wait_console")
+__all__ = ("DefinedDomain", "DomainFiles", "define", "domain_xml", "prepare", "wait_console")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +159,82 @@ def wait_console(path: Path, pattern: str, timeout: float, *, start: int = 0) ->
         if time.monotonic() > deadline:
             raise BackendTimeout(f"no {pattern!r} on the console {path} within {timeout:.0f} s")
         time.sleep(0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class DefinedDomain:
+    """A lab guest defined in a libvirtd by :func:`define`."""
+
+    uri: str
+    name: str
+    files: DomainFiles
+    started: bool
+
+    @property
+    def target(self) -> dict[str, str]:
+        """The libvirt backend's target settings (``kdiag instances add --target``)."""
+        return {"uri": self.uri, "domain": self.name}
+
+
+def _link_or_copy(source: Path, dest: Path) -> Path:
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+    return dest
+
+
+def define(
+    uri: str,
+    root: Path,
+    spec: GuestSpec,
+    info: BuildInfo,
+    *,
+    accel: str = "tcg",
+    start: bool = True,
+) -> DefinedDomain:
+    """Define lab guest ``spec`` as a domain of the libvirtd at ``uri``, its files in
+    ``root/<name>/`` (kernel and initramfs linked in, a fresh dump disk), and start it.
+
+    :raises IncorrectState: a domain of that name is running in that daemon.
+    :raises BackendUnavailable: libvirt-python missing, or the daemon cannot be reached.
+    :raises BackendError: libvirt refused the definition or the start (its message).
+    """
+    libvirt = import_libvirt()
+    where = f"libvirt {uri}"
+    try:
+        conn = libvirt.openAuth(uri, [[], None, None], 0)
+    except libvirt.libvirtError as exc:
+        raise BackendUnavailable(f"{where}: {exc.get_error_message()}") from exc
+    try:
+        with contextlib.suppress(libvirt.libvirtError):
+            if conn.lookupByName(spec.name).isActive():
+                raise IncorrectState(
+                    f"{where}: domain {spec.name} is running; stop it first "
+                    f"(virsh -c '{uri}' destroy {spec.name})"
+                )
+        directory = root / spec.name
+        if (directory / "guest.json").exists():
+            raise ConfigError(
+                f"{directory} holds a QEMU lab guest (kdiag lab up); "
+                "give the domain another --name or another --root"
+            )
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files = prepare(
+            directory,
+            info,
+            spec,
+            vmlinuz=_link_or_copy(info.vmlinuz, directory / "vmlinuz"),
+            initrd=_link_or_copy(info.main_initrd, directory / "initrd.img"),
+        )
+        try:
+            dom = conn.defineXML(domain_xml(spec, files, accel=accel))
+            if start:
+                dom.create()
+        except libvirt.libvirtError as exc:
+            raise BackendError(f"{where}: {exc.get_error_message()}") from exc
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+    return DefinedDomain(uri, spec.name, files, start)
