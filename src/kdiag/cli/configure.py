@@ -106,6 +106,14 @@ def configure(
             help="Target of --user-data: its RAM (e.g. 2G), to explain crashkernel=.",
         ),
     ] = None,
+    ansible: Annotated[
+        bool,
+        typer.Option(
+            "--ansible",
+            help="Print an idempotent Ansible playbook applying these fixes instead (never "
+            "reboots); kdiag fleet configure plans each host of an inventory.",
+        ),
+    ] = False,
 ) -> None:
     """Make doctor pass: kdump, the panic sysctls and crashkernel= for the distribution
     found. Shows the diff, edits in place, keeps FILE.kdiag-bak backups."""
@@ -125,6 +133,19 @@ def configure(
         return
     if distro or arch or ram:
         raise ConfigError("--distro, --arch and --ram describe a --user-data target")
+    if ansible:
+        from kdiag.fleet.configure import playbook_for  # noqa: PLC0415 - not for --help
+        from kdiag.readiness import configure as cfg  # noqa: PLC0415 - not for --help
+
+        plan = cfg.plan(
+            target,
+            panic_timeout=panic_timeout,
+            crashkernel_size=crashkernel,
+            purpose=purpose,
+            hyperv_fallback=hyperv_fallback,
+        )
+        sys.stdout.write(playbook_for(plan))
+        return
     _configure(
         target,
         dry_run=dry_run,

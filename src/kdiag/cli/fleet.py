@@ -123,5 +123,64 @@ def doctor_cmd(
         raise typer.Exit(1)
 
 
+@fleet_app.command("configure", short_help="Apply kdiag configure's fixes to every host.")
+def configure_cmd(
+    *,
+    inventory: _Inventory,
+    limit: _Limit = None,
+    forks: _Forks = 5,
+    check: Annotated[
+        bool, typer.Option("--check", help="Ansible's dry run: change nothing.")
+    ] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show each file's diff.")] = False,
+    purpose: Annotated[
+        str,
+        typer.Option("--for", metavar="TRIGGER", help="nmi, oops, hang or all."),
+    ] = "nmi",
+    panic_timeout: Annotated[
+        int, typer.Option("--panic-timeout", metavar="SECONDS", help="kernel.panic.")
+    ] = 10,
+    json_out: _Json = False,
+) -> None:
+    """Plan each host's fixes from its own files (as kdiag configure would) and apply them
+    with the playbook kdiag ships: idempotent, never reboots (the hosts that need one are
+    listed). Needs Python on the targets (Ansible's copy module). Exit 1 if a host failed."""
+    from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible: not for --help
+    from kdiag.fleet.configure import fleet_configure  # noqa: PLC0415 - see above
+
+    names = list(list_hosts(inventory, limit))
+    with _Bar(f"{len(names)} hosts") as bar:
+        report = fleet_configure(
+            inventory,
+            progress=bar,
+            limit=limit,
+            forks=forks,
+            check=check,
+            diff=diff,
+            purpose=purpose,
+            panic_timeout=panic_timeout,
+        )
+    if json_out:
+        print_json(report.to_json())
+    else:
+        verb = "would change" if check else "changed"
+        for host in report.hosts:
+            if host.status == "changed":
+                typer.echo(f"{host.host}: {verb} {', '.join(host.changed)}")
+            elif host.status == "unchanged":
+                typer.echo(f"{host.host}: nothing to change")
+            else:
+                typer.echo(f"{host.host}: {host.status}: {host.message}")
+            for text in host.diffs if diff else ():
+                sys.stdout.write(text)
+        if report.reboot:
+            typer.echo("")
+            typer.echo(f"reboot needed (kdiag never reboots){' after applying' if check else ''}:")
+            for name, paths in report.reboot.items():
+                typer.echo(f"    {name}: {', '.join(paths)}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(fleet_app, name="fleet")

@@ -300,6 +300,18 @@ def ssh_cmd(
         raise ConfigError("ssh is not installed (apt-get install openssh-client)") from None
 
 
+@lab_app.command("inventory", short_help="An Ansible inventory of the running guests.")
+def inventory_cmd(root: _Root = None) -> None:
+    """Print an Ansible INI inventory of the running guests that have SSH (group ``lab``):
+    loopback port, the lab's key and its pinned host key (for ``kdiag fleet``)."""
+    from kdiag.lab.ssh import ansible_inventory  # noqa: PLC0415 - see _lab
+
+    if root is not None and not root.is_dir():
+        raise ConfigError(f"--root {root}: no such lab directory")
+    hosts = [(g.name, g.ssh) for g in _lab(root).list() if g.running and g.ssh is not None]
+    typer.echo(ansible_inventory([(n, a) for n, a in hosts if a is not None]), nl=False)
+
+
 @lab_app.command("console", short_help="Print and follow a guest's serial console.")
 def console_cmd(
     name: _Name,

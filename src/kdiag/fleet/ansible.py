@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,13 @@ _OUTCOMES = {
     "runner_on_failed": "failed",
     "runner_on_unreachable": "unreachable",
     "runner_on_skipped": "skipped",
+    # one per loop item (the task's own event follows with every item's result)
+    "runner_item_on_ok": "ok",
+    "runner_item_on_failed": "failed",
+    "runner_item_on_skipped": "skipped",
 }
+#: host names that can name a host_vars file
+_SAFE_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,254}")
 #: per-host task output kept at most (stdout and stderr each)
 MAX_OUTPUT = 4 * 1024 * 1024
 
@@ -65,6 +72,8 @@ class TaskResult:
     stderr: str
     msg: str
     diff: tuple[Mapping[str, Any], ...] = ()
+    #: for one loop item: the item (its ``path`` for kdiag's file tasks); None otherwise
+    item: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -203,7 +212,15 @@ def _result(event: Mapping[str, Any]) -> TaskResult | None:
         stderr=_text(res.get("stderr")),
         msg=_text(res.get("msg"))[:2000],
         diff=diffs,
+        item=_item(event, res),
     )
+
+
+def _item(event: Mapping[str, Any], res: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if not str(event.get("event", "")).startswith("runner_item_"):
+        return None
+    item = res.get("item")
+    return MappingProxyType(dict(item)) if isinstance(item, dict) else MappingProxyType({})
 
 
 def run_playbook(
@@ -216,11 +233,14 @@ def run_playbook(
     check: bool = False,
     diff: bool = False,
     extravars: Mapping[str, Any] | None = None,
+    host_vars: Mapping[str, str] | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
 ) -> PlaybookRun:
     """Run ``playbook`` (YAML text) with ``files`` beside it, over ``inventory``.
 
     ``on_result`` is called for each task result as it arrives (from the calling thread).
+    ``host_vars`` maps a host to a YAML document of its variables, put in ``host_vars/``
+    beside the playbook (where Ansible reads them with the inventory's own).
 
     :raises ConfigError: a bad inventory or forks count.
     :raises BackendUnavailable: ansible-runner or ansible-core is not installed.
@@ -258,6 +278,12 @@ def run_playbook(
             if "/" in name or name.startswith("."):
                 raise ConfigError(f"bad playbook file name {name!r}")
             (project / name).write_text(text)
+        if host_vars:
+            (project / "host_vars").mkdir()
+        for host, text in (host_vars or {}).items():
+            if not _SAFE_HOST.fullmatch(host):
+                raise ConfigError(f"host name {host[:80]!r} cannot name a host_vars file")
+            (project / "host_vars" / f"{host}.yml").write_text(text)
         (pdd / "tmp").mkdir()
         env = _env({"ANSIBLE_LOCAL_TEMP": str(pdd / "tmp")})
         runner = ansible_runner.run(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kdiag.errors import ConfigError
@@ -37,6 +37,31 @@ UNREACHABLE = "unreachable"
 COLLECTOR_FAILED = "collector-failed"
 #: seconds the collector may run on one host
 COLLECT_TIMEOUT = 120
+
+#: paths whose existence ``kdiag configure``'s planner looks at besides the collected files
+PROBE_PATHS = (
+    "/etc/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/systemd",
+    "/usr/lib/systemd",
+    "/etc/rc.d/init.d",
+    *(
+        f"{d}/{s}.service"
+        for d in ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")
+        for s in ("kdump", "kdump-tools")
+    ),
+    "/usr/bin/dnf",
+    "/usr/bin/yum",
+)
+_PROBE_TASK = f"""\
+    - name: kdiag probe
+      ansible.builtin.raw: >-
+        R={{{{ kdiag_collect_root | default('') | quote }}}};
+        for p in {" ".join(PROBE_PATHS)};
+        do [ -e "$R$p" ] && echo "kdiag-present $p"; done; true
+      changed_when: false
+      check_mode: false
+"""
 
 COLLECT_PLAYBOOK = f"""\
 # kdiag fleet doctor: run the readiness collector (POSIX sh) on every host; no Python needed
@@ -70,6 +95,8 @@ class HostVerdict:
     facts: Mapping[str, Any] | None
     message: str | None
     answered_at: dt.datetime
+    #: of :data:`PROBE_PATHS`, those that exist on the host (``probe=True`` runs only)
+    present: tuple[str, ...] = ()
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -201,11 +228,13 @@ def fleet_doctor(
     purpose: str = "nmi",
     progress: Progress | None = None,
     hosts: list[str] | None = None,
+    probe: bool = False,
 ) -> FleetReport:
     """Collect and judge every host of ``inventory`` (matching ``limit``).
 
     ``progress(verdict, done, total)`` is called as each host answers.  ``hosts`` (the
     inventory's host names) saves an ``ansible-inventory`` call when the caller has them.
+    ``probe`` also lists which of :data:`PROBE_PATHS` exist on each host (for the planner).
 
     :raises ConfigError: a bad inventory, limit, forks count or purpose.
     :raises BackendUnavailable: ansible-core or ansible-runner is not installed.
@@ -218,8 +247,14 @@ def fleet_doctor(
     started = _now()
     verdicts: dict[str, HostVerdict] = {}
 
+    present: dict[str, tuple[str, ...]] = {}
+
     def on_result(result: TaskResult) -> None:
-        if result.host in verdicts or result.outcome == "skipped":
+        if result.task == "kdiag probe":
+            found = (ln.split(" ", 1)[1] for ln in result.stdout.splitlines() if " " in ln)
+            present[result.host] = tuple(p.strip() for p in found if p.strip() in PROBE_PATHS)
+            return
+        if result.host in verdicts or result.outcome == "skipped" or result.item is not None:
             return
         verdict = evaluate(result.host, result, purpose)
         verdicts[result.host] = verdict
@@ -227,7 +262,7 @@ def fleet_doctor(
             progress(verdict, len(verdicts), len(names))
 
     run: PlaybookRun = run_playbook(
-        COLLECT_PLAYBOOK,
+        COLLECT_PLAYBOOK + (_PROBE_TASK if probe else ""),
         inventory,
         files={"collect.sh": facts_mod.collector_source()},
         limit=limit,
@@ -236,6 +271,9 @@ def fleet_doctor(
     )
     if not run.results and run.rc not in (0, 2, 4):
         raise ConfigError(f"ansible-playbook failed (rc {run.rc}): {run.stderr_tail}")
+    for host, paths in present.items():
+        if host in verdicts:
+            verdicts[host] = replace(verdicts[host], present=paths)
     ordered = tuple(verdicts.get(h) or evaluate(h, None, purpose) for h in names)
     extra = tuple(v for h, v in verdicts.items() if h not in set(names))
     return FleetReport(inventory, limit, purpose, ordered + extra, started, _now())

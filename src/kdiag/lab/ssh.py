@@ -30,6 +30,7 @@ __all__ = (
     "SSHAccess",
     "SSHKeys",
     "access",
+    "ansible_inventory",
     "free_port",
     "lab_keys",
 )
@@ -153,3 +154,16 @@ def access(keys_dir: Path, port: int) -> SSHAccess:
         key=keys_dir / "id_ed25519",
         known_hosts=keys_dir / "known_hosts",
     )
+
+
+def ansible_inventory(hosts: list[tuple[str, SSHAccess]], group: str = "lab") -> str:
+    """An Ansible INI inventory reaching each ``(name, access)`` over SSH with the lab key
+    and the pinned host key (``kdiag lab inventory`` prints it)."""
+    lines = [f"[{group}]"]
+    for name, acc in hosts:
+        common = " ".join(acc.options()[2:])  # IdentitiesOnly is implied by the key file
+        lines.append(
+            f"{name} ansible_host={acc.host} ansible_port={acc.port} ansible_user={acc.user} "
+            f"ansible_ssh_private_key_file={acc.key} ansible_ssh_common_args='{common}'"
+        )
+    return "\n".join(lines) + "\n"

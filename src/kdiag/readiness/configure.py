@@ -533,16 +533,20 @@ def plan(
     crashkernel_size: str | None = None,
     purpose: str = "nmi",
     hyperv_fallback: bool = False,
+    facts: Facts | None = None,
 ) -> Plan:
     """The changes that make ``root`` ready for an NMI-triggered crash dump (and, with
     ``purpose`` hang or all, for lockups and hung tasks too).  ``hyperv_fallback`` applies the
-    KB2858695 blacklist even where doctor does not ask for it (after a capture kernel hung)."""
+    KB2858695 blacklist even where doctor does not ask for it (after a capture kernel hung).
+    ``facts`` (a remote host's, collected elsewhere) replaces reading them from ``root``, which
+    then only holds that host's configuration files (``kdiag fleet configure``)."""
     root_s = os.fspath(root)
     if purpose not in PURPOSES:
         raise ConfigError(f"--for must be one of {', '.join(PURPOSES)}")
     if panic_timeout <= 0:
         raise ConfigError("--panic-timeout must be > 0 (seconds before the reboot)")
-    facts = read_root(root_s)
+    if facts is None:
+        facts = read_root(root_s)
     fam = family(facts.files)
     if fam is None:
         raise ConfigError(f"cannot tell the distribution family of {root_s} (no os-release)")

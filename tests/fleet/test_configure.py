@@ -1,0 +1,154 @@
+"""``kdiag fleet configure`` and ``kdiag configure --ansible`` with real ansible-core over the
+readiness trees (the local connection; ``kdiag_collect_root`` points each host at its tree).
+
+Oracle: ``kdiag configure``'s own planner and writer run on a second copy of each tree; the
+fleet's playbook must leave every file byte for byte as they do, and afterwards the local
+planner must find nothing left to change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdiag.cli.main import run
+from kdiag.fleet.configure import host_plan, host_vars, playbook_for
+from kdiag.fleet.doctor import PROBE_PATHS
+from kdiag.readiness import configure as cfg
+from kdiag.readiness.facts import collector_source
+from tests.readiness.trees import rhel9_ready, rhel9_unprepared, suse15
+
+TREES: dict[str, Callable[[Path], Path]] = {
+    "rhel-ready": rhel9_ready,
+    "rhel-unprepared": rhel9_unprepared,
+    "suse": suse15,
+}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under root (backups aside) -> its SHA-256."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "~" not in p.name and not p.name.endswith(cfg.BACKUP_SUFFIX)
+    }
+
+
+def collect(root: Path) -> dict[str, object]:
+    out = subprocess.run(
+        ["sh", "-c", collector_source(), "collect.sh", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def present(root: Path) -> list[str]:
+    return [p for p in PROBE_PATHS if (root / p.lstrip("/")).exists()]
+
+
+@pytest.mark.parametrize("name", sorted(TREES))
+def test_plan_from_collected_facts_equals_the_local_plan(name: str, tmp_path: Path) -> None:
+    root = TREES[name](tmp_path / name)
+    local = cfg.plan(str(root))
+    remote = host_plan(collect(root), present=present(root))
+    assert [(c.path, c.old, c.new, c.reboot) for c in remote.changes] == [
+        (c.path, c.old, c.new, c.reboot) for c in local.changes
+    ]
+    assert remote.commands == local.commands
+    # the host vars carry it to the playbook verbatim, never templated
+    data = yaml.safe_load(host_vars(remote).replace("!unsafe ", ""))
+    assert [f["content"] for f in data["kdiag_files"]] == [c.new for c in local.changes]
+
+
+def test_hostile_facts_paths_are_refused(tmp_path: Path) -> None:
+    doc = collect(rhel9_ready(tmp_path / "t"))
+    for bad in ("relative/x", "/etc/../../escape", "/etc//x", "/a\0b"):
+        files = dict(doc["files"])  # type: ignore[call-overload]
+        files[bad] = "x"
+        with pytest.raises(Exception, match="bad file path"):
+            host_plan({**doc, "files": files})
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> dict[str, Path]:
+    lines = ["[trees]"]
+    out: dict[str, Path] = {}
+    for name, build in TREES.items():
+        out[name] = build(tmp_path / name)
+        out[f"{name}-oracle"] = build(tmp_path / f"{name}-oracle")
+        lines.append(
+            f"{name} ansible_connection=local ansible_python_interpreter={sys.executable} "
+            f"kdiag_collect_root={out[name]}"
+        )
+    (tmp_path / "inv.ini").write_text("\n".join(lines) + "\n")
+    out["inventory"] = tmp_path / "inv.ini"
+    return out
+
+
+def test_check_diff_then_apply_then_nothing_left(
+    fleet: dict[str, Path], state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = str(fleet["inventory"])
+    before = {n: snapshot(fleet[n]) for n in TREES}
+    # dry run: the diffs, the reboot list, and not one byte written
+    code = run(["fleet", "configure", "-i", inv, "--check", "--diff"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert {n: snapshot(fleet[n]) for n in TREES} == before
+    assert "rhel-unprepared: would change /etc/sysctl.d/99-kdiag-kdump.conf" in out
+    assert "+kernel.unknown_nmi_panic = 1" in out
+    assert "reboot needed (kdiag never reboots) after applying:" in out
+    # apply: every tree as kdiag configure leaves it
+    code = run(["fleet", "configure", "-i", inv, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    for name in TREES:
+        oracle = fleet[f"{name}-oracle"]
+        plan = cfg.plan(str(oracle))
+        cfg.apply(plan)
+        host = next(h for h in report["hosts"] if h["host"] == name)
+        assert host["status"] == "changed"
+        assert host["changed"] == [c.path for c in plan.changes]
+        assert host["reboot"] == list(plan.needs_reboot)
+        assert snapshot(fleet[name]) == snapshot(oracle), name
+        assert cfg.plan(str(fleet[name])).changes == ()
+    assert report["reboot_needed"]
+    # again: nothing to change, nothing written
+    after = {n: snapshot(fleet[n]) for n in TREES}
+    code = run(["fleet", "configure", "-i", inv])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("nothing to change") == len(TREES), out
+    assert {n: snapshot(fleet[n]) for n in TREES} == after
+
+
+def test_configure_ansible_prints_a_playbook_ansible_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = rhel9_unprepared(tmp_path / "t")
+    assert run(["configure", "--ansible", "--root", str(root)]) == 0
+    text = capsys.readouterr().out
+    plan = cfg.plan(str(root))
+    assert text == playbook_for(plan)
+    (tmp_path / "pb.yml").write_text(text)
+    bin_dir = Path(sys.executable).parent
+    check = subprocess.run(
+        [str(bin_dir / "ansible-playbook"), "--syntax-check", "-i", "localhost,", "pb.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    [play] = yaml.safe_load(text.replace("!unsafe ", ""))
+    assert [f["path"] for f in play["vars"]["kdiag_files"]] == [c.path for c in plan.changes]
+    assert [f["content"] for f in play["vars"]["kdiag_files"]] == [c.new for c in plan.changes]
