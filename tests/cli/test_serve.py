@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kdiag.service.server import bind_socket
+from kdiag.store.migrate import HEAD
 
 KDIAG = str(Path(sys.executable).with_name("kdiag"))
 
@@ -82,7 +83,7 @@ def test_start_up_is_one_banner_line_without_alembic_logging(tmp_path: Path) -> 
     assert "alembic" not in err
     migrated, banner, stopped = err.splitlines()  # and nothing else
     assert banner.startswith("kdiag serve: http://127.0.0.1:")
-    assert migrated.endswith("kdiag.db: schema empty -> 0001")
+    assert migrated.endswith(f"kdiag.db: schema empty -> {HEAD}")
     assert " kdiag.store INFO " in migrated
     assert stopped == "kdiag serve: stopped (SIGTERM)"
 

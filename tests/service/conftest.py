@@ -20,7 +20,7 @@ from botocore.credentials import Credentials
 from kdiag.backends.base import BackendPool
 from kdiag.backends.fake import FakeBackend
 from kdiag.service import ServiceContext, create_app
-from kdiag.service.ratelimit import TokenBucketLimiter
+from kdiag.service.ratelimit import Throttle
 from kdiag.service.server import ServerThread
 from kdiag.store import Store
 
@@ -102,7 +102,7 @@ def signed_call(service, creds, method, path, body=None, *, nonce=""):
     return httpx.request(method, request.url, content=data, headers=dict(request.headers.items()))
 
 
-def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time.monotonic):
+def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time.time):
     """A fresh store in ``tmp`` (or at ``db_url``) and the app serving it; a context manager
     yielding Service.  ``limiter_clock`` is the token buckets' clock."""
     import contextlib
@@ -114,7 +114,7 @@ def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time
         ctx = ServiceContext(
             store,
             regions=(REGION, "eu-west-1"),
-            limiter=TokenBucketLimiter(rate=rate, burst=burst, clock=limiter_clock),
+            throttle=Throttle(rate=rate, burst=burst, clock=limiter_clock),
             backends=BackendPool({"fake": backend}),
         )
         try:

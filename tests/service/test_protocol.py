@@ -1,20 +1,18 @@
 """EC2 Query parsing, filters, the token bucket, and limits of the wire."""
 
-import tracemalloc
-
 import httpx
 import pytest
 
 from kdiag.errors import (
     InvalidParameterCombination,
     InvalidParameterValue,
-    RequestLimitExceeded,
 )
 from kdiag.filters import Filter
 from kdiag.service.ec2 import indexed, parse_bool, parse_filters, parse_params
-from kdiag.service.ratelimit import TokenBucketLimiter
+from kdiag.service.ratelimit import Throttle
 from kdiag.service.sigv4 import IncomingRequest
 from kdiag.service.wire import MAX_BODY
+from kdiag.store import Store
 
 
 def _req(body=b"", query="", content_type="application/x-www-form-urlencoded"):
@@ -77,54 +75,46 @@ def test_unknown_filter_is_refused_when_parsed():
         parse_filters({"Filter.1.Name": "no-such-filter", "Filter.1.Value.1": "x"})
 
 
-def test_token_bucket_refills():
-    now = [0.0]
-    limiter = TokenBucketLimiter(rate=2.0, burst=2, clock=lambda: now[0])
-    limiter.take("a")
-    limiter.take("a")
-    with pytest.raises(RequestLimitExceeded):
-        limiter.take("a")
-    limiter.take("b")
-    now[0] = 0.5
-    limiter.take("a")
-    with pytest.raises(RequestLimitExceeded):
-        limiter.take("a")
+@pytest.fixture
+def bucket_store(tmp_path):
+    with Store.open(f"sqlite:///{tmp_path}/kdiag.db", key_file=tmp_path / "kdiag.key") as store:
+        yield store
 
 
-def _memory_after_many_principals(max_principals):
-    """Bytes still held after 20,000 principals each took one token a second apart (each
-    bucket is full again, so carries nothing, by the time the next principal comes)."""
-    now = [0.0]
-    limiter = TokenBucketLimiter(
-        rate=1.0, burst=1, max_principals=max_principals, clock=lambda: now[0]
-    )
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for n in range(20_000):
-            now[0] += 1.0
-            limiter.take(f"principal-{n}")
-        return tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+def _take(store, throttle, key, n=[0]):  # noqa: B006 - a request id counter
+    n[0] += 1
+    return store.take_token(throttle.bucket(key), f"req-{n[0]}")
 
 
-def test_token_bucket_memory_is_bounded():
-    bounded = _memory_after_many_principals(10)
-    unbounded = _memory_after_many_principals(10**9)
-    assert unbounded > 1_000_000  # the measurement sees a table of 20,000 buckets
-    assert bounded * 50 < unbounded
+def test_token_bucket_refills(bucket_store):
+    """The bucket lives in the database; its arithmetic is one SQL statement."""
+    now = [1000.0]
+    throttle = Throttle(rate=2.0, burst=2, clock=lambda: now[0])
+    assert _take(bucket_store, throttle, "a")
+    assert _take(bucket_store, throttle, "a")
+    assert not _take(bucket_store, throttle, "a")
+    assert _take(bucket_store, throttle, "b")
+    now[0] += 0.5
+    assert _take(bucket_store, throttle, "a")
+    assert not _take(bucket_store, throttle, "a")
+    now[0] -= 100.0  # a replica whose clock is behind refills nothing (and takes nothing)
+    assert not _take(bucket_store, throttle, "a")
+    now[0] += 1000.0  # a long pause refills to the burst, not beyond
+    assert [_take(bucket_store, throttle, "a") for _ in range(3)] == [True, True, False]
 
 
-def test_dropping_full_buckets_never_forgives_an_empty_one():
-    now = [0.0]
-    limiter = TokenBucketLimiter(rate=1.0, burst=1, max_principals=10, clock=lambda: now[0])
-    for n in range(100):  # far past max_principals: the table is pruned on every take
+def test_idle_buckets_are_pruned_and_an_empty_one_is_never_forgiven(bucket_store):
+    now = [1000.0]
+    throttle = Throttle(rate=1.0, burst=1, clock=lambda: now[0])
+    for n in range(100):
         now[0] += 1.0
-        limiter.take("greedy")  # refilled after a second, and emptied again
-        limiter.take(f"p{n}")  # the others' buckets are full by now: dropped
-    with pytest.raises(RequestLimitExceeded):
-        limiter.take("greedy")
+        assert _take(bucket_store, throttle, "greedy")  # refilled after a second, emptied
+        assert _take(bucket_store, throttle, f"p{n}")
+        bucket_store.prune_ledger(now[0], idle_before=throttle.idle_before())
+    assert not _take(bucket_store, throttle, "greedy")
+    with bucket_store._engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT count(*) FROM throttle_buckets").scalar_one()
+    assert left <= 4  # the idle ones went: the table is bounded by the active principals
 
 
 def test_oversized_body_is_refused_and_audited(service):

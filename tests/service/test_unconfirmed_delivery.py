@@ -26,7 +26,7 @@ from botocore.config import Config
 from kdiag.backends.base import BackendPool
 from kdiag.backends.fake import FakeBackend
 from kdiag.service import ServiceContext, create_app
-from kdiag.service.ratelimit import TokenBucketLimiter
+from kdiag.service.ratelimit import Throttle
 from kdiag.service.server import ServerThread, bind_socket
 from kdiag.store import Store
 from tests.backends.qmp_peer import QMPPeer
@@ -290,7 +290,7 @@ def test_outcome_write_failure_after_delivery_is_not_retryable(tmp_path):
     ctx = ServiceContext(
         store,
         regions=(REGION,),
-        limiter=TokenBucketLimiter(rate=1000.0, burst=1000),
+        throttle=Throttle(rate=1000.0, burst=1000),
         backends=BackendPool({"fake": backend}),
     )
     try:

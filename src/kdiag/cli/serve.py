@@ -58,7 +58,7 @@ def serve(
 
     from kdiag.backends.base import BackendPool  # noqa: PLC0415 - see above
     from kdiag.service import ServiceContext, create_app  # noqa: PLC0415 - see above
-    from kdiag.service.ratelimit import TokenBucketLimiter  # noqa: PLC0415 - see above
+    from kdiag.service.ratelimit import Throttle  # noqa: PLC0415 - see above
     from kdiag.service.server import (  # noqa: PLC0415 - see above
         bind_socket,
         is_loopback,
@@ -88,7 +88,7 @@ def serve(
     ctx = ServiceContext(
         store,
         regions=regions,
-        limiter=TokenBucketLimiter(rate=rate, burst=burst),
+        throttle=Throttle(rate=rate, burst=burst),
         backends=BackendPool(),
     )
     shown = f"[{host}]" if ":" in host else host

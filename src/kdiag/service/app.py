@@ -20,11 +20,19 @@ from starlette.routing import Route
 
 from kdiag.console import app as console_app
 from kdiag.errors import KdiagError, MethodNotAllowed, UnknownEndpoint
+from kdiag.service.audit import Replayed
 from kdiag.service.context import ServiceContext
 from kdiag.service.ec2 import Ec2Query
 from kdiag.service.errors import ApiError, error_json, error_xml, to_api_error
 from kdiag.service.rest import rest_routes
-from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
+from kdiag.service.wire import (
+    incoming_request,
+    keep_answer,
+    new_audit,
+    read_body,
+    replayed_response,
+    response_headers,
+)
 
 if TYPE_CHECKING:  # the console imports the service: no cycle at run time
     from kdiag.console.sources import Sources
@@ -51,10 +59,15 @@ def create_app(ctx: ServiceContext, *, console_sources: Sources | None = None) -
         except KdiagError as exc:  # too large: answered without reading on
             handler = _raiser(exc)
         answer = await run_in_threadpool(ctx.run, handler, audit)
+        if isinstance(answer, Replayed):
+            return replayed_response(answer, audit.request_id)
         headers = response_headers(audit.request_id)
         if isinstance(answer, ApiError):
-            return Response(error_xml(answer, audit.request_id), answer.status, headers, _XML)
-        return Response(answer, 200, headers, _XML)
+            response = Response(error_xml(answer, audit.request_id), answer.status, headers, _XML)
+        else:
+            response = Response(answer, 200, headers, _XML)
+        await keep_answer(ctx.record_answer, audit, response)
+        return response
 
     routes = [
         Route("/", ec2_endpoint, methods=["GET", "POST"]),

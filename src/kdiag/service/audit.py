@@ -18,8 +18,9 @@ from typing import TypeVar
 from kdiag.errors import AccessDenied, DryRunOperation, InternalError
 from kdiag.service.errors import ApiError, to_api_error
 from kdiag.store import AuditEntry, Store
+from kdiag.store.ledger import RecordedAnswer
 
-__all__ = ("RequestAudit", "outcome_of", "run_audited")
+__all__ = ("Replayed", "RequestAudit", "outcome_of", "run_audited")
 
 log = logging.getLogger("kdiag.service")
 
@@ -43,9 +44,19 @@ class RequestAudit:
     reason: str | None = None
     #: the use case wrote this request's audit row itself
     audited: bool = False
+    #: the signature this request claimed in the replay ledger (its answer is owed there)
+    ledger_signature: str | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+
+class Replayed(Exception):
+    """A repeated signature: the request is answered with its first request's answer."""
+
+    def __init__(self, answer: RecordedAnswer) -> None:
+        super().__init__(answer.request_id)
+        self.answer = answer
 
 
 def outcome_of(error: ApiError | None) -> str:
@@ -59,11 +70,25 @@ def outcome_of(error: ApiError | None) -> str:
     }.get(error.code, "rejected")
 
 
-def run_audited(store: Store, handler: Callable[[], T], audit: RequestAudit) -> T | ApiError:
-    """Call ``handler``: its value, or the error the client sees for its failure; either
-    way the request is audited (unless the use case did it)."""
+def run_audited(
+    store: Store, handler: Callable[[], T], audit: RequestAudit
+) -> T | ApiError | Replayed:
+    """Call ``handler``: its value, or the error the client sees for its failure, or the
+    recorded answer of a repeated signature; either way the request is audited (unless the
+    use case did it)."""
     try:
         value = handler()
+    except Replayed as replay:
+        answer = replay.answer
+        _record(
+            store,
+            audit,
+            None,
+            outcome="replayed",
+            message=f"repeated signature: answered with the recorded answer (HTTP "
+            f"{answer.status}) of request {answer.request_id}; nothing was done again",
+        )
+        return replay
     except Exception as exc:  # the one boundary: everything becomes an EC2 error
         error = to_api_error(exc)
         if error.code == InternalError.code:
@@ -74,12 +99,19 @@ def run_audited(store: Store, handler: Callable[[], T], audit: RequestAudit) -> 
     return value
 
 
-def _record(store: Store, audit: RequestAudit, error: ApiError | None) -> None:
+def _record(
+    store: Store,
+    audit: RequestAudit,
+    error: ApiError | None,
+    *,
+    outcome: str | None = None,
+    message: str | None = None,
+) -> None:
     if audit.audited:
         return
     entry = AuditEntry(
         action=(audit.action or "-")[:64],
-        outcome=outcome_of(error),
+        outcome=outcome or outcome_of(error),
         request_id=audit.request_id,
         principal=audit.principal,
         access_key_id=audit.access_key_id,
@@ -89,7 +121,7 @@ def _record(store: Store, audit: RequestAudit, error: ApiError | None) -> None:
         decision=audit.decision,
         reason=audit.reason,
         error_code=None if error is None else error.code,
-        message=None if error is None else error.message,
+        message=message if error is None else error.message,
         latency_ms=audit.elapsed_ms(),
         dry_run=audit.dry_run,
     )

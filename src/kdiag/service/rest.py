@@ -33,12 +33,19 @@ from kdiag.errors import (
 )
 from kdiag.filters import MAX_FILTERS, Filter
 from kdiag.service import actions
-from kdiag.service.audit import RequestAudit
+from kdiag.service.audit import Replayed, RequestAudit
 from kdiag.service.context import ServiceContext
 from kdiag.service.ec2 import SIGV4_QUERY_PARAMS
 from kdiag.service.errors import ApiError, error_json
 from kdiag.service.openapi import openapi_document
-from kdiag.service.wire import incoming_request, new_audit, read_body, response_headers
+from kdiag.service.wire import (
+    incoming_request,
+    keep_answer,
+    new_audit,
+    read_body,
+    replayed_response,
+    response_headers,
+)
 from kdiag.store import Instance
 
 __all__ = ("instance_json", "rest_routes")
@@ -170,9 +177,17 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
                 return work(request, _json_body(raw, accepts), caller, region, audit)
 
             answer = await run_in_threadpool(ctx.run, run, audit)
+            if isinstance(answer, Replayed):
+                return replayed_response(answer, audit.request_id)
+            response: Response
             if isinstance(answer, ApiError):
-                return JSONResponse(error_json(answer, audit.request_id), answer.status, headers)
-            return JSONResponse({**answer, "RequestId": audit.request_id}, 200, headers)
+                response = JSONResponse(
+                    error_json(answer, audit.request_id), answer.status, headers
+                )
+            else:
+                response = JSONResponse({**answer, "RequestId": audit.request_id}, 200, headers)
+            await keep_answer(ctx.record_answer, audit, response)
+            return response
 
         return handle
 

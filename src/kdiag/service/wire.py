@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Callable
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from kdiag.errors import RequestEntityTooLarge
-from kdiag.service.audit import RequestAudit
+from kdiag.service.audit import Replayed, RequestAudit
 from kdiag.service.sigv4 import IncomingRequest
 
 __all__ = (
     "MAX_BODY",
     "incoming_request",
+    "keep_answer",
     "new_audit",
     "peer_address",
     "read_body",
+    "replayed_response",
     "response_headers",
 )
 
@@ -78,3 +83,27 @@ def new_audit(request: Request) -> RequestAudit:
 
 def response_headers(request_id: str) -> dict[str, str]:
     return {"x-amzn-RequestId": request_id, "Cache-Control": "no-store"}
+
+
+def replayed_response(replay: Replayed, request_id: str) -> Response:
+    """A repeated signature's answer: the first request's status, content type and body
+    (its request id inside), under this request's own ``x-amzn-RequestId``."""
+    answer = replay.answer
+    headers = response_headers(request_id)
+    if answer.content_type:
+        headers["content-type"] = answer.content_type
+    return Response(answer.body or b"", answer.status, headers)
+
+
+async def keep_answer(
+    record: Callable[[RequestAudit, int, str, bytes], None],
+    audit: RequestAudit,
+    response: Response,
+) -> None:
+    """Record ``response`` in the replay ledger when the request claimed its signature,
+    before the answer goes out (a repeat arriving meanwhile waits for it)."""
+    if audit.ledger_signature is not None:
+        content_type = response.headers.get("content-type", "")
+        await run_in_threadpool(
+            record, audit, response.status_code, content_type, bytes(response.body)
+        )

@@ -16,7 +16,9 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -35,7 +37,9 @@ __all__ = (
     "FleetHostRow",
     "FleetRunRow",
     "InstanceRow",
+    "LedgerRow",
     "NamedCredentialsRow",
+    "ThrottleBucketRow",
     "UserPolicyRow",
     "UserRow",
     "UtcDateTime",
@@ -267,3 +271,44 @@ class FleetHostRow(Base):
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message: Mapped[str | None] = mapped_column(Text)
     answered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+# --- serve hardening (issue 11): the replay ledger and the shared throttle buckets -----------
+
+
+class LedgerRow(Base):
+    """A signature the service accepted, kept until the signature itself expires, with the
+    answer it got: a repeated signature is answered with it and does nothing again."""
+
+    __tablename__ = "replay_ledger"
+    __table_args__ = (
+        Index("ix_replay_ledger_key_presigned", "access_key_id", "presigned", "expires_at"),
+        Index("ix_replay_ledger_principal_presigned", "principal", "presigned", "expires_at"),
+    )
+
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_key_id: Mapped[str] = mapped_column(String(32))
+    principal: Mapped[str] = mapped_column(String(256))
+    presigned: Mapped[bool] = mapped_column(Boolean)
+    #: seconds since the epoch: when the signature stops being accepted (and the row may go)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    claimed_at: Mapped[float] = mapped_column(Float)
+    request_id: Mapped[str] = mapped_column(String(64))
+    #: None while the first request runs; then its HTTP status
+    status: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    #: the answer's body, zlib-compressed; None with a status: too large to keep (a read)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ThrottleBucketRow(Base):
+    """One token bucket (``RequestLimitExceeded``), shared by every replica of the service."""
+
+    __tablename__ = "throttle_buckets"
+
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    #: the throttle clock's seconds when ``tokens`` was computed
+    updated_at: Mapped[float] = mapped_column(Float)
+    #: the request that took the last token (tells a taker whether it got one)
+    granted_to: Mapped[str] = mapped_column(String(64))

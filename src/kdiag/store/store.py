@@ -25,6 +25,7 @@ from kdiag.store.engine import create_store_engine, resolve_url, safe_url
 from kdiag.store.identity import Identity
 from kdiag.store.inventory import INSTANCE_STATES, Inventory
 from kdiag.store.keyfile import KEY_FILE_NAME, SecretBox
+from kdiag.store.ledger import Ledger
 from kdiag.store.migrate import upgrade
 
 __all__ = ("INSTANCE_STATES", "Store")
@@ -40,7 +41,7 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-class Store(Identity, Inventory, AuditLog, NamedCredentials):
+class Store(Identity, Inventory, AuditLog, NamedCredentials, Ledger):
     """Access to kdiag's database.  Open with :meth:`open`; close with :meth:`close`."""
 
     _checkpoints: tuple[threading.Event, threading.Thread] | None = None
