@@ -1,31 +1,65 @@
-"""The use case alone, without HTTP: send_diagnostic_interrupt latency and throughput.
+"""Benchmark: NMI delivery per backend against its real peer, and the use case without HTTP.
 
-Measures authorize + intent + delivery + outcome (policy evaluation, four store round
-trips, the backend) on SQLite and, when a URL is given, PostgreSQL, with the fake backend
-and with QMP against a real QEMU (``-M pc``, TCG, no guest).
+**Delivery** (``--only delivery``): for each backend in the :data:`PEERS` registry, the
+latency of one NMI delivered by kdiag's backend (``Backend.send_nmi``: state check included,
+as every send does) to a real peer, next to the peer's own CLI doing the same, in one run:
 
-    .venv/bin/python bench/interrupts.py [-n 2000] [--pg URL]
+- ``libvirt``: a private session-mode libvirtd (tests/peers/libvirtd.py) running a TCG
+  domain with no OS (SeaBIOS idles; each NMI is taken and returned from).  kdiag opens a
+  connection per call, reads ``isActive``/``state`` and calls ``injectNMI(0)``; the peer is
+  ``virsh -c URI inject-nmi DOMAIN`` (a process per NMI, as an operator runs it); a third
+  row is the floor: ``injectNMI(0)`` alone on one open libvirt-python connection.
+- ``qmp``: QEMU (``-M pc``, TCG, no OS) with a QMP socket.  kdiag's qmp backend
+  (``query-status`` then ``inject-nmi``, its session kept briefly between calls) against
+  ``socat`` speaking QMP by hand (greeting, ``qmp_capabilities``, ``inject-nmi``; timed
+  until its answer is read and socat has exited).
+
+Per row: runs, median and p99 in ms, and the ratio of kdiag's median to the peer CLI's.
+
+**Adding a backend** (redfish: a ``curl`` POST of the ``Nmi`` reset to sushy-tools; ipmi:
+``ipmitool chassis power diag`` through VirtualBMC): write a context manager that starts
+the peer and yields a :class:`DeliveryCase` (the kdiag target, the peer CLI as a callable
+that raises when it fails, optional extra rows), and decorate it with ``@peer("name")``;
+the runner and the table need nothing else.  A peer that cannot start here (a tool
+missing) raises :class:`PeerUnavailable`; its row says why instead of a figure.
+
+**Use case** (``--only use-case``): authorize + intent + delivery + outcome (policy
+evaluation, four store round trips, the backend) on SQLite and, when a URL is given,
+PostgreSQL, with the fake backend and with QMP against a real QEMU (``-M pc``, TCG, no
+guest).
+
+    .venv/bin/python bench/interrupts.py [--only delivery|use-case] [--nmi-runs 50] [-n 2000]
     bash scripts/pg-throwaway.sh sh -c \
-        '.venv/bin/python bench/interrupts.py --pg "$KDIAG_TEST_PG_URL"'
+        '.venv/bin/python bench/interrupts.py --only use-case --pg "$KDIAG_TEST_PG_URL"'
+
+It prints figures and asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from kdiag.backends import BackendPool
+from kdiag.backends import BackendPool, Target, get_backend
 from kdiag.backends.fake import FakeBackend
 from kdiag.interrupts import Caller, InterruptRequest, send_diagnostic_interrupt
 from kdiag.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
 
 POLICY = {
     "Version": "2012-10-17",
@@ -81,14 +115,9 @@ def _run(url: str, backend: str, target: dict[str, object], n: int) -> tuple[flo
     return statistics.median(latencies), p99, n / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=2000, help="requests per case")
-    parser.add_argument("--pg", metavar="URL", help="an admin URL of a PostgreSQL to use too")
-    args = parser.parse_args()
+def use_case(args: argparse.Namespace) -> None:
+    print("== use case (no HTTP): authorize + intent + delivery + outcome ==")
     with tempfile.TemporaryDirectory() as tmp:
-        import os
-
         os.environ["KDIAG_STATE_DIR"] = str(Path(tmp) / "state")
         qemu = shutil.which("qemu-system-x86_64")
         proc = None
@@ -124,6 +153,224 @@ def main() -> None:
             if proc is not None:
                 proc.kill()
                 proc.wait()
+
+
+# --- delivery against each backend's real peer --------------------------------------------
+
+
+class PeerUnavailable(Exception):
+    """The peer cannot run here (a tool is missing); the row says why."""
+
+
+@dataclass(frozen=True)
+class DeliveryCase:
+    """One backend's peer, running: what kdiag targets, and the peer's CLI doing the same."""
+
+    backend: str
+    target: Target
+    peer_label: str
+    peer: Callable[[], None]
+    extras: tuple[tuple[str, Callable[[], None]], ...] = field(default=())
+    #: run the rows round-robin (one NMI each per round: the host's load drifts alike for
+    #: all); False when they cannot share the peer (QEMU serves one QMP client at a time)
+    interleave: bool = True
+
+
+PeerFactory = Callable[[], AbstractContextManager[DeliveryCase]]
+#: backend name -> a context manager starting its peer (see the module docstring)
+PEERS: dict[str, PeerFactory] = {}
+
+
+def peer(name: str) -> Callable[[PeerFactory], PeerFactory]:
+    """Register the peer of backend ``name``."""
+
+    def register(factory: PeerFactory) -> PeerFactory:
+        PEERS[name] = factory
+        return factory
+
+    return register
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or next(
+        (str(p) for d in ("/usr/sbin", "/sbin") if (p := Path(d) / name).exists()), None
+    )
+    if path is None:
+        raise PeerUnavailable(f"{name} is not installed")
+    return path
+
+
+def _checked(argv: list[str]) -> Callable[[], None]:
+    def run() -> None:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {proc.stderr.strip()[:200]}")
+
+    return run
+
+
+@peer("libvirt")
+@contextlib.contextmanager
+def _libvirt_peer() -> Iterator[DeliveryCase]:
+    _tool("libvirtd")
+    virsh = _tool("virsh")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # tests.peers: the peers the tests start
+    from tests.peers.libvirtd import minimal_domain_xml, running_libvirtd
+
+    with running_libvirtd() as daemon:
+        name = daemon.define_xml(minimal_domain_xml("bench-nmi"))
+        started = daemon.virsh("start", name)
+        if started.returncode != 0:
+            raise PeerUnavailable(f"virsh start: {started.stderr.strip()}")
+        import libvirt
+
+        conn = libvirt.open(daemon.uri)
+        dom = conn.lookupByName(name)
+        try:
+            yield DeliveryCase(
+                backend="libvirt",
+                target=Target("i-0000000000000bench", {"uri": daemon.uri, "domain": name}),
+                peer_label="virsh inject-nmi",
+                peer=_checked([virsh, "-c", daemon.uri, "inject-nmi", name]),
+                extras=(("libvirt-python injectNMI, open conn", lambda: dom.injectNMI(0)),),
+            )
+        finally:
+            conn.close()
+
+
+def _socat_qmp(socat: str, sock: Path) -> Callable[[], None]:
+    """socat speaking QMP by hand: greeting, qmp_capabilities, inject-nmi, until answered."""
+    commands = b'{"execute":"qmp_capabilities"}\n{"execute":"inject-nmi"}\n'
+
+    def run() -> None:
+        proc = subprocess.Popen(
+            [socat, "-t", "0", "-", f"UNIX-CONNECT:{sock}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(commands)
+        proc.stdin.flush()
+        answers = 0
+        for line in proc.stdout:  # greeting, then one answer per command
+            if b'"return"' in line:
+                answers += 1
+                if answers == 2:
+                    break
+            elif b'"error"' in line:
+                break
+        proc.stdin.close()
+        proc.wait(10)
+        if answers != 2:
+            raise RuntimeError("socat: inject-nmi was not answered")
+
+    return run
+
+
+@peer("qmp")
+@contextlib.contextmanager
+def _qmp_peer() -> Iterator[DeliveryCase]:
+    qemu = _tool("qemu-system-x86_64")
+    socat = _tool("socat")
+    with tempfile.TemporaryDirectory(prefix="kdb-", dir="/tmp") as tmp:
+        sock = Path(tmp) / "qmp.sock"
+        proc = subprocess.Popen(
+            [qemu, "-M", "pc", "-m", "32", "-accel", "tcg", "-nodefaults", "-display",
+             "none", "-qmp", f"unix:{sock},server=on,wait=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not sock.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            yield DeliveryCase(
+                backend="qmp",
+                target=Target("i-0000000000000bench", {"address": str(sock)}),
+                peer_label="socat (QMP by hand)",
+                peer=_socat_qmp(socat, sock),
+                interleave=False,
+            )
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def _timed(
+    fns: list[Callable[[], object]], runs: int, *, interleave: bool, warmup: int = 3
+) -> list[list[float]]:
+    """Milliseconds per call of each of ``fns``, sorted: round-robin or one after another."""
+    out: list[list[float]] = [[] for _ in fns]
+
+    def once(i: int) -> None:
+        t0 = time.perf_counter()
+        fns[i]()
+        out[i].append((time.perf_counter() - t0) * 1000)
+
+    if interleave:
+        for fn in fns:
+            for _ in range(warmup):
+                fn()
+        for _ in range(runs):
+            for i in range(len(fns)):
+                once(i)
+    else:  # each block warms up right before it (and waits out the last block's session)
+        for i, fn in enumerate(fns):
+            for _ in range(warmup):
+                fn()
+            for _ in range(runs):
+                once(i)
+    return [sorted(ms) for ms in out]
+
+
+def _p99(sorted_ms: list[float]) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * 0.99))]
+
+
+def delivery(args: argparse.Namespace) -> None:
+    names = args.backends.split(",") if args.backends else list(PEERS)
+    print(f"== NMI delivery on the real peer ({args.nmi_runs} runs per row) ==")
+    print(f"{'backend':<9} {'path':<38} {'p50 ms':>8} {'p99 ms':>8} {'vs peer':>8}")
+    for name in names:
+        factory = PEERS.get(name)
+        if factory is None:
+            print(f"{name:<9} no peer registered (known: {', '.join(PEERS)})")
+            continue
+        try:
+            with factory() as case, get_backend(case.backend) as backend:
+                labels = [f"kdiag {case.backend} backend", case.peer_label]
+                labels += [label for label, _ in case.extras]
+                fns = [lambda b=backend, c=case: b.send_nmi(c.target), case.peer]
+                fns += [fn for _, fn in case.extras]
+                timings = _timed(fns, args.nmi_runs, interleave=case.interleave)
+        except PeerUnavailable as exc:
+            print(f"{name:<9} peer unavailable: {exc}")
+            continue
+        peer_p50 = statistics.median(timings[1])
+        rows = list(zip(labels, timings, strict=True))
+        for label, ms in rows:
+            ratio = statistics.median(ms) / peer_p50
+            print(
+                f"{name:<9} {label:<38} {statistics.median(ms):8.2f} {_p99(ms):8.2f} {ratio:7.2f}x"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("delivery", "use-case"), help="one section only")
+    parser.add_argument("-n", type=int, default=2000, help="use case: requests per case")
+    parser.add_argument("--pg", metavar="URL", help="use case: a PostgreSQL admin URL too")
+    parser.add_argument("--nmi-runs", type=int, default=50, help="delivery: NMIs per row")
+    parser.add_argument(
+        "--backends", metavar="A,B", help=f"delivery: these peers only (known: {', '.join(PEERS)})"
+    )
+    args = parser.parse_args()
+    if args.only in (None, "delivery"):
+        delivery(args)
+    if args.only in (None, "use-case"):
+        use_case(args)
 
 
 if __name__ == "__main__":
