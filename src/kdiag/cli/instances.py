@@ -260,5 +260,40 @@ def remove(instance_id: IdArg, db: DbOption = None) -> None:
         store.remove_instance(instance_id)
 
 
+@app.command("import", short_help="Register an Ansible inventory's hosts.")
+def import_cmd(
+    *,
+    inventory: Annotated[
+        str,
+        typer.Option("-i", "--inventory", metavar="INVENTORY", help="Ansible inventory."),
+    ],
+    limit: Annotated[
+        str | None, typer.Option("--limit", "-l", metavar="PATTERN", help="Only these hosts.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be added; store nothing.")
+    ] = False,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Register the inventory's hosts as instances, from host variables: kdiag_backend and
+    kdiag_target (optional kdiag_instance_id, kdiag_region, kdiag_arch, kdiag_tags), or the
+    instance_id and placement.region of the aws_ec2 plugin (backend aws). Tagged Name=HOST;
+    hosts already imported are skipped."""
+    from kdiag.fleet.importer import import_inventory  # noqa: PLC0415 - ansible: not --help
+
+    with open_store(db) as store:
+        outcomes = import_inventory(store, inventory, limit=limit, dry_run=dry_run)
+    if json_out:
+        print_json({"Hosts": [o.to_json() for o in outcomes]})
+        return
+    for o in outcomes:
+        detail = o.instance_id or "-"
+        typer.echo(
+            f"{o.host}\t{o.status}\t{o.backend or '-'}\t{detail}"
+            + (f"\t{o.reason}" if o.reason else "")
+        )
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="instances")
