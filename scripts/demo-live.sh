@@ -15,9 +15,12 @@ bin="$PWD/.venv/bin"
 kdiag="$bin/kdiag"
 report="$bin/python scripts/demo_report.py"
 work="$(mktemp -d "${KDIAG_DEMO_TMP:-${TMPDIR:-/tmp}}/kdiag-demo.XXXXXX")"
-export KDIAG_STATE_DIR="$work/state"
+# demo.sh hands its own state directory (KDIAG_DEMO_STATE) so that its ending can show the
+# drill's report and the dump catalog; run alone, the state lives and dies with $work.
+export KDIAG_STATE_DIR="${KDIAG_DEMO_STATE:-$work/state}"
 guest="$KDIAG_STATE_DIR/lab/demo"
 serve_pid=""
+drill_pid=""
 
 # The guest's processes by the pids the lab recorded (used only if `kdiag lab down` fails).
 kill_guest() {
@@ -36,6 +39,10 @@ cleanup() {
     local status=$?
     set +e  # every step runs, whatever the one before it returned
     trap - EXIT INT TERM
+    if [[ -n "$drill_pid" ]]; then
+        kill "$drill_pid" 2>/dev/null
+        wait "$drill_pid" 2>/dev/null
+    fi
     if [[ -n "$serve_pid" ]]; then
         kill "$serve_pid" 2>/dev/null
         wait "$serve_pid" 2>/dev/null
@@ -103,25 +110,36 @@ status=0
 "$kdiag" send "$other" || status=$?
 echo "  exit $status"
 [[ $status == 3 ]]
-step "a dry run, then the real NMI: aws ec2 send-diagnostic-interrupt"
+step "a dry run, then the real NMI: aws ec2 send-diagnostic-interrupt, followed by kdiag drill"
 "$kdiag" send --verbose --dry-run "$id"
+# `kdiag drill --watch` sends nothing itself: it watches the guest from before the NMI, takes
+# the aws CLI's request from the audit log as its send step, then times the panic, the
+# capture and reboot, finds the new vmcore and triages it.  Its progress is the wait.
+"$kdiag" drill "$id" --watch --timeout 300 >"$work/drill.txt" 2>"$work/drill.log" &
+drill_pid=$!
+for _ in $(seq 600); do
+    grep -q "waiting for an NMI" "$work/drill.log" && break
+    kill -0 "$drill_pid" 2>/dev/null || break
+    sleep 0.1
+done
+tail -n +1 -f --pid="$drill_pid" "$work/drill.log" &
+tail_pid=$!
 nmi_at=$(date +%s)
 "$bin/aws" ec2 send-diagnostic-interrupt --endpoint-url "$endpoint" --instance-id "$id"
-echo "  accepted"
-
-step "waiting for the panic, kdump and the vmcore"
-dump=""
-for _ in $(seq 600); do
-    dump="$("$kdiag" lab status demo --json | $report last-dump)"
-    [[ -n "$dump" ]] && break
-    sleep 0.5
-done
-if [[ -z "$dump" ]]; then
-    echo "no vmcore after 300 s; console:" >&2
+status=0
+wait "$drill_pid" || status=$?
+drill_pid=""
+wait "$tail_pid"
+step "the drill's report (kdiag drill: exit $status)"
+cat "$work/drill.txt"
+if [[ -n "${KDIAG_DEMO_STATE:-}" ]]; then cp "$work/drill.txt" "$KDIAG_DEMO_STATE/drill-report.txt"; fi
+if [[ $status != 0 ]]; then
+    echo "the drill failed; console:" >&2
     tail -n 40 "$guest/console.log" >&2
     exit 1
 fi
-echo "  vmcore saved $(( $(date +%s) - nmi_at )) s after the NMI: ${dump#"$work/"}"
+dump="$("$kdiag" lab status demo --json | $report last-dump)"
+echo "  vmcore saved $(( $(date +%s) - nmi_at )) s after the NMI (the guest is back): ${dump#"$KDIAG_STATE_DIR/"}"
 ls -l "$(dirname "$dump")" | tail -n +2
 
 step "triage (no debuginfo)"

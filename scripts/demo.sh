@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the main job live on a lab guest (scripts/demo-live.sh: doctor, IAM policy,
-# EC2-compatible endpoint, NMI over QMP, kdump, triage, audit), then triage every sample crash
-# dump with `kdiag analyze`, with one line per dump at the end (the closing table).
+# EC2-compatible endpoint, the aws CLI's NMI over QMP followed by `kdiag drill --watch`: panic,
+# kdump, reboot, vmcore, triage; audit), then triage every sample crash dump with `kdiag
+# analyze`, one line per dump (the summary table), and end with the drill's report and the
+# dump catalog's groups (`kdiag dumps group` over the drill's dump and the sample dumps).
 #
 # Dumps come from $KDIAG_FIXTURES (default ../shared/fixtures/vmcores), one folder each with a
 # `vmcore` or a zstd-compressed ELF `vmcore.zst`, which is decompressed to a temporary
@@ -13,11 +15,6 @@ cd "$(dirname "$0")/.."
 fixtures="${KDIAG_FIXTURES:-../shared/fixtures/vmcores}"
 kdiag=.venv/bin/kdiag
 python=.venv/bin/python
-if [[ "${KDIAG_DEMO_LIVE:-1}" != 0 ]]; then
-    bash scripts/demo-live.sh
-    echo
-    echo "================ the sample dumps in $fixtures ================"
-fi
 work="$(mktemp -d "${KDIAG_DEMO_TMP:-${TMPDIR:-/tmp}}/kdiag-demo.XXXXXX")"
 cleanup() {
     local status=$?
@@ -28,6 +25,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# one state directory (database, lab guest) for the whole demo: its ending shows the drill's
+# report and the dump catalog, which holds the drill's dump and the sample dumps
+export KDIAG_STATE_DIR="$work/state" KDIAG_DEMO_STATE="$work/state"
+mkdir -m 700 "$KDIAG_STATE_DIR"
+if [[ "${KDIAG_DEMO_LIVE:-1}" != 0 ]]; then
+    bash scripts/demo-live.sh
+    echo
+    echo "================ the sample dumps in $fixtures ================"
+fi
 
 names=()
 dumps=()
@@ -62,3 +68,15 @@ done
 
 echo "================ summary: one line per dump ================"
 "$python" scripts/demo_report.py table "$table"
+
+if [[ -f "$KDIAG_STATE_DIR/drill-report.txt" ]]; then
+    echo
+    echo "================ the fire drill (kdiag drill --watch, the live part) ================"
+    cat "$KDIAG_STATE_DIR/drill-report.txt"
+fi
+if "$kdiag" dumps --help >/dev/null 2>&1; then  # the dump catalog (issue 13)
+    echo
+    echo "================ the dump catalog: kdiag dumps group ================"
+    "$kdiag" dumps scan "${dumps[@]}" >/dev/null
+    "$kdiag" dumps group
+fi

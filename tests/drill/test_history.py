@@ -107,5 +107,5 @@ def test_cli_history(store: Store, db_url: str, capsys: pytest.CaptureFixture[st
     assert out.count("\n") == 1
     assert A in out
     assert "readiness=0.1" in out
-    assert "dump-=-" in out
+    assert "dump=-" in out
     assert run(["drill", "history", "i-bad", "--db", db_url]) == 2

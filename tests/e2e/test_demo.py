@@ -54,11 +54,18 @@ def _kill(pids: dict[int, str]) -> None:
 
 
 def _closing_table(stdout: str) -> dict[str, list[str]]:
-    """The rows of the one-line-per-dump table that ends the demo, by dump name."""
+    """The rows of the one-line-per-dump summary table, by dump name (it runs to the next
+    ``====`` heading: the drill's report and the dump catalog follow it)."""
     lines = stdout.rstrip("\n").splitlines()
     head = max(i for i, line in enumerate(lines) if line.split()[:2] == ["DUMP", "CLASS"])
     assert "summary" in lines[head - 1]
-    return {cells[0]: cells for line in lines[head + 1 :] if (cells := line.split())}
+    rows = {}
+    for line in lines[head + 1 :]:
+        if line.startswith("===="):
+            break
+        if cells := line.split():
+            rows[cells[0]] = cells
+    return rows
 
 
 def _expected_classes() -> dict[str, str]:
@@ -130,6 +137,12 @@ def test_make_demo_passes_and_leaves_nothing_behind(demo_tmp: Path) -> None:
     # the live half: a denial, the aws CLI's NMI, a vmcore, its triage, the audit trail
     assert "exit 3" in out
     assert "vmcore saved" in out
+    # the wait for the panic and the dump is kdiag drill's: its report says pass
+    report = out.split("== the drill's report (kdiag drill: exit 0)")[1].split("== triage")[0]
+    assert "verdict: PASS (ok)" in report
+    assert re.search(r"^  pass    send .*sent by oncall through the API", report, re.M)
+    for step in ("readiness", "panic", "reboot", "dump", "triage"):
+        assert re.search(rf"^  (pass|warn)\s+{step}\s", report, re.M), step
     assert "CLASS: nmi" in out.split("== triage")[1].split("== the audit trail")[0]
     audit = out.split("== the audit trail")[1].split("== stop the endpoint")[0]
     assert "UnauthorizedOperation" in audit
@@ -144,6 +157,13 @@ def test_make_demo_passes_and_leaves_nothing_behind(demo_tmp: Path) -> None:
     for name, panic_class in expected.items():
         assert table[name][1] == panic_class, table[name]
         assert re.fullmatch(r"[0-9a-f]{16}", table[name][2]), table[name]  # a signature id
+
+    # the ending: the drill's report again, then the catalog's groups (when it is built)
+    ending = out.split("== the fire drill (kdiag drill --watch, the live part) ==")[1]
+    assert "verdict: PASS (ok)" in ending
+    if "== the dump catalog: kdiag dumps group ==" in ending:
+        groups = ending.split("== the dump catalog: kdiag dumps group ==")[1]
+        assert "nmi" in groups
 
 
 def test_interrupted_live_demo_cleans_up(demo_tmp: Path) -> None:

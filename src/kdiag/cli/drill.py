@@ -38,8 +38,8 @@ def _steps_cell(record: dict[str, Any]) -> str:
     parts = []
     for step in record["steps"]:
         secs = step.get("seconds")
-        mark = {"pass": "", "warn": "!", "fail": "x", "skipped": "-"}.get(step["status"], "?")
-        parts.append(f"{step['name']}{mark}={'-' if secs is None else f'{secs:.1f}'}")
+        mark = {"pass": "", "warn": "!", "fail": "x", "skipped": ""}.get(step["status"], "?")
+        parts.append(f"{step['name']}={'-' if secs is None else f'{secs:.1f}'}{mark}")
     return " ".join(parts)
 
 

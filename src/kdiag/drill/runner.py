@@ -209,7 +209,7 @@ class _Run:
             for row in self.store.audit_rows(since, instance_id=self.instance.id):
                 if row.action != "SendDiagnosticInterrupt" or row.dry_run:
                     continue
-                if row.outcome in ("sent", "unknown", "pending"):
+                if row.outcome in ("sent", "unknown"):  # "pending": delivery under way
                     self.update(sent=True, sent_at=row.time, sends=1)
                     who = (row.principal or "?").rsplit("/", 1)[-1]
                     self.clock.finish(
@@ -406,7 +406,13 @@ class _Run:
             return
         after = ""
         if found.crash_time is not None and self.ev.sent_at is not None:
-            after = f", {(found.crash_time - self.ev.sent_at).total_seconds():.0f} s after the send"
+            delta = (found.crash_time - self.ev.sent_at).total_seconds()
+            # CRASHTIME has whole seconds: within 2 s of the send is "at once"
+            after = (
+                ", crashed within a second or two of the send"
+                if abs(delta) < 2
+                else f", crashed {delta:.0f} s after the send"
+            )
         self.clock.finish(
             "triage", "pass", f"class {found.panic_class}{after}, release {found.release}"
         )
