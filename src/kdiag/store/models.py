@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -312,3 +313,78 @@ class ThrottleBucketRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     #: the request that took the last token (tells a taker whether it got one)
     granted_to: Mapped[str] = mapped_column(String(64))
+
+
+# --- dump catalog (kdiag dumps, issue 13; migration 0003) ----------------------------------
+
+
+class DumpRow(Base):
+    """One crash dump per account, by content identity (kdiag.catalog.identity)."""
+
+    __tablename__ = "dumps"
+    __table_args__ = (
+        UniqueConstraint("account_id", "identity", name="uq_dumps_account_id_identity"),
+    )
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    identity: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    crash_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    compression: Mapped[str] = mapped_column(String(32))
+    arch: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    release: Mapped[str | None] = mapped_column(String(128))
+    klass: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str | None] = mapped_column(Text)
+    signature_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    incomplete_reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    log_tail: Mapped[str] = mapped_column(Text)
+    indexed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class DumpPathRow(Base):
+    """A file holding a dump (copies, renames, split-set members); one per account and path."""
+
+    __tablename__ = "dump_paths"
+    __table_args__ = (
+        UniqueConstraint("account_id", "path_key", name="uq_dump_paths_account_id_path_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dump_id: Mapped[str] = mapped_column(ForeignKey("dumps.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    path_key: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    part: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    compression: Mapped[str | None] = mapped_column(String(16))
+    device: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class DumpRejectRow(Base):
+    """A file a scan could not index, with the typed reason; one per account and path."""
+
+    __tablename__ = "dump_rejects"
+    __table_args__ = (
+        UniqueConstraint("account_id", "path_key", name="uq_dump_rejects_account_id_path_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    path_key: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

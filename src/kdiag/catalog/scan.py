@@ -1,0 +1,346 @@
+"""Index crash dumps: :func:`index_dump` for one dump, :func:`scan` for trees and files.
+
+A dump is read once, exactly as ``kdiag analyze`` reads it (:func:`kdiag.vmcore.triage.triage`:
+headers, notes, VMCOREINFO, the kernel log), and recorded under its content identity
+(:mod:`kdiag.catalog.identity`). A path indexed before whose file is unchanged (same device,
+inode, size and modification time) is not read again; a new path to a known dump (a rename,
+a copy) is read, recognised by its identity and added to that dump's paths.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdiag import vmcore
+from kdiag.catalog.identity import content_identity
+from kdiag.catalog.names import folder_facts
+from kdiag.catalog.records import DumpEntry, Rejected, ScanOutcome, ScanReport
+from kdiag.errors import ConfigError, KdiagError
+from kdiag.store import dumps as dumpdb
+from kdiag.store._base import StoreBase
+from kdiag.vmcore.describe import summary_block
+from kdiag.vmcore.discover import find_dumps
+from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, KdumpPages
+from kdiag.vmcore.spool import file_compression
+from kdiag.vmcore.triage import triage
+
+__all__ = (
+    "LOG_TAIL_LINES",
+    "ScanProgress",
+    "index_dump",
+    "scan",
+    "targets",
+)
+
+#: Kernel log lines kept for ``kdiag dumps show``.
+LOG_TAIL_LINES = 50
+_SOURCE_NAMES = frozenset({"scan", "drill", "api"})
+
+#: ``progress(done, total, path)`` after each file or split set of a scan.
+ScanProgress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    outcome: ScanOutcome
+    error: KdiagError | None
+    bytes_read: int
+
+
+def _check_source(source: str) -> str:
+    if source not in _SOURCE_NAMES:
+        raise ConfigError(
+            f"unknown dump source {source!r}: one of {', '.join(sorted(_SOURCE_NAMES))}"
+        )
+    return source
+
+
+def _stat(path: str) -> dumpdb.FileFacts:
+    """The file's facts; :class:`ConfigError` when it cannot be looked at or read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError as exc:
+        raise ConfigError(f"cannot read {path}: permission denied") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot open {path}: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path} is not a regular file")
+        head = os.pread(fd, 8, 0)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return dumpdb.FileFacts(
+        path=path,
+        part=0,
+        size=st.st_size,
+        compression=file_compression(head),
+        device=st.st_dev,
+        inode=st.st_ino,
+        mtime_ns=st.st_mtime_ns,
+    )
+
+
+def _unchanged(
+    store: StoreBase, files: Sequence[dumpdb.FileFacts], account: str
+) -> DumpEntry | None:
+    """The entry all ``files`` were indexed as, when none of them changed since."""
+    entry: DumpEntry | None = None
+    for file in files:
+        known = dumpdb.known_file(store, file.path, account_id=account)
+        if known is None or (known.size, known.device, known.inode, known.mtime_ns) != (
+            file.size,
+            file.device,
+            file.inode,
+            file.mtime_ns,
+        ):
+            return None
+        found = dumpdb.entry_for_path(store, file.path, account_id=account)
+        if found is None or (entry is not None and found.id != entry.id):
+            return None
+        entry = found
+    return entry
+
+
+def _log_tail(log: Sequence[vmcore.LogRecord]) -> str:
+    lines = vmcore.format_dmesg(log[-LOG_TAIL_LINES:]).splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join(lines)
+
+
+def _read(
+    paths: Sequence[str], files: Sequence[dumpdb.FileFacts], host: str | None, source: str
+) -> tuple[dumpdb.NewDump, list[dumpdb.FileFacts], int]:
+    """Open, triage and identify one dump; the facts to record, its files in part order,
+    and the bytes read."""
+    with vmcore.open(list(paths) if len(paths) > 1 else paths[0]) as dump:
+        result = triage(dump)
+        identity = content_identity(dump, result.log)
+        members = [os.fspath(m) for m in dump.members]
+        size = dump.source.size if not members else sum(f.size for f in files)
+        bytes_read = dump.bytes_read
+    if members:
+        by_path = {f.path: f for f in files}
+        ordered = [by_path[m] for m in members if m in by_path]
+        ordered += [f for f in files if f not in ordered]
+    else:
+        ordered = list(files)
+    ordered = [
+        dumpdb.FileFacts(f.path, part, f.size, f.compression, f.device, f.inode, f.mtime_ns)
+        for part, f in enumerate(ordered)
+    ]
+    folder = folder_facts(paths[0])
+    facts = dumpdb.NewDump(
+        identity=identity,
+        host=host or folder.host or result.nodename or None,
+        crash_time=result.crash_time or folder.time,
+        format=result.format,
+        compression=result.compression,
+        arch=result.arch,
+        size=size,
+        release=result.release,
+        klass=result.panic.klass,
+        signature=result.panic.signature,
+        signature_id=result.panic.signature_id,
+        complete=result.complete,
+        incomplete_reason=result.incomplete_reason,
+        source=source,
+        summary={"triage": result.to_json(), "text": summary_block(result)},
+        log_tail=_log_tail(result.log),
+    )
+    return facts, ordered, bytes_read
+
+
+def _index(
+    store: StoreBase,
+    paths: Sequence[str],
+    *,
+    host: str | None,
+    source: str,
+    account: str,
+    reuse: bool,
+) -> _Indexed:
+    files: list[dumpdb.FileFacts] = []
+    try:
+        files = [_stat(p) for p in paths]
+        if reuse:
+            entry = _unchanged(store, files, account)
+            if entry is not None:
+                return _Indexed(ScanOutcome(tuple(paths), "unchanged", entry, None), None, 0)
+        facts, ordered, bytes_read = _read(paths, files, host, source)
+    except KdiagError as exc:
+        rejected = _reject(store, paths, files, code=exc.code, message=str(exc), account=account)
+        return _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), exc, 0)
+    entry, created = dumpdb.record_dump(store, facts, ordered, account_id=account)
+    status = "new" if created else "matched"
+    return _Indexed(ScanOutcome(tuple(paths), status, entry, None), None, bytes_read)
+
+
+def _reject(
+    store: StoreBase,
+    paths: Sequence[str],
+    files: Sequence[dumpdb.FileFacts],
+    *,
+    code: str,
+    message: str,
+    account: str,
+) -> Rejected:
+    sizes = {f.path: f for f in files}
+    first: Rejected | None = None
+    for path in paths:
+        facts = sizes.get(path)
+        rejected = dumpdb.record_reject(
+            store,
+            path,
+            code,
+            message,
+            size=None if facts is None else facts.size,
+            mtime_ns=None if facts is None else facts.mtime_ns,
+            account_id=account,
+        )
+        first = first or rejected
+    assert first is not None
+    return first
+
+
+def index_dump(
+    store: StoreBase,
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    host: str | None = None,
+    source: str = "drill",
+    account_id: str | None = None,
+) -> DumpEntry:
+    """Index one dump (a file, or the files of one ``makedumpfile --split`` set) and return
+    its catalog entry: a new one, or the one it already had under its content identity
+    (then ``path`` is added to its paths).
+
+    ``host`` names the machine (default: the ``/var/crash`` folder name's host, else the
+    dump's nodename); ``source`` is ``drill``, ``scan`` or ``api``. The file is always read
+    (a drill wants the triage of what it found).
+
+    :raises DumpFormatError: (and subclasses: ``NotACrashDump``, ``TruncatedDump``, ...) the
+        file is not a readable dump; it is recorded as rejected with that code first.
+    :raises ConfigError: the file cannot be opened (also recorded), or ``source`` is unknown.
+    """
+    _check_source(source)
+    names = (
+        [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
+    )
+    if not names:
+        raise ConfigError("no dump file given")
+    account = store._account_id(account_id)
+    done = _index(store, names, host=host, source=source, account=account, reuse=False)
+    if done.error is not None:
+        raise done.error
+    assert done.outcome.entry is not None
+    return done.outcome.entry
+
+
+# --- scans --------------------------------------------------------------------------------------
+
+
+def _split_key(path: str) -> tuple[object, ...] | None:
+    """What the files of one ``makedumpfile --split`` set share, or ``None`` for a file that
+    is not an uncompressed split member (or cannot be read: indexing says why)."""
+    try:
+        with open(path, "rb") as file:
+            if file.read(8) != DISKDUMP_SIGNATURE:
+                return None
+        with vmcore.open(path) as dump:
+            store = dump.layout.store
+            if dump.split_range is None or not isinstance(store, KdumpPages):
+                return None
+            head = store.header
+            return (head.utsname, head.timestamp_sec, head.timestamp_usec, store.max_mapnr)
+    except (OSError, KdiagError):
+        return None
+
+
+def _is_dir(operand: str) -> bool:
+    try:
+        return Path(operand).is_dir()
+    except OSError:
+        return False
+
+
+def targets(operands: Iterable[str | os.PathLike[str]]) -> list[list[str]]:
+    """What a scan of ``operands`` reads: files and split sets, in the order found.
+
+    A directory is searched for the names the capture tools write (``vmcore``, ``vmcore.*``,
+    ``dump.*``, ``*-incomplete``; :func:`kdiag.vmcore.discover.find_dumps`); any other
+    operand is a file, whatever its name. The members of a ``--split`` set become one target.
+    """
+    files: list[str] = []
+    seen: set[str] = set()
+    for operand in operands:
+        name = os.fspath(operand)
+        found = [str(p) for p in find_dumps(name)] if _is_dir(name) else [name]
+        for path in found:
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                files.append(path)
+    out: list[list[str]] = []
+    sets: dict[tuple[object, ...], list[str]] = {}
+    for path in files:
+        key = _split_key(path)
+        if key is None:
+            out.append([path])
+        elif key in sets:
+            sets[key].append(path)
+        else:
+            sets[key] = [path]
+            out.append(sets[key])
+    return out
+
+
+def scan(
+    store: StoreBase,
+    operands: Iterable[str | os.PathLike[str]],
+    *,
+    host: str | None = None,
+    source: str = "scan",
+    account_id: str | None = None,
+    progress: ScanProgress | None = None,
+) -> ScanReport:
+    """Index every dump under ``operands`` (directories such as ``/var/crash``, and files).
+
+    A file that is not a readable dump is recorded as rejected with its typed reason and the
+    scan goes on; so does one that fails in an unexpected way (code ``InternalError``).
+    Rescanning adds nothing: unchanged files are not read again and known dumps are found
+    by identity.
+
+    :raises ConfigError: an operand does not exist.
+    """
+    _check_source(source)
+    names = [os.fspath(o) for o in operands]
+    for name in names:
+        if not os.path.lexists(name):
+            raise ConfigError(f"{name}: no such file or directory")
+    account = store._account_id(account_id)
+    started = time.monotonic()
+    work = targets(names)
+    outcomes: list[ScanOutcome] = []
+    total = 0
+    for done, paths in enumerate(work, 1):
+        try:
+            result = _index(store, paths, host=host, source=source, account=account, reuse=True)
+        except (ValueError, LookupError, ArithmeticError, MemoryError, RecursionError) as exc:
+            # A reader bug must not end the scan of a whole tree: say which file, go on.
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            rejected = _reject(
+                store, paths, [], code="InternalError", message=message, account=account
+            )
+            result = _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), None, 0)
+        outcomes.append(result.outcome)
+        total += result.bytes_read
+        if progress is not None:
+            progress(done, len(work), paths[0])
+    return ScanReport(tuple(outcomes), time.monotonic() - started, total)
