@@ -297,6 +297,7 @@ def screenshot(driver, console, name, size=LAPTOP):
     driver.set_window_size(*size)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(size[0], max(size[1], min(int(height) + 120, 3000)))
+    driver.execute_script("window.scrollTo(0, 0)")
     path = console.shots / f"{name}.png"
     driver.save_screenshot(str(path))
     driver.set_window_size(*LAPTOP)

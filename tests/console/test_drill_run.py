@@ -1,7 +1,12 @@
-"""Run a drill on a real lab guest from the console and watch it reach its verdict.
+"""Real lab guests in the console: their readiness on the fleet page, and a drill run from
+the page to its verdict.
 
-One default-profile guest (512 MiB, TCG); the drill's user is set up as ``kdiag drill
---setup`` does.  The browser signs in, opens the instance's drill page, confirms, and the
+Two guests boot at once (512 MiB, TCG): ``default`` (ready) and ``no-crashkernel``.  Their
+readiness is recorded as ``kdiag fleet doctor`` records it (the checks on the facts each
+guest collected at boot, :func:`kdiag.store.fleet.record_fleet_run`); the fleet page must
+show exactly the checks that ``kdiag doctor --for nmi --facts`` (the CLI, a separate process)
+fails for each.  Only the default guest is drilled; the drill's user is set up as ``kdiag
+drill --setup`` does.  The browser signs in, opens the instance's drill page, confirms, and the
 progress section (refreshed by the page's one script) must end with the verdict ``passed``;
 the fleet page then shows the drill.  A user allowed only to read drills is offered no
 action, and the action refused when posted anyway.
@@ -9,7 +14,13 @@ action, and the action refused when posted anyway.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,42 +35,135 @@ from selenium.webdriver.support.wait import WebDriverWait
 from kdiag.backends.base import BackendPool
 from kdiag.drill import setup
 from kdiag.lab import Lab
+from kdiag.readiness import facts as facts_mod
+from kdiag.readiness.checks import run_checks
 from kdiag.service import ServiceContext, create_app
 from kdiag.service.server import ServerThread
 from kdiag.store import Store
+from kdiag.store.fleet import FleetHost, FleetRun, record_fleet_run
+from tests.conftest import REPO
 from tests.console.conftest import Console, allow, browser, screenshot, sign_in
 
 pytestmark = pytest.mark.e2e
 
 BOOT = 400.0
+PROFILES = ("default", "no-crashkernel")
 VERDICT = 420.0
 
 
 @pytest.fixture(scope="module")
 def lab_console(module_lab_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    guest = Lab(module_lab_root).up(name="console", profile="default", memory="512M", cpus=1)
-    guest.wait_ready(BOOT)
+    lab = Lab(module_lab_root)
+    guests = {
+        profile: lab.up(name=f"c-{profile}", profile=profile, memory="512M", cpus=1)
+        for profile in PROFILES
+    }
+    errors: list[BaseException] = []
+
+    def boot(profile: str) -> None:
+        try:
+            guests[profile].wait_ready(BOOT)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once both boots are over
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(p,)) for p in PROFILES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     state = module_lab_root / "state"
     state.mkdir(mode=0o700)
     store = Store.open(f"sqlite:///{state}/kdiag.db", key_file=state / "kdiag.key")
-    instance = store.add_instance(
-        backend="qmp", target={"address": str(guest.qmp_socket)}, tags={"Name": "lab-default"}
-    )
-    setup(store, instance)
+    ids = {}
+    hosts = []
+    now = dt.datetime.now(dt.UTC)
+    for profile, guest in guests.items():
+        ids[profile] = store.add_instance(
+            backend="qmp",
+            target={"address": str(guest.qmp_socket)},
+            tags={"Name": f"lab-{profile}"},
+        ).id
+        report = run_checks(facts_mod.load(guest.facts_path), "nmi")
+        hosts.append(
+            FleetHost(
+                host=f"lab-{profile}",
+                status="fail" if report.failed else "pass",
+                answered_at=now,
+                failing=tuple(c.id for c in report.checks if c.status == "fail"),
+                checks=tuple(c.to_json() for c in report.checks),
+            )
+        )
+    account = store.default_account().id
+    run = FleetRun(account, "doctor", "lab", "nmi", now, now, len(hosts), 0)
+    record_fleet_run(store, run, hosts)
+    setup(store, store.get_instance(ids["default"]))
     ctx = ServiceContext(store, regions=("us-east-1",), backends=BackendPool())
     shots = tmp_path_factory.mktemp("console-drill") / "console-shots"
     shots.mkdir()
     try:
         with ServerThread(create_app(ctx)) as server:
-            yield Console(store, server.url, {}, {"lab": instance.id}, shots)
+            yield Console(store, server.url, {}, ids, shots), guests
     finally:
         ctx.close()
         store.close()
 
 
-def test_run_a_drill_from_the_page_and_watch_its_verdict(lab_console: Console) -> None:
-    console = lab_console
-    iid = console.instances["lab"]
+def _doctor_fails(facts: Path) -> list[str]:
+    """The oracle: ``kdiag doctor --for nmi --facts FILE --json``, a separate process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KDIAG_")}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kdiag"),
+            "doctor",
+            "--for",
+            "nmi",
+            "--facts",
+            str(facts),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    checks = json.loads(done.stdout)["checks"]
+    return [c["id"] for c in checks if c["status"] in ("fail", "warn")]
+
+
+def test_the_fleet_page_shows_exactly_each_guests_failing_checks(lab_console: Any) -> None:
+    console, guests = lab_console
+    admin = console.user("fleet-admin", allow("kdiag:ListFleet"))
+    driver = browser()
+    try:
+        sign_in(driver, console, admin)
+        for profile, guest in guests.items():
+            row = driver.find_element(
+                By.CSS_SELECTOR, f"tr[data-instance='{console.instances[profile]}']"
+            )
+            shown = [
+                c.get_attribute("data-check")
+                for c in row.find_elements(By.CSS_SELECTOR, "li.check")
+            ]
+            expected = _doctor_fails(guest.facts_path)
+            assert sorted(shown) == sorted(expected), profile
+            verdict = row.find_element(By.CSS_SELECTOR, "td.verdict").text
+            if profile == "default":
+                assert "crashkernel-reserved" not in shown
+            else:
+                assert "crashkernel-reserved" in shown
+                assert "not ready" in verdict
+        screenshot(driver, console, "fleet-lab")
+    finally:
+        driver.quit()
+
+
+def test_run_a_drill_from_the_page_and_watch_its_verdict(lab_console: Any) -> None:
+    console, _guests = lab_console
+    iid = console.instances["default"]
     oncall = console.user(
         "oncall",
         allow("kdiag:ListFleet", "kdiag:GetDrill", "kdiag:RunDrill"),

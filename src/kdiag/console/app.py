@@ -547,8 +547,11 @@ class Console:
     ) -> Page:
         self.authorize(caller, "kdiag:ListDumps", audit)
         groups = self.sources.dump_groups(caller.account_id)
+        today = dt.datetime.now(dt.UTC).date()  # one window for every group: comparable
         shown = [
-            charts.occurrences(charts.daily_counts(g.times), ident=f"occ{n}", title="Dumps per day")
+            charts.occurrences(
+                charts.daily_counts(g.times, end=today), ident=f"occ{n}", title="Dumps per day"
+            )
             for n, g in enumerate(groups)
         ]
         return Page(
@@ -580,7 +583,10 @@ class Console:
                 "current": "Crashes",
                 "signature": signature,
                 "dumps": dumps,
-                "chart": charts.occurrences(charts.daily_counts(times), title="Dumps per day"),
+                "chart": charts.occurrences(
+                    charts.daily_counts(times, end=dt.datetime.now(dt.UTC).date()),
+                    title="Dumps per day",
+                ),
             },
         )
 

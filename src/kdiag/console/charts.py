@@ -49,7 +49,7 @@ def _nice_step(span: float, ticks: int = 5) -> float:
 
 def step_timeline(steps: Sequence[DrillStep], *, ident: str = "timeline") -> Markup:
     """The steps of one drill as bars on one time axis, to scale (seconds from the start)."""
-    width, left, right, row = 720, 120, 20, 26
+    width, left, right, row = 560, 96, 16, 28
     total = max((s.end for s in steps), default=0.0) or 1.0
     height = 40 + row * max(len(steps), 1)
     scale = (width - left - right) / total
@@ -60,7 +60,7 @@ def step_timeline(steps: Sequence[DrillStep], *, ident: str = "timeline") -> Mar
         x = left + tick * scale
         body.append(
             f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{height - 24}" stroke="{_GRID}"/>'
-            f'<text x="{x:.1f}" y="{height - 8}" font-size="11" text-anchor="middle" '
+            f'<text x="{x:.1f}" y="{height - 8}" font-size="13" text-anchor="middle" '
             f'fill="{_AXIS}">{tick:g} s</text>'
         )
         tick += step
@@ -71,7 +71,7 @@ def step_timeline(steps: Sequence[DrillStep], *, ident: str = "timeline") -> Mar
         colour = _OK if s.ok else _FAIL
         label = f"{s.name}: {s.start:.1f}-{s.end:.1f} s{'' if s.ok else ' (failed)'}"
         body.append(
-            f'<text x="{left - 6}" y="{y + 14}" font-size="12" text-anchor="end" '
+            f'<text x="{left - 6}" y="{y + 14}" font-size="14" text-anchor="end" '
             f'fill="{_AXIS}">{escape(s.name)}</text>'
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="18" fill="{colour}">'
             f"<title>{escape(label)}</title></rect>"
@@ -86,7 +86,7 @@ def step_timeline(steps: Sequence[DrillStep], *, ident: str = "timeline") -> Mar
 
 def drill_history(drills: Sequence[DrillRecord], *, ident: str = "history") -> Markup:
     """One bar per drill, oldest left: height is its duration, colour its verdict."""
-    width, height, left, bottom = 720, 160, 50, 30
+    width, height, left, bottom = 560, 170, 50, 30
     shown = list(reversed(drills[:40]))
     top = max((d.duration for d in shown), default=0.0) or 1.0
     step = _nice_step(top, 4)
@@ -98,7 +98,7 @@ def drill_history(drills: Sequence[DrillRecord], *, ident: str = "history") -> M
         y = 10 + plot_h - tick / top * plot_h
         body.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="{_GRID}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="13" text-anchor="end" '
             f'fill="{_AXIS}">{tick:g} s</text>'
         )
         tick += step
@@ -119,16 +119,20 @@ def drill_history(drills: Sequence[DrillRecord], *, ident: str = "history") -> M
     return _svg(width, height, title, body, ident)
 
 
-def daily_counts(times: Sequence[dt.datetime], days: int = 30) -> list[tuple[dt.date, int]]:
-    """How many of ``times`` fall on each of the last ``days`` days up to the newest one."""
-    if not times:
+def daily_counts(
+    times: Sequence[dt.datetime], days: int = 30, *, end: dt.date | None = None
+) -> list[tuple[dt.date, int]]:
+    """How many of ``times`` fall on each of the ``days`` days up to ``end`` (default: the
+    newest of ``times``), in UTC."""
+    if not times and end is None:
         return []
-    last = max(times).date()
+    last = end if end is not None else max(times).astimezone(dt.UTC).date()
     first = last - dt.timedelta(days=days - 1)
     counts = {first + dt.timedelta(days=n): 0 for n in range(days)}
     for t in times:
-        if t.date() in counts:
-            counts[t.date()] += 1
+        day = t.astimezone(dt.UTC).date()
+        if day in counts:
+            counts[day] += 1
     return sorted(counts.items())
 
 
@@ -136,14 +140,14 @@ def occurrences(
     series: Sequence[tuple[dt.date, int]], *, ident: str = "occ", title: str = "Occurrences"
 ) -> Markup:
     """Occurrences per day as bars (a crash group's dumps over time)."""
-    width, height, left, bottom = 720, 140, 40, 28
+    width, height, left, bottom = 560, 150, 40, 30
     plot_h = height - bottom - 10
     top = max((c for _, c in series), default=0) or 1
     body: list[str] = [
         f'<line x1="{left}" y1="{10 + plot_h}" x2="{width - 10}" y2="{10 + plot_h}" '
         f'stroke="{_AXIS}"/>',
-        f'<text x="{left - 6}" y="16" font-size="11" text-anchor="end" fill="{_AXIS}">{top}</text>',
-        f'<text x="{left - 6}" y="{10 + plot_h}" font-size="11" text-anchor="end" '
+        f'<text x="{left - 6}" y="16" font-size="13" text-anchor="end" fill="{_AXIS}">{top}</text>',
+        f'<text x="{left - 6}" y="{10 + plot_h}" font-size="13" text-anchor="end" '
         f'fill="{_AXIS}">0</text>',
     ]
     slot = (width - left - 10) / max(len(series), 1)
@@ -160,7 +164,7 @@ def occurrences(
             anchor = "start" if n == 0 else "end"
             tx = x if n == 0 else x + slot
             body.append(
-                f'<text x="{tx:.1f}" y="{height - 8}" font-size="11" text-anchor="{anchor}" '
+                f'<text x="{tx:.1f}" y="{height - 8}" font-size="13" text-anchor="{anchor}" '
                 f'fill="{_AXIS}">{day:%Y-%m-%d}</text>'
             )
     total = sum(c for _, c in series)

@@ -1,9 +1,10 @@
 """The console's data read from the store, through the libraries of the areas that own it.
 
 :class:`StoreSources` is what ``kdiag serve`` gives the console: drill history through
-:func:`kdiag.drill.history` (``store/drills.py``).  Readiness and the dump catalog come
-from their areas' libraries as those land; until then they report nothing, and the pages
-say "not checked" and "no dumps".
+:func:`kdiag.drill.history` (``store/drills.py``) and readiness through the fleet's last
+answer of each host (:func:`kdiag.store.fleet.latest_hosts`, written by ``kdiag fleet
+doctor``).  A fleet host is an instance's when its name is the instance's tag
+``kdiag:host``, else its tag ``Host``, else its tag ``Name``, else its id.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ from kdiag.console.sources import (
     DumpDetail,
     DumpGroup,
     DumpSummary,
+    FailingCheck,
     Readiness,
 )
-from kdiag.store import Store
+from kdiag.store import Instance, Store
+from kdiag.store.fleet import FleetHost, latest_hosts
 
-__all__ = ("StoreSources", "drill_record", "drill_steps")
+__all__ = ("HOST_TAGS", "StoreSources", "drill_record", "drill_steps", "host_names", "readiness_of")
+
+#: The tags that name an instance's host in a fleet inventory, first found wins.
+HOST_TAGS = ("kdiag:host", "Host", "Name")
 
 #: How many drills of an account the fleet page reads to find each instance's last one.
 MAX_ACCOUNT_DRILLS = 1000
@@ -54,6 +60,32 @@ def drill_record(rec: drill.DrillRecord) -> DrillRecord:
     )
 
 
+def host_names(instance: Instance) -> tuple[str, ...]:
+    """The names a fleet inventory may know ``instance`` by, in order of preference."""
+    names = [instance.tags[t] for t in HOST_TAGS if instance.tags.get(t)]
+    return (*names, instance.id)
+
+
+def readiness_of(host: FleetHost) -> Readiness:
+    """A fleet host's last answer as the console shows it: failing checks first, then
+    warnings, each with its evidence and fix; an unreachable host or a collector error is
+    ``unknown``, its message the one finding."""
+    if host.status in ("unreachable", "error"):
+        finding = FailingCheck(f"host-{host.status}", "warn", host.message or host.status, "")
+        return Readiness("unknown", host.answered_at, (finding,))
+    found = [
+        FailingCheck(c.get("id", "?"), c.get("status", ""), c.get("evidence", ""), c.get("fix", ""))
+        for c in host.checks
+        if c.get("status") in ("fail", "warn")
+    ]
+    found.sort(key=lambda c: c.status != "fail")
+    if host.status == "fail" and not any(c.status == "fail" for c in found):
+        found[:0] = [FailingCheck(i, "fail", "", "") for i in host.failing]
+    return Readiness(
+        "ready" if host.status == "pass" else "not-ready", host.answered_at, tuple(found)
+    )
+
+
 class StoreSources:
     """Drills from the store; readiness and dumps from their areas once they are there."""
 
@@ -61,7 +93,18 @@ class StoreSources:
         self.store = store
 
     def readiness(self, account_id: str, instance_ids: Sequence[str]) -> dict[str, Readiness]:
-        return {}
+        hosts = {h.host: h for h in latest_hosts(self.store, account_id=account_id)}
+        if not hosts:
+            return {}
+        wanted = set(instance_ids)
+        found: dict[str, Readiness] = {}
+        for instance in self.store.list_instances(account_id=account_id):
+            if instance.id not in wanted:
+                continue
+            host = next((hosts[n] for n in host_names(instance) if n in hosts), None)
+            if host is not None:
+                found[instance.id] = readiness_of(host)
+        return found
 
     def drills(self, account_id: str, instance_id: str, limit: int) -> list[DrillRecord]:
         found = drill.history(self.store, instance_id, account=account_id, limit=limit)
