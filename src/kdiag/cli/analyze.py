@@ -234,6 +234,10 @@ def _open(target: str | list[str], progress: vmcore.ProgressFn) -> vmcore.Dump:
         return vmcore.open(target, progress=progress)
     if target == "-":
         return vmcore.open_stream(sys.stdin.buffer, name="-", progress=progress)
+    if target.startswith("ssh://"):  # read in place over SFTP, by ranges (kdiag[fleet])
+        from kdiag.fleet.remote import open_remote  # noqa: PLC0415 - asyncssh: only for ssh://
+
+        return open_remote(target, progress=progress)
     return vmcore.open(target, progress=progress)
 
 

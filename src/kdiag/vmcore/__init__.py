@@ -10,7 +10,7 @@ QEMU ``kdump-*``), any of them as a zstd, gzip, xz or bzip2 file or from a strea
 (:func:`open_stream`).  See ``docs/vmcore.md``.
 """
 
-from kdiag.vmcore.dump import Dump, ProgressFn, open, open_stream
+from kdiag.vmcore.dump import Dump, ProgressFn, open, open_source, open_stream
 from kdiag.vmcore.model import CpuState, LogRecord, Utsname
 from kdiag.vmcore.printk import format_dmesg
 from kdiag.vmcore.vmcoreinfo import VmcoreInfo
@@ -24,5 +24,6 @@ __all__ = (
     "VmcoreInfo",
     "format_dmesg",
     "open",
+    "open_source",
     "open_stream",
 )

@@ -36,7 +36,7 @@ from kdiag.vmcore.source import ByteSource, FileSource
 from kdiag.vmcore.spool import file_compression, spool, unpack
 from kdiag.vmcore.vmcoreinfo import VmcoreInfo
 
-__all__ = ("Dump", "ProgressFn", "open", "open_stream")
+__all__ = ("Dump", "ProgressFn", "open", "open_source", "open_stream")
 
 _UTS_LEN = 6 * 65
 
@@ -426,6 +426,27 @@ def open_stream(
     return _open_source(file, pathlib.Path(name), f"/proc/self/fd/{file.fd}", progress, vmcoreinfo)
 
 
+def open_source(
+    source: ByteSource,
+    *,
+    name: str,
+    progress: ProgressFn | None = None,
+    vmcoreinfo: str | bytes | None = None,
+) -> Dump:
+    """Open a crash dump read through ``source`` (a remote file read by ranges, say); the
+    dump owns the source and closes it.  A compressed file (zstd, gzip, ...) is refused:
+    reading it needs the whole file.
+
+    :raises UnsupportedDump: a compressed file.
+    :raises DumpFormatError: not a crash dump this reader can read.
+    """
+    kind = file_compression(source.read_upto(0, 8))
+    if kind is not None:
+        source.close()
+        raise UnsupportedDump(f"{name} is {kind}-compressed: copy and decompress it first")
+    return _open_source(source, pathlib.Path(name), name, progress, vmcoreinfo)
+
+
 def _uncompressed(file: FileSource, name: str, progress: ProgressFn | None) -> FileSource:
     """``file`` itself, or a temporary decompressed copy of it when it is compressed."""
     kind = file_compression(file.read_upto(0, 8))
@@ -440,7 +461,7 @@ def _uncompressed(file: FileSource, name: str, progress: ProgressFn | None) -> F
 
 
 def _open_source(
-    file: FileSource,
+    file: ByteSource,
     path: pathlib.Path,
     tool_path: str,
     progress: ProgressFn | None,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from kdiag.errors import ConfigError, DumpFormatError, TruncatedDump
 
-__all__ = ("ByteSource", "FileSource", "check_range")
+__all__ = ("ByteSource", "FileSource", "RangeSource", "check_range")
 
 
 class ByteSource(Protocol):
@@ -118,3 +120,107 @@ class FileSource:
         if not self._closed:
             self._closed = True
             os.close(self._fd)
+
+
+#: fetch(offset, size) -> exactly those bytes (fewer only at the end of the file)
+Fetch = Callable[[int, int], bytes]
+
+
+class RangeSource:
+    """Bytes fetched by range from elsewhere (an SFTP file), through a small block cache.
+
+    Reads are rounded out to ``block``-sized blocks; the blocks missing from a read are
+    fetched in one call per contiguous run (each call is a round trip to a remote file), and
+    at most ``cache_blocks`` blocks are kept (least recently used go first).  ``bytes_read``
+    counts what was fetched, i.e. what crossed the network.  The local path
+    (:class:`FileSource`) does not go through this class.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        size: int,
+        *,
+        block: int = 64 * 1024,
+        cache_blocks: int = 256,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        if block <= 0 or block & (block - 1) or cache_blocks < 1 or size < 0:
+            raise ValueError("block must be a power of two, cache_blocks >= 1, size >= 0")
+        self._fetch = fetch
+        self._size = size
+        self._block = block
+        self._limit = cache_blocks
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._read = 0
+        self._fetches = 0
+        self._on_close = on_close
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def bytes_read(self) -> int:
+        return self._read
+
+    @property
+    def fetches(self) -> int:
+        """How many fetch calls (round trips) were made."""
+        return self._fetches
+
+    def read(self, offset: int, size: int, what: str = "data") -> bytes:
+        check_range(offset, size, self._size, what)
+        data = self._get(offset, size)
+        if len(data) != size:
+            raise TruncatedDump(f"{what}: short read at {offset:#x}", offset=offset)
+        return data
+
+    def read_upto(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size <= 0 or offset >= self._size:
+            return b""
+        return self._get(offset, min(size, self._size - offset))
+
+    def _get(self, offset: int, size: int) -> bytes:
+        if self._closed:
+            raise DumpFormatError("the dump is closed")
+        if size == 0:
+            return b""
+        first, last = offset // self._block, (offset + size - 1) // self._block
+        blocks = range(first, last + 1)
+        missing = [b for b in blocks if b not in self._cache]
+        got: dict[int, bytes] = {b: self._cache[b] for b in blocks if b in self._cache}
+        run_start = 0
+        for i, b in enumerate(missing):
+            if i + 1 == len(missing) or missing[i + 1] != b + 1:
+                got.update(self._fetch_run(missing[run_start], b))
+                run_start = i + 1
+        for b in blocks:
+            self._cache[b] = got[b]
+            self._cache.move_to_end(b)
+        joined = b"".join(got[b] for b in blocks)
+        while len(self._cache) > self._limit:
+            self._cache.popitem(last=False)
+        start = offset - first * self._block
+        return joined[start : start + size]
+
+    def _fetch_run(self, first: int, last: int) -> dict[int, bytes]:
+        start = first * self._block
+        length = min((last + 1) * self._block, self._size) - start
+        data = self._fetch(start, length)
+        self._fetches += 1
+        self._read += len(data)
+        if len(data) != length:
+            raise TruncatedDump(f"short read at {start:#x} ({len(data)} of {length})", offset=start)
+        return {
+            b: data[(b - first) * self._block : (b - first + 1) * self._block]
+            for b in range(first, last + 1)
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._cache.clear()
+            if self._on_close is not None:
+                self._on_close()
