@@ -224,3 +224,37 @@ def test_a_broken_progress_callback_does_not_break_the_drill(lab: dict[str, Any]
 
     report = _drill(lab, progress=explode)
     assert report.diagnosis.code == "send-denied"
+
+
+def test_host_dump_through_libvirt_is_attempted_and_its_refusal_reported(
+    lab: dict[str, Any], tmp_path: Path
+) -> None:
+    """A libvirt instance whose dump never appears: with --host-dump the drill asks libvirt
+    for a kdump-zlib core dump.  libvirt's test driver refuses the memory-only flag, and
+    that refusal must come back as the report's reason, typed, not as a crash."""
+    from kdiag.backends.libvirt import LibvirtBackend
+
+    store = lab["store"]
+    ctx = ServiceContext(store, backends=BackendPool({"libvirt": LibvirtBackend()}))
+    instance = store.add_instance(
+        backend="libvirt", target={"uri": "test:///default", "domain": "test"}
+    )
+    setup(store, instance)
+    with ServerThread(create_app(ctx)) as server:
+        report = run_drill(
+            store,
+            instance.id,
+            endpoint=server.url,
+            timeout=2,
+            dump_dir=lab["dump_dir"],
+            limits=FAST,
+            host_dump=True,
+            host_dump_dir=tmp_path / "hd",
+        )
+    ctx.close()
+    assert report.steps[1].status == "pass"  # the NMI went out through libvirt
+    assert report.evidence.host_dump is None
+    assert "unsupported flags" in (report.evidence.host_dump_error or "")
+    from kdiag.drill import format_report
+
+    assert "host-side dump: not taken: " in format_report(report)

@@ -23,10 +23,12 @@ from typing import Any
 
 from qemu.qmp import ConnectError, QMPClient, QMPError
 
+from kdiag.backends.base import Target
+from kdiag.backends.libvirt import LibvirtSettings, import_libvirt, map_libvirt_errors
 from kdiag.backends.qmp import parse_address
 from kdiag.errors import BackendError, BackendTimeout, BackendUnavailable
 
-__all__ = ("take_host_dump",)
+__all__ = ("take_host_dump", "take_libvirt_dump")
 
 _CONNECT_SECONDS = 5.0
 
@@ -99,4 +101,31 @@ def take_host_dump(
             f"QMP {address}: dump-guest-memory: {type(exc).__name__}: {exc}"
         ) from exc
     path.chmod(0o600)
+    return path
+
+
+def take_libvirt_dump(settings: LibvirtSettings, target: Target, path: Path) -> Path:
+    """libvirt's ``virDomainCoreDumpWithFormat`` (``kdump-zlib``, memory only) of the
+    domain into ``path``, written by the libvirt daemon on its host.
+
+    :raises BackendUnavailable: no libvirt-python (the extra), or no daemon.
+    :raises BackendError: libvirt refused or failed the dump.
+    """
+    libvirt = import_libvirt()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with map_libvirt_errors(target, settings):
+        conn = libvirt.openAuth(settings.uri, [[], None, None], 0)
+        try:
+            uid = settings.domain_uuid
+            dom = conn.lookupByUUIDString(uid) if uid else conn.lookupByName(settings.domain)
+            dom.coreDumpWithFormat(
+                str(path),
+                libvirt.VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB,
+                libvirt.VIR_DUMP_MEMORY_ONLY,
+            )
+        finally:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
+    with contextlib.suppress(OSError):  # the daemon's file on this host: private
+        path.chmod(0o600)
     return path

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdiag import vmcore
+from kdiag.backends.base import Target
+from kdiag.backends.libvirt import LibvirtSettings
 from kdiag.drill import api, identity
 from kdiag.drill.diagnosis import check_dump, diagnose
 from kdiag.drill.evidence import CHAIN_CHECKS, DumpFindings, Evidence, from_facts
-from kdiag.drill.hostdump import take_host_dump
+from kdiag.drill.hostdump import take_host_dump, take_libvirt_dump
 from kdiag.drill.observe import DumpDirWatch, LabWatch, lab_guest_for
 from kdiag.drill.record import catalog_dump, save
 from kdiag.drill.report import DrillReport
@@ -344,16 +346,21 @@ class _Run:
     def host_dump(self, *, pause: bool) -> None:
         if not self.want_host_dump or self.ev.host_dump is not None:
             return
-        if self.instance.backend != "qmp":  # libvirt: when its backend lands
+        if self.instance.backend not in ("qmp", "libvirt"):
             self.update(host_dump_error=f"not available for backend {self.instance.backend}")
             return
-        address = str(self.instance.target.get("address", ""))
         stamp = self.started_at.strftime("%Y-%m-%d-%H:%M:%S")
         root = self.host_dump_dir or state_dir() / "drill"
         path = root / f"{self.instance.id}-{stamp}" / "host-vmcore"
         self.clock.note("reboot", f"taking a host-side dump: {path}")
         try:
-            take_host_dump(address, path, pause=pause, timeout=max(30.0, self.left() + 60))
+            if self.instance.backend == "libvirt":
+                settings = LibvirtSettings.parse(dict(self.instance.target))
+                target = Target(self.instance.id, dict(self.instance.target), self.instance.arch)
+                take_libvirt_dump(settings, target, path)
+            else:
+                address = str(self.instance.target.get("address", ""))
+                take_host_dump(address, path, pause=pause, timeout=max(30.0, self.left() + 60))
         except KdiagError as exc:
             self.update(host_dump_error=str(exc))
             self.clock.note("reboot", f"host-side dump failed: {exc}")
@@ -425,6 +432,8 @@ class _Run:
             path = self.dump()
             if path is not None:
                 self.triage(path)
+            elif self.watch is not None and not isinstance(self.watch, LabWatch):
+                self.host_dump(pause=False)  # nothing to watch but the dump: it never came
         self._sync_lab()
         if self.ev.host_dump is not None and self.ev.host_dump.error is None:
             host = self.guest.name if self.guest is not None else None
