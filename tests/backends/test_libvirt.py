@@ -97,6 +97,58 @@ def test_state_mapping_covers_every_libvirt_state():
     assert {k: str(domain_state(*k)) for k in expected} == expected
 
 
+def test_error_numbers_are_libvirts():
+    import libvirt
+
+    import kdiag.backends.libvirt as ours
+
+    names = [n for n in dir(ours) if n.startswith("VIR_ERR_")]
+    assert len(names) >= 15
+    assert {n: getattr(ours, n) for n in names} == {n: getattr(libvirt, n) for n in names}
+
+
+def test_error_classes_before_and_after_inject():
+    """Before injectNMI, each libvirt error is its refusal or failure; after it, only a
+    clear refusal stays one and everything else is DeliveryUnconfirmed."""
+    import threading
+
+    from kdiag.backends.libvirt import _classify, map_libvirt_errors
+    from kdiag.errors import BackendError, DeliveryUnconfirmed
+
+    expected = {
+        (3, False): NMINotSupported,
+        (84, True): NMINotSupported,
+        (55, False): IncorrectState,
+        (55, True): IncorrectState,
+        (29, True): BackendUnavailable,  # read-only connection: refused
+        (88, False): BackendUnavailable,
+        (42, False): TargetNotFound,
+        (42, True): DeliveryUnconfirmed,
+        (38, False): BackendUnavailable,
+        (38, True): DeliveryUnconfirmed,
+        (39, True): DeliveryUnconfirmed,
+        (68, False): BackendTimeout,
+        (1, False): BackendError,
+        (1, True): DeliveryUnconfirmed,
+    }
+    got = {k: type(_classify(k[0], "text", "w", "i-1", after_send=k[1])) for k in expected}
+    assert got == expected
+    unsupported = _classify(
+        1, "this feature or command is not currently supported", "w", "i", after_send=True
+    )
+    assert isinstance(unsupported, NMINotSupported)
+
+    settings = LibvirtSettings.parse({"uri": "test:///default", "domain": "test"})
+    sent = threading.Event()
+    sent.set()
+    for raised in (TimeoutError(), RuntimeError("binding failed")):
+        with (
+            pytest.raises(DeliveryUnconfirmed, match="unconfirmed"),
+            map_libvirt_errors(_target("test:///default", "test"), settings, sent=sent),
+        ):
+            raise raised
+
+
 def test_registered_as_an_entry_point():
     with get_backend("libvirt") as backend:
         assert isinstance(backend, LibvirtBackend)

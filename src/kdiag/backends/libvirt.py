@@ -90,9 +90,9 @@ VIR_ERR_OPERATION_TIMEOUT = 68
 VIR_ERR_AUTH_CANCELLED = 79
 VIR_ERR_OPERATION_UNSUPPORTED = 84
 VIR_ERR_ARGUMENT_UNSUPPORTED = 74
-VIR_ERR_OPERATION_DENIED = 52
+VIR_ERR_OPERATION_DENIED = 29  # a read-only connection
 VIR_ERR_AUTH_UNAVAILABLE = 94
-VIR_ERR_AGENT_UNRESPONSIVE = 86
+VIR_ERR_ACCESS_DENIED = 88  # libvirt's access control (polkit, ACL driver)
 
 _UNAVAILABLE = frozenset(
     {
@@ -103,9 +103,10 @@ _UNAVAILABLE = frozenset(
         VIR_ERR_AUTH_FAILED,
         VIR_ERR_AUTH_CANCELLED,
         VIR_ERR_AUTH_UNAVAILABLE,
-        VIR_ERR_OPERATION_DENIED,
     }
 )
+#: libvirtd refused the caller's rights: nothing was done, before or after injectNMI
+_DENIED = frozenset({VIR_ERR_OPERATION_DENIED, VIR_ERR_ACCESS_DENIED})
 _UNSUPPORTED = frozenset(
     {VIR_ERR_NO_SUPPORT, VIR_ERR_OPERATION_UNSUPPORTED, VIR_ERR_ARGUMENT_UNSUPPORTED}
 )
@@ -247,30 +248,37 @@ def map_libvirt_errors(
                     target=iid,
                 ) from exc
             raise
-        text = _remote_text(exc)
-        if code in _UNSUPPORTED or (
-            code in (VIR_ERR_INTERNAL_ERROR, VIR_ERR_OPERATION_FAILED)
-            and _UNSUPPORTED_TEXT.search(text)
-        ):
-            raise NMINotSupported(
-                f"{where}: the hypervisor cannot inject an NMI into this domain: {text}",
-                target=iid,
-            ) from exc
-        if code == VIR_ERR_OPERATION_INVALID:
-            raise IncorrectState(f"{where}: {text}; NMI not sent", target=iid) from exc
-        if code in (VIR_ERR_NO_DOMAIN, VIR_ERR_INVALID_DOMAIN) and not after_send:
-            raise TargetNotFound(f"{where}: no such domain: {text}", target=iid) from exc
-        if after_send:
-            raise DeliveryUnconfirmed(
-                f"{where}: {text} (libvirt error {code}) after injectNMI was called; "
-                "delivery of the NMI is unconfirmed",
-                target=iid,
-            ) from exc
-        if code == VIR_ERR_OPERATION_TIMEOUT:
-            raise BackendTimeout(f"{where}: {text}", target=iid) from exc
-        if code in _UNAVAILABLE:
-            raise BackendUnavailable(f"{where}: {text}", target=iid) from exc
-        raise BackendError(f"{where}: {text} (libvirt error {code})", target=iid) from exc
+        raise _classify(code, _remote_text(exc), where, iid, after_send=after_send) from exc
+
+
+def _classify(code: int, text: str, where: str, iid: str, *, after_send: bool) -> BackendError:
+    """The kdiag error for libvirt error ``code`` (see :func:`map_libvirt_errors`)."""
+    if code in _UNSUPPORTED or (
+        code in (VIR_ERR_INTERNAL_ERROR, VIR_ERR_OPERATION_FAILED)
+        and _UNSUPPORTED_TEXT.search(text)
+    ):
+        return NMINotSupported(
+            f"{where}: the hypervisor cannot inject an NMI into this domain: {text}", target=iid
+        )
+    if code in _DENIED:
+        return BackendUnavailable(
+            f"{where}: libvirtd refused kdiag's connection the right: {text}", target=iid
+        )
+    if code == VIR_ERR_OPERATION_INVALID:
+        return IncorrectState(f"{where}: {text}; NMI not sent", target=iid)
+    if code in (VIR_ERR_NO_DOMAIN, VIR_ERR_INVALID_DOMAIN) and not after_send:
+        return TargetNotFound(f"{where}: no such domain: {text}", target=iid)
+    if after_send:
+        return DeliveryUnconfirmed(
+            f"{where}: {text} (libvirt error {code}) after injectNMI was called; "
+            "delivery of the NMI is unconfirmed",
+            target=iid,
+        )
+    if code == VIR_ERR_OPERATION_TIMEOUT:
+        return BackendTimeout(f"{where}: {text}", target=iid)
+    if code in _UNAVAILABLE:
+        return BackendUnavailable(f"{where}: {text}", target=iid)
+    return BackendError(f"{where}: {text} (libvirt error {code})", target=iid)
 
 
 class _Gate:
