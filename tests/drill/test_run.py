@@ -131,6 +131,13 @@ def test_a_dump_in_the_dump_dir_passes(lab: dict[str, Any]) -> None:
     assert lab["machine"].nmis == 1
     (rec,) = history(lab["store"], lab["instance"].id)
     assert (rec.id, rec.verdict, rec.diagnosis) == (report.drill_id, "pass", "ok")
+    # the drill's dump is in the dump catalog, with the drill as its source
+    from kdiag.catalog import list_dumps
+
+    (entry,) = list_dumps(lab["store"])
+    assert entry.id == report.evidence.dump.catalog_id == rec.dump_id
+    assert entry.klass == "nmi"
+    assert report.evidence.dump.path in entry.paths
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from pathlib import Path
 
+from kdiag.catalog import index_dump
 from kdiag.drill.evidence import DumpFindings
 from kdiag.drill.report import DrillReport
 from kdiag.errors import DumpFormatError, KdiagError
@@ -60,16 +60,11 @@ def catalog_dump(
 ) -> tuple[str | None, str | None]:
     """Add a drill's dump to the dump catalog: ``(entry id, None)`` or ``(None, why not)``.
 
-    The one call site of :func:`kdiag.catalog.index_dump` (the catalog is built alongside,
-    issue 13); a catalog failure never fails the drill, it is noted in the report.
+    Through :func:`kdiag.catalog.index_dump` (source ``drill``); a catalog failure never
+    fails the drill, it is noted in the report.
     """
-    # CATALOG CALL SITE: kdiag.catalog.index_dump(store, path, *, host, source="drill")
     try:
-        # TODO(catalog): a plain import once kdiag.catalog is committed (issue 13's catalog)
-        index_dump = importlib.import_module("kdiag.catalog").index_dump
         entry = index_dump(store, Path(dump.path), host=host, source="drill", account_id=account_id)
-    except (ImportError, AttributeError):
-        return None, "the dump catalog is not installed"
     except (DumpFormatError, KdiagError, OSError) as exc:
         return None, f"not catalogued: {exc}"
     return str(entry.id), None
