@@ -102,9 +102,12 @@ def signed_call(service, creds, method, path, body=None, *, nonce=""):
     return httpx.request(method, request.url, content=data, headers=dict(request.headers.items()))
 
 
-def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time.time):
+def run_service(
+    tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time.time, **server_config
+):
     """A fresh store in ``tmp`` (or at ``db_url``) and the app serving it; a context manager
-    yielding Service.  ``limiter_clock`` is the token buckets' clock."""
+    yielding Service.  ``limiter_clock`` is the token buckets' clock; ``server_config``
+    goes to :func:`kdiag.service.server.uvicorn_config` (timeouts, connection cap)."""
     import contextlib
 
     @contextlib.contextmanager
@@ -118,7 +121,7 @@ def run_service(tmp, *, rate=1000.0, burst=1000, db_url=None, limiter_clock=time
             backends=BackendPool({"fake": backend}),
         )
         try:
-            with ServerThread(create_app(ctx)) as server:
+            with ServerThread(create_app(ctx), **server_config) as server:
                 yield Service(store, backend, ctx, server.url)
         finally:
             store.close()

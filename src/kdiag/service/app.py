@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from kdiag.console import app as console_app
 from kdiag.errors import KdiagError, MethodNotAllowed, UnknownEndpoint
-from kdiag.service.audit import Replayed
+from kdiag.service.audit import BodyIncomplete, Replayed
 from kdiag.service.context import ServiceContext
 from kdiag.service.ec2 import Ec2Query
 from kdiag.service.errors import ApiError, error_json, error_xml, to_api_error
@@ -56,7 +56,7 @@ def create_app(ctx: ServiceContext, *, console_sources: Sources | None = None) -
         try:
             incoming = incoming_request(request, await read_body(request))
             handler = functools.partial(query.handle, incoming, audit)
-        except KdiagError as exc:  # too large: answered without reading on
+        except (KdiagError, BodyIncomplete) as exc:  # too large, or never whole
             handler = _raiser(exc)
         answer = await run_in_threadpool(ctx.run, handler, audit)
         if isinstance(answer, Replayed):
@@ -92,6 +92,9 @@ def create_app(ctx: ServiceContext, *, console_sources: Sources | None = None) -
         return await unrouted(request, MethodNotAllowed(f"{request.method} is not allowed here"))
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    # No redirects (/v1/instances/ -> /v1/instances): one would go unaudited, and a signed
+    # request cannot follow it (the path is signed).  Such a path is NotFound, audited.
+    app.router.redirect_slashes = False
     app.state.ctx = ctx
     return app
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -20,7 +21,16 @@ from kdiag.service.errors import ApiError, to_api_error
 from kdiag.store import AuditEntry, Store
 from kdiag.store.ledger import RecordedAnswer
 
-__all__ = ("Replayed", "RequestAudit", "outcome_of", "run_audited")
+__all__ = (
+    "BodyIncomplete",
+    "Replayed",
+    "RequestAudit",
+    "WireEvent",
+    "outcome_of",
+    "record_rejection",
+    "record_wire_event",
+    "run_audited",
+)
 
 log = logging.getLogger("kdiag.service")
 
@@ -49,6 +59,30 @@ class RequestAudit:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """A request the HTTP layer ended before the app saw it: what its audit row says."""
+
+    code: str
+    message: str
+    #: the status answered; None: the client left, nothing was answered
+    status: int | None
+    peer: str | None
+    method: str | None = None
+    path: str | None = None
+
+
+class BodyIncomplete(Exception):
+    """The request's body never arrived whole: the client left, or the HTTP layer timed
+    it out (``code`` ``ClientDisconnected`` or ``RequestTimeout``).  Nothing was done; the
+    request is audited ``rejected`` and its answer goes nowhere."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class Replayed(Exception):
@@ -89,6 +123,10 @@ def run_audited(
             f"{answer.status}) of request {answer.request_id}; nothing was done again",
         )
         return replay
+    except BodyIncomplete as gone:
+        error = ApiError(gone.code, gone.message, 408)
+        _record(store, audit, error)
+        return error
     except Exception as exc:  # the one boundary: everything becomes an EC2 error
         error = to_api_error(exc)
         if error.code == InternalError.code:
@@ -129,3 +167,18 @@ def _record(
         store.record_audit(entry)
     except Exception:  # the answer still goes out; the failure is logged loudly
         log.exception("could not audit request %s", audit.request_id)
+
+
+def record_rejection(store: Store, audit: RequestAudit, code: str, message: str) -> None:
+    """Audit a request that ended without an answer from the app (``rejected``): a body
+    that timed out, a client that left while sending it."""
+    _record(store, audit, ApiError(code, message, 400))
+
+
+def record_wire_event(store: Store, event: WireEvent) -> None:
+    """Audit a request the HTTP layer ended itself (bad head, timeout, disconnect)."""
+    audit = RequestAudit(request_id=str(uuid.uuid4()), source_ip=event.peer)
+    method = event.method or "HTTP"
+    audit.action = f"{method} {event.path or '-'}"[:64]
+    shown = f" (answered {event.status})" if event.status is not None else ""
+    record_rejection(store, audit, event.code, event.message + shown)

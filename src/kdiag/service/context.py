@@ -25,7 +25,13 @@ from typing import TypeVar
 from kdiag.authz import Caller
 from kdiag.backends.base import BackendPool
 from kdiag.errors import DeliveryUnconfirmed
-from kdiag.service.audit import Replayed, RequestAudit, run_audited
+from kdiag.service.audit import (
+    Replayed,
+    RequestAudit,
+    WireEvent,
+    record_wire_event,
+    run_audited,
+)
 from kdiag.service.errors import ApiError
 from kdiag.service.keys import KeyCache
 from kdiag.service.ratelimit import Throttle
@@ -158,6 +164,10 @@ class ServiceContext:
             self.store.prune_ledger(self._clock(), idle_before=self.throttle.idle_before())
         except Exception:  # housekeeping: the next prune tries again
             log.exception("could not prune the replay ledger")
+
+    def audit_wire_event(self, event: WireEvent) -> None:
+        """Audit a request the HTTP layer ended itself (the protocol's auditor)."""
+        record_wire_event(self.store, event)
 
     def run(self, handler: Callable[[], T], audit: RequestAudit) -> T | ApiError | Replayed:
         """Call ``handler``: its value, the client's error, or a repeated signature's

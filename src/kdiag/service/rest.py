@@ -33,7 +33,7 @@ from kdiag.errors import (
 )
 from kdiag.filters import MAX_FILTERS, Filter
 from kdiag.service import actions
-from kdiag.service.audit import Replayed, RequestAudit
+from kdiag.service.audit import BodyIncomplete, Replayed, RequestAudit
 from kdiag.service.context import ServiceContext
 from kdiag.service.ec2 import SIGV4_QUERY_PARAMS
 from kdiag.service.errors import ApiError, error_json
@@ -162,10 +162,10 @@ def rest_routes(ctx: ServiceContext) -> list[Route]:
             audit = new_audit(request)
             audit.action = action
             headers = response_headers(audit.request_id)
-            early: KdiagError | None = None
+            early: KdiagError | BodyIncomplete | None = None
             try:
                 raw = await read_body(request)
-            except KdiagError as exc:
+            except (KdiagError, BodyIncomplete) as exc:
                 raw, early = b"", exc
             incoming = incoming_request(request, raw)
 

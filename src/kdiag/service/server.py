@@ -15,14 +15,21 @@ import logging
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any, Self
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kdiag.service.audit import WireEvent
+from kdiag.service.wire import BODY_TIMED_OUT, peer_address
+
 __all__ = (
+    "BODY_TIMEOUT",
     "HEAD_TIMEOUT",
+    "MAX_CONNECTIONS",
     "MAX_HEADERS",
     "MAX_HEAD_BYTES",
     "BoundedHttpProtocol",
@@ -68,10 +75,19 @@ MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 100
 #: Seconds allowed for a request's line and headers (:class:`BoundedHttpProtocol`).
 HEAD_TIMEOUT = 10.0
+#: Seconds allowed for a request's body, from the end of its headers.
+BODY_TIMEOUT = 10.0
+#: Connections served at once by one process; more are answered 503 and closed at once,
+#: so a flood of idle connections cannot use up the file descriptors.
+MAX_CONNECTIONS = 1000
 
 
 class _HeadTooLarge(Exception):
     pass
+
+
+#: Writes a :class:`WireEvent`'s audit row (called in a worker thread, never on the loop).
+WireAuditor = Callable[[WireEvent], None]
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -87,18 +103,69 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     _in_head = True
     _head_bytes = 0
     _head_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _refused = False
+    #: Set when kdiag itself ends the connection (an answer, a timeout): not a disconnect.
+    _ended_here = False
+    _reject_reason: str | None = None
     #: Seconds a connection may take to send a request's line and headers, counted from its
     #: first byte (or from the connection, for the first request): a slow-loris client that
     #: trickles a header never holds a connection longer.
     head_timeout = HEAD_TIMEOUT
+    #: Seconds a request may take to send its body once its headers are in.
+    body_timeout = BODY_TIMEOUT
+    #: Connections this process serves at once (more are answered 503 and closed).
+    max_connections = MAX_CONNECTIONS
+    #: Where requests ended here (parser rejections, timeouts, disconnects) are audited.
+    auditor: WireAuditor | None = None
+    _last_refusal_log = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse_connection()
+            return
         self._arm_head_timer()
+
+    def _refuse_connection(self) -> None:
+        """Over :attr:`max_connections`: answer 503 before reading anything and close, so
+        the descriptor is free again at once.  Logged at most once a second; no audit row
+        (no request was read)."""
+        self._refused = True
+        self.transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.close()
+        now = time.monotonic()
+        if now - BoundedHttpProtocol._last_refusal_log > 1.0:
+            BoundedHttpProtocol._last_refusal_log = now
+            log.warning("more than %d connections: refusing new ones", self.max_connections)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
+        if not self._refused and not self._ended_here and self._in_head and self._head_bytes:
+            self._audit(
+                "ClientDisconnected",
+                "the client closed the connection before its request head was complete",
+                None,
+            )
         super().connection_lost(exc)
+
+    def _audit(self, code: str, message: str, status: int | None) -> None:
+        if self.auditor is None:
+            return
+        scope = getattr(self, "scope", None) or {}
+        peer = peer_address(self.client[0]) if self.client else None
+        event = WireEvent(code, message, status, peer, scope.get("method"), scope.get("path"))
+        self.loop.run_in_executor(None, _run_auditor, self.auditor, event)
+
+    def send_400_response(self, msg: str) -> None:
+        self._ended_here = True
+        reason = self._reject_reason or "malformed HTTP request"
+        self._reject_reason = None
+        self._audit("BadRequest", reason, 400)
+        super().send_400_response(msg)
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
@@ -112,16 +179,41 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._in_head and not self.transport.is_closing():
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            )
+            self._ended_here = True
+            if self._head_bytes:  # a silent connection sent no request: nothing to audit
+                self._audit(
+                    "RequestTimeout",
+                    f"request head not complete within {self.head_timeout:g} s",
+                    408,
+                )
+            self.transport.write(_TIMEOUT_408)
             self.transport.close()
 
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        """The body did not arrive in time: answer 408 and close.  The app, reading the
+        body, then sees a disconnect and audits the request with the flag set here."""
+        self._body_timer = None
+        if self.transport.is_closing() or self.cycle is None or self.cycle.response_complete:
+            return
+        self._ended_here = True
+        self.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        self.cycle.response_complete = True  # the app's answer, if any, is not sent
+        self.transport.write(_TIMEOUT_408)
+        self.transport.close()
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         super().data_received(data)
         if self._in_head and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
+                self._reject_reason = f"request head over {MAX_HEAD_BYTES} bytes"
                 self.send_400_response("Request header fields too large.")
 
     def on_message_begin(self) -> None:
@@ -131,6 +223,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_HEADERS:
+            self._reject_reason = f"more than {MAX_HEADERS} header fields"
             raise _HeadTooLarge  # httptools: HttpParserCallbackError, answered 400, closed
         super().on_header(name, value)
 
@@ -138,6 +231,29 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self.parser.get_method() in (b"POST", b"PUT", b"PATCH") or any(
+            name in (b"content-length", b"transfer-encoding") for name, _ in self.headers
+        ):
+            self._cancel_body_timer()
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_response_complete()
+
+
+_TIMEOUT_408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def _run_auditor(auditor: WireAuditor, event: WireEvent) -> None:
+    try:
+        auditor(event)
+    except Exception:  # the connection is gone either way; say so loudly
+        log.exception("could not audit a request ended by the HTTP layer (%s)", event.code)
 
 
 def uvicorn_config(
@@ -146,16 +262,37 @@ def uvicorn_config(
     access_log: bool = False,
     log_level: str = "warning",
     forwarded_allow_ips: str | None = None,
+    head_timeout: float | None = None,
+    body_timeout: float | None = None,
+    max_connections: int | None = None,
+    auditor: WireAuditor | None = None,
 ) -> Any:
     """The uvicorn settings kdiag runs with (HTTP/1.1 keep-alive, no websockets, no lifespan).
 
     ``X-Forwarded-For``/``-Proto`` are ignored unless ``forwarded_allow_ips`` names the
     proxies allowed to set them: the peer address is ``aws:SourceIp`` in policies, and
-    uvicorn's default would let any local process claim another address.
+    uvicorn's default would let any local process claim another address.  Requests the
+    HTTP layer ends itself are audited through ``auditor`` (default: the kdiag app's own,
+    ``app.state.ctx.audit_wire_event``).  Shutdown waits for requests in flight however
+    long they take (a backend call is bounded by its own timeout).
     """
+    if auditor is None:
+        ctx = getattr(getattr(app, "state", None), "ctx", None)
+        auditor = getattr(ctx, "audit_wire_event", None)
+    settings: dict[str, Any] = {  # None: the protocol's own (HEAD_TIMEOUT, ...)
+        "head_timeout": head_timeout,
+        "body_timeout": body_timeout,
+        "max_connections": max_connections,
+        "auditor": staticmethod(auditor) if auditor is not None else None,
+    }
+    protocol = type(
+        "KdiagHttpProtocol",
+        (BoundedHttpProtocol,),
+        {k: v for k, v in settings.items() if v is not None},
+    )
     return uvicorn.Config(
         app,
-        http=BoundedHttpProtocol,
+        http=protocol,
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         lifespan="off",
@@ -201,10 +338,10 @@ def run_foreground(server: uvicorn.Server, sock: socket.socket) -> signal.Signal
 class ServerThread:
     """Serve ``app`` on 127.0.0.1:<free port> in a background thread."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
         self._sock = bind_socket(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn_config(app))
+        self._server = uvicorn.Server(uvicorn_config(app, **config))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )

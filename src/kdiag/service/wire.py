@@ -8,14 +8,15 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from kdiag.errors import RequestEntityTooLarge
-from kdiag.service.audit import Replayed, RequestAudit
+from kdiag.service.audit import BodyIncomplete, Replayed, RequestAudit
 from kdiag.service.sigv4 import IncomingRequest
 
 __all__ = (
+    "BODY_TIMED_OUT",
     "MAX_BODY",
     "incoming_request",
     "keep_answer",
@@ -28,6 +29,9 @@ __all__ = (
 
 #: The largest request body accepted (EC2 Query requests are a few hundred bytes).
 MAX_BODY = 64 * 1024
+#: Set in a request's scope by the HTTP layer when the body timed out
+#: (:class:`kdiag.service.server.BoundedHttpProtocol`).
+BODY_TIMED_OUT = "kdiag.body_timed_out"
 
 
 def incoming_request(request: Request, body: bytes) -> IncomingRequest:
@@ -46,17 +50,31 @@ def incoming_request(request: Request, body: bytes) -> IncomingRequest:
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, refusing more than ``limit`` bytes (RequestEntityTooLarge)."""
+    """The body, refusing more than ``limit`` bytes (RequestEntityTooLarge).
+
+    :raises BodyIncomplete: the client left before the body was whole, or did not send it
+        within the HTTP layer's body timeout (which then answered 408 and closed).
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestEntityTooLarge(f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestEntityTooLarge(f"request body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestEntityTooLarge(f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        if request.scope.get(BODY_TIMED_OUT):
+            raise BodyIncomplete(
+                "RequestTimeout", f"request body incomplete after the timeout ({size} bytes)"
+            ) from None
+        raise BodyIncomplete(
+            "ClientDisconnected",
+            f"the client closed the connection before its body was complete ({size} bytes)",
+        ) from None
     return b"".join(chunks)
 
 

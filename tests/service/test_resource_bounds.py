@@ -1,0 +1,153 @@
+"""Resource bounds, attacked over real sockets on loopback: half-sent bodies time out,
+connections beyond the cap are refused at once (file descriptors stay bounded), and every
+request leaves an audit row — parser rejections, timeouts, redirects and disconnects too.
+"""
+
+import os
+import socket
+import time
+
+import pytest
+
+from .conftest import run_service
+
+BODY_TIMEOUT = 0.5
+MAX_CONNECTIONS = 20
+
+
+@pytest.fixture(scope="module")
+def bounded(tmp_path_factory):
+    with run_service(
+        tmp_path_factory.mktemp("bounds"),
+        body_timeout=BODY_TIMEOUT,
+        max_connections=MAX_CONNECTIONS,
+    ) as svc:
+        yield svc
+
+
+def _address(svc):
+    host, port = svc.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _read_all(sock):
+    answer = b""
+    while data := sock.recv(4096):
+        answer += data
+    return answer
+
+
+def _row(svc, code, since_id, timeout=10.0):
+    """The first audit row with ``code`` after row ``since_id`` (written off the loop)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [r for r in svc.store.audit_rows() if r.id > since_id and r.error_code == code]
+        if rows:
+            return rows[0]
+        time.sleep(0.05)
+    pytest.fail(f"no audit row {code}")
+
+
+def _last_id(svc):
+    rows = svc.store.audit_rows(limit=1)
+    return rows[-1].id if rows else 0
+
+
+def test_half_sent_body_is_answered_408_and_audited(bounded):
+    mark = _last_id(bounded)
+    started = time.monotonic()
+    with socket.create_connection(_address(bounded), timeout=5) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100\r\n\r\nAction=Send"
+        )
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert time.monotonic() - started < 5.0
+    row = _row(bounded, "RequestTimeout", mark)
+    assert (row.outcome, row.source_ip) == ("rejected", "127.0.0.1")
+    assert "11 bytes" in row.message
+    assert bounded.backend.sent == []
+
+
+def test_disconnects_mid_head_and_mid_body_are_audited(bounded):
+    mark = _last_id(bounded)
+    with socket.create_connection(_address(bounded), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Le")
+        time.sleep(0.1)
+    row = _row(bounded, "ClientDisconnected", mark)
+    assert "head" in row.message
+    mark = row.id
+    with socket.create_connection(_address(bounded), timeout=5) as sock:
+        sock.sendall(b"POST /v1/instances/i-0123456789abcdef0/diagnostic-interrupt HTTP/1.1\r\n")
+        sock.sendall(b"Host: x\r\nContent-Length: 50\r\n\r\n{")
+        time.sleep(0.1)
+    row = _row(bounded, "ClientDisconnected", mark)
+    assert "body" in row.message
+    assert row.action == "SendDiagnosticInterrupt"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "malformed"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 4, "malformed"),  # TLS to plain HTTP
+        (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "more than 100 header"),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 40_000, "over 32768 bytes"),
+    ],
+    ids=["bad-header", "tls-hello", "too-many-headers", "head-too-large"],
+)
+def test_parser_rejections_are_answered_400_and_audited(bounded, payload, reason):
+    mark = _last_id(bounded)
+    with socket.create_connection(_address(bounded), timeout=5) as sock:
+        sock.sendall(payload)
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    row = _row(bounded, "BadRequest", mark)
+    assert reason in row.message
+    assert (row.outcome, row.source_ip) == ("rejected", "127.0.0.1")
+    assert len(row.message) < 300
+
+
+def test_a_trailing_slash_is_not_redirected_but_audited(bounded):
+    mark = _last_id(bounded)
+    with socket.create_connection(_address(bounded), timeout=5) as sock:
+        sock.sendall(b"GET /v1/instances/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+    assert b"location" not in answer.lower()
+    row = _row(bounded, "NotFound", mark)
+    assert row.action == "GET /v1/instances/"
+
+
+def _fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_connections_beyond_the_cap_are_refused_and_descriptors_stay_bounded(bounded):
+    """200 idle connections against a cap of 20: the server holds at most 20 (plus the
+    ones it is closing); each connection over the cap gets 503 and is closed at once."""
+    before = _fds()
+    idle = []
+    try:
+        for _ in range(200):
+            idle.append(socket.create_connection(_address(bounded), timeout=5))
+        time.sleep(0.5)  # let the server accept (and refuse) them all
+        held = _fds() - before - len(idle)  # the server's side of these connections
+        assert held <= MAX_CONNECTIONS + 5, held
+        refused = 0
+        for sock in idle:
+            sock.settimeout(0.05)
+            try:
+                if sock.recv(64).startswith(b"HTTP/1.1 503"):
+                    refused += 1
+            except TimeoutError:
+                pass  # served: still waiting for a request
+        assert refused >= 200 - MAX_CONNECTIONS
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.3)
+    with socket.create_connection(_address(bounded), timeout=5) as sock:  # served again
+        sock.sendall(b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _read_all(sock).startswith(b"HTTP/1.1 200")
