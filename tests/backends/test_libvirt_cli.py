@@ -138,3 +138,49 @@ def test_check_reports_reachability_state_and_capability(kdiag, db, libvirtd: Li
     assert "InvalidInstanceID.NotFound" in err
     _, err = kdiag("instances", "check", "web-1", code=2)
     assert "InvalidInstanceID.Malformed" in err
+
+
+def test_lab_define_refuses_before_building(
+    libvirtd: Libvirtd,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    """``kdiag lab define`` checks the URI and the daemon before the lab build (which may
+    download): a bad URI, an unreachable daemon and a running domain of that name."""
+    import libvirt
+
+    from kdiag.lab import build as build_module
+
+    def kdiag(*args: str, code: int) -> tuple[str, str]:
+        rc = cli_main.run(list(args))
+        out, err = capsys.readouterr()
+        assert rc == code, (rc, out, err)
+        return out, err
+
+    def no_build(*_args: object, **_kw: object) -> object:
+        raise AssertionError("lab define built before checking the daemon")
+
+    monkeypatch.setattr(build_module, "build", no_build)
+    root = ("--root", str(tmp_path / "lab"))
+    _, err = kdiag("lab", "define", "--libvirt-uri", "not a uri", *root, code=2)
+    assert '"uri": must be a libvirt URI' in err
+    gone = f"qemu:///session?socket={tmp_path}/none"
+    _, err = kdiag("lab", "define", "--libvirt-uri", gone, *root, code=4)
+    assert "BackendUnavailable" in err
+    libvirtd.define_xml(minimal_domain_xml("cli-run"))
+    conn = libvirt.open(libvirtd.uri)
+    try:
+        dom = conn.lookupByName("cli-run")
+        dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+        try:
+            _, err = kdiag(
+                "lab", "define", "--name", "cli-run", "--libvirt-uri", libvirtd.uri, *root,
+                code=4,
+            )  # fmt: skip
+            assert "domain cli-run is running; stop it first" in err
+        finally:
+            dom.destroy()
+    finally:
+        conn.close()
+    assert not (tmp_path / "lab").exists()  # nothing written

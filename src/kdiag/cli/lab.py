@@ -364,11 +364,12 @@ def define_cmd(
     """
     from kdiag.backends.libvirt import LibvirtSettings  # noqa: PLC0415 - see _lab
     from kdiag.lab.build import build  # noqa: PLC0415 - see _lab
-    from kdiag.lab.domain import define  # noqa: PLC0415 - see _lab
+    from kdiag.lab.domain import check_daemon, define  # noqa: PLC0415 - see _lab
     from kdiag.lab.guest import GuestSpec  # noqa: PLC0415 - see _lab
 
     LibvirtSettings.parse({"uri": libvirt_uri, "domain": name})  # refuse a bad URI first
     spec = GuestSpec.check(name, profile, memory, cpus)
+    check_daemon(libvirt_uri, name)  # before a build that may download
     with _Progress() as progress:
         info = build(progress)
     defined = define(libvirt_uri, _lab(root).root, spec, info, accel=accel, start=start)

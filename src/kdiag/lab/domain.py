@@ -29,6 +29,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kdiag.backends.libvirt import import_libvirt
 from kdiag.errors import (
@@ -42,7 +43,15 @@ from kdiag.lab.build import BuildInfo
 from kdiag.lab.guest import GuestSpec, _kernel_command_line, _make_disk
 from kdiag.lab.qemu import qemu_binary
 
-__all__ = ("DefinedDomain", "DomainFiles", "define", "domain_xml", "prepare", "wait_console")
+__all__ = (
+    "DefinedDomain",
+    "DomainFiles",
+    "check_daemon",
+    "define",
+    "domain_xml",
+    "prepare",
+    "wait_console",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +194,37 @@ def _link_or_copy(source: Path, dest: Path) -> Path:
     return dest
 
 
+def _connect(uri: str) -> Any:
+    libvirt = import_libvirt()
+    try:
+        return libvirt.openAuth(uri, [[], None, None], 0)
+    except libvirt.libvirtError as exc:
+        raise BackendUnavailable(f"libvirt {uri}: {exc.get_error_message()}") from exc
+
+
+def _refuse_running(conn: Any, uri: str, name: str) -> None:
+    libvirt = import_libvirt()
+    with contextlib.suppress(libvirt.libvirtError):  # no such domain: fine
+        if conn.lookupByName(name).isActive():
+            raise IncorrectState(
+                f"libvirt {uri}: domain {name} is running; stop it first "
+                f"(virsh -c '{uri}' destroy {name})"
+            )
+
+
+def check_daemon(uri: str, name: str) -> None:
+    """Before a build: the daemon at ``uri`` answers and runs no domain called ``name``.
+
+    :raises BackendUnavailable: libvirt-python missing, or the daemon cannot be reached.
+    :raises IncorrectState: a domain of that name is running there.
+    """
+    conn = _connect(uri)
+    try:
+        _refuse_running(conn, uri, name)
+    finally:
+        conn.close()
+
+
 def define(
     uri: str,
     root: Path,
@@ -203,17 +243,9 @@ def define(
     """
     libvirt = import_libvirt()
     where = f"libvirt {uri}"
+    conn = _connect(uri)
     try:
-        conn = libvirt.openAuth(uri, [[], None, None], 0)
-    except libvirt.libvirtError as exc:
-        raise BackendUnavailable(f"{where}: {exc.get_error_message()}") from exc
-    try:
-        with contextlib.suppress(libvirt.libvirtError):
-            if conn.lookupByName(spec.name).isActive():
-                raise IncorrectState(
-                    f"{where}: domain {spec.name} is running; stop it first "
-                    f"(virsh -c '{uri}' destroy {spec.name})"
-                )
+        _refuse_running(conn, uri, spec.name)
         directory = root / spec.name
         if (directory / "guest.json").exists():
             raise ConfigError(
