@@ -90,7 +90,8 @@ def start_sshd(
     known = directory / "known_hosts"
     pub = host_key.with_suffix(".pub").read_text().split()
     host = "127.0.0.1" if listen == "0.0.0.0" else listen
-    known.write_text(f"[{host}]:{port} {pub[0]} {pub[1]}\n")
+    pattern = host if port == 22 else f"[{host}]:{port}"
+    known.write_text(f"{pattern} {pub[0]} {pub[1]}\n")
     config = directory / "config"
     config.write_text(
         f"Host {ALIAS}\n  HostName {host}\n  Port {port}\n  User {getpass.getuser()}\n"
