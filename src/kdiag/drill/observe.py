@@ -23,6 +23,8 @@ from kdiag.lab.guest import Guest
 __all__ = ("DumpDirWatch", "LabWatch", "lab_guest_for")
 
 _EXCERPT = 40
+#: names of dumps still being written (kdump-tools' vmcore-incomplete, a partial copy)
+_UNFINISHED = (".partial", "-incomplete", ".tmp")
 _MARKS = (
     ("NMI received for unknown reason", "nmi_unknown"),
     ("Dazed and confused", "nmi_continued"),
@@ -171,6 +173,7 @@ class DumpDirWatch:
 
     observer = "dump-dir"
     _STABLE_SECONDS = 3.0
+    _MAX_FILES = 10_000
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -180,21 +183,27 @@ class DumpDirWatch:
         self.excerpt: list[str] = []
 
     def _scan(self) -> dict[Path, tuple[int, float]]:
+        """``vmcore*`` files at most two directories deep (``/var/crash/<host-time>/vmcore``),
+        hidden and unfinished ones left out; at most :attr:`_MAX_FILES` files looked at."""
         found: dict[Path, tuple[int, float]] = {}
         if not self.directory.is_dir():
             return found
+        seen = 0
         for root, dirs, files in os.walk(self.directory):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            if Path(root).relative_to(self.directory).parts.__len__() > 2:
-                dirs[:] = []
+            depth = len(Path(root).relative_to(self.directory).parts)
+            dirs[:] = [] if depth >= 2 else sorted(d for d in dirs if not d.startswith("."))
             for name in files:
-                if name.startswith("vmcore") and not name.endswith((".partial", "-incomplete")):
-                    path = Path(root) / name
-                    try:
-                        st = path.stat()
-                    except OSError:
-                        continue
-                    found[path] = (st.st_size, st.st_mtime)
+                seen += 1
+                if seen > self._MAX_FILES:
+                    return found
+                if not name.startswith("vmcore") or name.endswith(_UNFINISHED):
+                    continue
+                path = Path(root) / name
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                found[path] = (st.st_size, st.st_mtime)
         return found
 
     def poll(self) -> list[str]:
@@ -202,7 +211,7 @@ class DumpDirWatch:
             return []
         now = time.monotonic()
         for path, stamp in self._scan().items():
-            if self._before.get(path) == stamp or "incomplete" in path.name:
+            if self._before.get(path) == stamp:
                 continue
             last = self._sizes.get(path)
             if last is None or last[0] != stamp[0]:
