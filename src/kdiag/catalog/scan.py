@@ -60,17 +60,43 @@ def _check_source(source: str) -> str:
     return source
 
 
+_NONBLOCK = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _regular(path: str) -> os.stat_result:
+    """``os.stat`` of a regular file; :class:`ConfigError` for anything else (a named pipe
+    would block the scan on open, a device would never end)."""
+    try:
+        st = os.stat(path)
+    except PermissionError as exc:
+        raise ConfigError(f"cannot read {path}: permission denied") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot open {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise ConfigError(f"{path} is {kind}, not a crash dump")
+    return st
+
+
 def _stat(path: str) -> dumpdb.FileFacts:
     """The file's facts; :class:`ConfigError` when it cannot be looked at or read."""
+    _regular(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _NONBLOCK)
     except PermissionError as exc:
         raise ConfigError(f"cannot read {path}: permission denied") from exc
     except OSError as exc:
         raise ConfigError(f"cannot open {path}: {exc.strerror}") from exc
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):  # replaced between the stat and the open
             raise ConfigError(f"{path} is not a regular file")
         head = os.pread(fd, 8, 0)
     except OSError as exc:
@@ -250,9 +276,13 @@ def _split_key(path: str) -> tuple[object, ...] | None:
     """What the files of one ``makedumpfile --split`` set share, or ``None`` for a file that
     is not an uncompressed split member (or cannot be read: indexing says why)."""
     try:
-        with open(path, "rb") as file:
-            if file.read(8) != DISKDUMP_SIGNATURE:
+        _regular(path)
+        fd = os.open(path, _NONBLOCK)
+        try:
+            if os.pread(fd, 8, 0) != DISKDUMP_SIGNATURE:
                 return None
+        finally:
+            os.close(fd)
         with vmcore.open(path) as dump:
             store = dump.layout.store
             if dump.split_range is None or not isinstance(store, KdumpPages):

@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "kdiag.cli.doctor",
     "fleet": "kdiag.cli.fleet",
     "drill": "kdiag.cli.drill",
+    "dumps": "kdiag.cli.dumps",
     "send": "kdiag.cli.send",
     "serve": "kdiag.cli.serve",
 }
