@@ -17,6 +17,7 @@ The tree (with the HTTP status of the classes the service answers with)::
     │   └── AccessDenied(PermissionError) 403 authenticated, but no policy allows it
     ├── BackendError                        exit 4: the hypervisor, BMC or cloud side
     │   ├── BackendUnavailable          503 unreachable, or its SDK extra is not installed
+    │   │   └── BackendAuthFailure      503 the BMC or API refused kdiag's stored credentials
     │   ├── TargetNotFound(LookupError) 400 the backend does not know the target
     │   │   └── InvalidInstanceIDNotFound 400 a well-formed instance id kdiag does not manage
     │   ├── NMINotSupported             400 the backend or architecture cannot take an NMI
@@ -59,6 +60,7 @@ __all__ = (
     "AccessDenied",
     "AuthError",
     "AuthFailure",
+    "BackendAuthFailure",
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
@@ -257,6 +259,15 @@ class BackendUnavailable(BackendError):
     code = "BackendUnavailable"
     http_status = 503
     public_message = "the instance's hypervisor cannot be reached"
+
+
+class BackendAuthFailure(BackendUnavailable):
+    """The BMC or cloud API refused the credentials the target names (a wrong password, a
+    locked account): nothing was sent.  Not the caller's fault, so not an ``AuthError``."""
+
+    code = "BackendAuthFailure"
+    http_status = 503
+    public_message = "the instance's BMC or API refused kdiag's credentials for it"
 
 
 class TargetNotFound(BackendError, LookupError):
