@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import resource
+import signal
+import socket
 import sys
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -36,6 +41,18 @@ def serve(
         float, typer.Option("--rate", help="Requests per second allowed per principal.")
     ] = 50.0,
     burst: Annotated[int, typer.Option("--burst", help="Token-bucket size per principal.")] = 100,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes sharing the port (PostgreSQL to scale; SQLite serializes "
+            "writes).",
+        ),
+    ] = 1,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", help="Connections served at once, per worker."),
+    ] = 1000,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -54,66 +71,120 @@ def serve(
     """
     # The service stack (uvicorn, SQLAlchemy, Starlette) costs ~1 s to import here; importing
     # it at the top would put that on every `kdiag --help`, which imports each command module.
-    import uvicorn  # noqa: PLC0415 - see above
-
-    from kdiag.backends.base import BackendPool  # noqa: PLC0415 - see above
-    from kdiag.service import ServiceContext, create_app  # noqa: PLC0415 - see above
-    from kdiag.service.ratelimit import Throttle  # noqa: PLC0415 - see above
-    from kdiag.service.server import (  # noqa: PLC0415 - see above
-        bind_socket,
-        is_loopback,
-        run_foreground,
-        uvicorn_config,
-    )
+    from kdiag.service.replicas import WorkersFailed, run_workers  # noqa: PLC0415 - see above
+    from kdiag.service.server import bind_socket, is_loopback  # noqa: PLC0415 - see above
     from kdiag.store import Store  # noqa: PLC0415 - see above
 
     if not 0 < port < 65536:
         raise ConfigError(f"invalid port {port}")
     if rate <= 0 or burst < 1:
         raise ConfigError("--rate must be positive and --burst at least 1")
+    if not 1 <= workers <= 64:
+        raise ConfigError("--workers must be 1..64")
+    if not 1 <= max_connections <= 100_000:
+        raise ConfigError("--max-connections must be 1..100000")
+    _raise_fd_limit(max_connections)
     regions = tuple(region or ("us-east-1",))
     _configure_logging()
-    store = Store.open(db, checkpoint_every=1.0)  # WAL checkpoints off the request path
-    try:
-        sock = bind_socket(host, port)
-    except OSError as exc:
-        store.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    _reconcile(store)
+    # Migrate, reconcile and prune once, before any worker runs; no thread is left behind
+    # (workers are forked).
+    with Store.open(db) as store:
+        try:
+            sock = bind_socket(host, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        _reconcile(store)
+        store.prune_ledger(time.time())
+        url = store.url
     if not is_loopback(host):
         sys.stderr.write(
             f"warning: listening on {host}, not loopback: anyone who can reach this address "
             "can try credentials against it; put TLS in front of it\n"
         )
-    ctx = ServiceContext(
-        store,
-        regions=regions,
-        throttle=Throttle(rate=rate, burst=burst),
-        backends=BackendPool(),
-    )
+    settings = _Settings(db, regions, rate, burst, max_connections, forwarded_allow_ips, access_log)
     shown = f"[{host}]" if ":" in host else host
+    many = f"  workers: {workers}" if workers > 1 else ""
     sys.stderr.write(
         f"kdiag serve: http://{shown}:{sock.getsockname()[1]}  regions: {', '.join(regions)}  "
-        f"database: {store.url}\n"
+        f"database: {url}{many}\n"
     )
     sys.stderr.flush()
+    try:
+        if workers == 1:
+            stopped_by = _serve_on(sock, settings)
+        else:
+            stopped_by = run_workers(workers, lambda _index: _worker(sock, settings))
+    except WorkersFailed as exc:
+        raise ConfigError(f"kdiag serve: {exc}") from exc
+    finally:
+        sock.close()
+    reason = f" ({stopped_by.name})" if stopped_by is not None else ""
+    sys.stderr.write(f"kdiag serve: stopped{reason}\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    db: str | None
+    regions: tuple[str, ...]
+    rate: float
+    burst: int
+    max_connections: int
+    forwarded_allow_ips: str | None
+    access_log: bool
+
+
+def _serve_on(sock: socket.socket, settings: _Settings) -> signal.Signals | None:
+    """Serve on ``sock`` in this process until SIGINT or SIGTERM; the signal."""
+    import uvicorn  # noqa: PLC0415 - see serve()
+
+    from kdiag.backends.base import BackendPool  # noqa: PLC0415 - see serve()
+    from kdiag.service import ServiceContext, create_app  # noqa: PLC0415 - see serve()
+    from kdiag.service.ratelimit import Throttle  # noqa: PLC0415 - see serve()
+    from kdiag.service.server import run_foreground, uvicorn_config  # noqa: PLC0415
+    from kdiag.store import Store  # noqa: PLC0415 - see serve()
+
+    store = Store.open(settings.db, checkpoint_every=1.0)  # WAL checkpoints off requests
+    ctx = ServiceContext(
+        store,
+        regions=settings.regions,
+        throttle=Throttle(rate=settings.rate, burst=settings.burst),
+        backends=BackendPool(),
+    )
     server = uvicorn.Server(
         uvicorn_config(
             create_app(ctx),
-            access_log=access_log,
+            access_log=settings.access_log,
             # uvicorn's start/stop lines repeat the banner; its access log needs INFO
-            log_level="info" if access_log else "warning",
-            forwarded_allow_ips=forwarded_allow_ips,
+            log_level="info" if settings.access_log else "warning",
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            max_connections=settings.max_connections,
         )
     )
     try:
-        stopped_by = run_foreground(server, sock)
+        return run_foreground(server, sock)
     finally:
-        sock.close()
         ctx.close()
         store.close()
-    reason = f" ({stopped_by.name})" if stopped_by is not None else ""
-    sys.stderr.write(f"kdiag serve: stopped{reason}\n")
+
+
+def _worker(sock: socket.socket, settings: _Settings) -> int:
+    """One worker process of ``--workers N``: its exit status."""
+    _serve_on(sock, settings)
+    return 0
+
+
+def _raise_fd_limit(max_connections: int) -> None:
+    """Each connection is a file descriptor: make room for ``max_connections`` and the
+    store's, or refuse to start."""
+    needed = max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise ConfigError(
+                f"--max-connections {max_connections} needs {needed} file descriptors; "
+                f"the limit is {hard} (ulimit -n)"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def _reconcile(store: Store) -> None:
