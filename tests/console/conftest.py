@@ -18,24 +18,32 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
+from kdiag import catalog
 from kdiag.console.sources import (
     DrillRecord,
     DrillStep,
-    DumpDetail,
-    DumpGroup,
-    DumpSummary,
     FailingCheck,
     Readiness,
 )
+from kdiag.console.stored import StoreSources
 from kdiag.service import ServiceContext, create_app
 from kdiag.service.server import ServerThread
 from kdiag.store import Store
-from tests.conftest import require_tool
+from tests.conftest import fixtures_root, require_tool
 from tests.dbfixtures import db_url, pg_template, sqlite_template, state_dir, store  # noqa: F401
 from tests.e2e.conftest import lab_build, module_lab_root  # noqa: F401 - the lab fixtures
 
 REGION = "us-east-1"
 AXE_JS = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+#: Real dumps indexed into the catalog (kdiag.catalog.index_dump) for the Crashes pages, and
+#: the host each is indexed as.
+DUMPS = {
+    "nmi-zlib": "web-1",
+    "nmi-lzo": "web-2",
+    "nmi-elf": "web-3",
+    "sysrq-zlib": "db-1",
+    "oops-null-zlib": "db-1",
+}
 LAPTOP = (1280, 900)
 PHONE = (390, 844)
 
@@ -97,11 +105,12 @@ def browser():
 
 
 class FixtureSources:
-    """Readiness, drills and dumps as the areas beside the console hand them over, for the
-    account given; the other account has none."""
+    """Readiness and drills as the areas beside the console hand them over, for the account
+    given (the other account has none); dumps from the real catalog of the store."""
 
-    def __init__(self, account_id, ids):
+    def __init__(self, account_id, ids, db):
         self.account_id = account_id
+        self.catalog = StoreSources(db)
         now = dt.datetime.now(dt.UTC)
         ready, unready, _unchecked = ids
         self._ready = {
@@ -146,29 +155,6 @@ class FixtureSources:
                 )
             ]
         }
-        t0 = now - dt.timedelta(days=3)
-        self._dumps = [
-            DumpSummary(
-                f"dmp{n}",
-                ready if n % 2 else unready,
-                f"host-{n % 3}",
-                "6.1.0-28-amd64" if n < 3 else "6.1.0-30-amd64",
-                t0 + dt.timedelta(hours=7 * n),
-                "nmi",
-                "nmi:default_do_nmi+0x3a/panic",
-            )
-            for n in range(5)
-        ] + [
-            DumpSummary(
-                "dmp-oops",
-                ready,
-                "host-1",
-                "6.1.0-30-amd64",
-                now - dt.timedelta(hours=2),
-                "oops",
-                "BUG:kernel NULL pointer dereference:ext4_readdir",
-            )
-        ]
 
     def readiness(self, account_id, instance_ids):
         if account_id != self.account_id:
@@ -186,42 +172,19 @@ class FixtureSources:
         return {k: v[0] for k, v in self._drills.items() if k in instance_ids and v}
 
     def dump_groups(self, account_id):
-        if account_id != self.account_id:
-            return []
-        groups = {}
-        for d in self._dumps:
-            groups.setdefault(d.signature, []).append(d)
-        out = [
-            DumpGroup(
-                sig,
-                ds[0].panic_class,
-                len(ds),
-                tuple(sorted({d.host for d in ds})),
-                tuple(sorted({d.release for d in ds})),
-                min(d.crashed_at for d in ds),
-                max(d.crashed_at for d in ds),
-                tuple(d.crashed_at for d in ds),
-            )
-            for sig, ds in groups.items()
-        ]
-        return sorted(out, key=lambda g: -g.count)
+        return self.catalog.dump_groups(account_id)
 
-    def group_dumps(self, account_id, signature):
-        if account_id != self.account_id:
-            return []
-        return [d for d in self._dumps if d.signature == signature]
+    def group_dumps(self, account_id, key):
+        return self.catalog.group_dumps(account_id, key)
 
     def dump(self, account_id, dump_id):
-        if account_id != self.account_id:
-            return None
-        for d in self._dumps:
-            if d.id == dump_id:
-                return DumpDetail(
-                    d,
-                    (("release", d.release), ("panic", "Kernel panic - not syncing: NMI")),
-                    ("[  12.1] NMI received for unknown reason", "Kernel panic - not syncing"),
-                )
-        return None
+        return self.catalog.dump(account_id, dump_id)
+
+
+def fixture_dump(name):
+    """A real fixture dump: ``vmcore``, or its zstd copy where only that is kept."""
+    folder = fixtures_root() / name
+    return folder / "vmcore" if (folder / "vmcore").exists() else folder / "vmcore.zst"
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +209,11 @@ def console(tmp_path_factory):
     ids["other-secret"] = db.add_instance(
         backend="fake", target={"name": "o"}, tags={"Name": "other-secret"}, account_id=other
     ).id
-    sources = FixtureSources(account, (ids["web-ready"], ids["db-unready"], ids["batch-unchecked"]))
+    for name, host in DUMPS.items():
+        catalog.index_dump(db, fixture_dump(name), host=host, source="scan")
+    sources = FixtureSources(
+        account, (ids["web-ready"], ids["db-unready"], ids["batch-unchecked"]), db
+    )
     ctx = ServiceContext(db, regions=(REGION,))
     shots = Path(tmp) / "console-shots"
     shots.mkdir()

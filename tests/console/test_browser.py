@@ -4,20 +4,27 @@ Sign-in, the fleet with its failing checks, another account's data and forbidden
 kept out of sight, the crash group with its count, axe-core on every page, screenshots.
 """
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
+from kdiag import catalog
 from kdiag.store.sessions import ConsoleSessions
 from tests.console.conftest import (
+    DUMPS,
     LAPTOP,
     PHONE,
     allow,
     axe_violations,
+    fixture_dump,
     screenshot,
     sign_in,
 )
@@ -125,26 +132,52 @@ def test_filter_and_sort_the_fleet(console, driver, admin):
     assert shown[-1] == console.instances["web-ready"]
 
 
-def test_crash_group_appears_with_its_count(console, driver, admin):
+def _analyze(path):
+    """The oracle: ``kdiag analyze --json`` (the CLI, a separate process) on one dump."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KDIAG_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kdiag"), "analyze", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_crash_groups_appear_with_their_counts(console, driver, admin):
+    expected = {}
+    for name, host in DUMPS.items():
+        panic = _analyze(fixture_dump(name))["panic"]
+        group = expected.setdefault(panic["signature"], {"count": 0, "hosts": set()})
+        group["count"] += 1
+        group["hosts"].add(host)
     sign_in(driver, console, admin)
     driver.get(console.url + "/console/crashes")
     groups = driver.find_elements(By.CSS_SELECTOR, "section.group")
     found = {
-        g.find_element(By.TAG_NAME, "h2").text: g.find_element(By.CSS_SELECTOR, "dd.count").text
+        g.find_element(By.TAG_NAME, "h2").text: (
+            int(g.find_element(By.CSS_SELECTOR, "dd.count").text),
+            g.find_element(By.CSS_SELECTOR, "dd.hosts").text,
+        )
         for g in groups
     }
     assert found == {
-        "nmi:default_do_nmi+0x3a/panic": "5",
-        "BUG:kernel NULL pointer dereference:ext4_readdir": "1",
+        sig: (e["count"], ", ".join(sorted(e["hosts"]))) for sig, e in expected.items()
     }
+    assert max(e["count"] for e in expected.values()) >= 2  # one group holds several dumps
     # each group has its occurrences chart, drawn on the server
-    assert len(driver.find_elements(By.CSS_SELECTOR, "section.group svg.chart rect")) >= 2
-    driver.find_element(By.LINK_TEXT, "nmi:default_do_nmi+0x3a/panic").click()
+    assert len(driver.find_elements(By.CSS_SELECTOR, "section.group svg.chart")) == len(expected)
+    nmi = next(sig for sig, e in expected.items() if e["count"] >= 2)
+    driver.find_element(By.LINK_TEXT, nmi).click()
     dumps = driver.find_elements(By.CSS_SELECTOR, "#dumps tbody tr")
-    assert len(dumps) == 5
-    driver.find_element(By.LINK_TEXT, "dmp0").click()
+    assert len(dumps) == expected[nmi]["count"]
+    assert driver.find_element(By.ID, "signature").text == nmi
+    dumps[0].find_element(By.TAG_NAME, "a").click()
+    summary = driver.find_element(By.ID, "summary").text
+    assert "6.1.0-56-amd64" in summary
     assert "Kernel panic - not syncing" in driver.find_element(By.CSS_SELECTOR, "pre.log").text
-    assert "6.1.0-28-amd64" in driver.find_element(By.ID, "summary").text
 
 
 def test_drill_page_draws_the_timeline_and_history(console, driver, admin):
@@ -169,7 +202,7 @@ def test_a_user_without_permission_sees_neither_pages_nor_actions(console, drive
     driver.get(console.url + "/console/crashes")
     assert "Not authorized" in driver.find_element(By.TAG_NAME, "h1").text
     assert "kdiag:ListDumps" in driver.page_source
-    assert "nmi:default_do_nmi" not in driver.page_source
+    assert "NMI: Not continuing" not in driver.page_source
     driver.get(console.url + "/console/audit")
     assert "Not authorized" in driver.find_element(By.TAG_NAME, "h1").text
     driver.get(console.url + f"/console/drills/{console.instances['web-ready']}")
@@ -196,8 +229,10 @@ def test_another_account_sees_none_of_this_accounts_data(console, driver, outsid
     driver.get(console.url + f"/console/drills/{console.instances['web-ready']}")
     assert "Not found" in driver.find_element(By.TAG_NAME, "h1").text
     driver.get(console.url + "/console/crashes")
-    assert "nmi:default_do_nmi" not in driver.page_source
-    driver.get(console.url + "/console/dumps/dmp0")
+    assert "NMI: Not continuing" not in driver.page_source
+    assert "No dumps" in driver.page_source
+    dump_id = catalog.group_dumps(console.store)[0].dump_ids[0]
+    driver.get(console.url + f"/console/dumps/{dump_id}")
     assert "Not found" in driver.find_element(By.TAG_NAME, "h1").text
     driver.get(console.url + "/console/audit")
     assert "user/admin" not in driver.page_source
@@ -240,8 +275,8 @@ PAGES = [
     ("drills", "/console/drills", True),
     ("drill", "/console/drills/{web-ready}", True),
     ("crashes", "/console/crashes", True),
-    ("group", "/console/crashes/group?signature=nmi%3Adefault_do_nmi%2B0x3a%2Fpanic", True),
-    ("dump", "/console/dumps/dmp0", True),
+    ("group", "/console/crashes/group?group={group}", True),
+    ("dump", "/console/dumps/{dump}", True),
     ("audit", "/console/audit", True),
 ]
 
@@ -254,7 +289,11 @@ def test_every_page_passes_axe_and_is_kept_as_a_screenshot(console, driver, admi
                 sign_in(driver, console, admin)
         else:
             driver.delete_all_cookies()
+        groups = catalog.group_dumps(console.store)
         url = console.url + path.replace("{web-ready}", console.instances["web-ready"])
+        url = url.replace("{group}", groups[0].signature_id).replace(
+            "{dump}", groups[0].dump_ids[0]
+        )
         for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
             driver.set_window_size(*size)
             driver.get(url)

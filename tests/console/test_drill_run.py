@@ -6,9 +6,10 @@ readiness is recorded as ``kdiag fleet doctor`` records it (the checks on the fa
 guest collected at boot, :func:`kdiag.store.fleet.record_fleet_run`); the fleet page must
 show exactly the checks that ``kdiag doctor --for nmi --facts`` (the CLI, a separate process)
 fails for each.  Only the default guest is drilled; the drill's user is set up as ``kdiag
-drill --setup`` does.  The browser signs in, opens the instance's drill page, confirms, and the
-progress section (refreshed by the page's one script) must end with the verdict ``passed``;
-the fleet page then shows the drill.  A user allowed only to read drills is offered no
+drill --setup`` does.  The browser signs in, opens the instance's drill page, confirms, and
+the progress section (refreshed by the page's one script) must end with the verdict
+``passed``; the fleet page then shows the drill, and the Crashes page its dump as an ``nmi``
+crash group of one.  A user allowed only to read drills is offered no
 action, and the action refused when posted anyway.
 """
 
@@ -218,6 +219,7 @@ def test_run_a_drill_from_the_page_and_watch_its_verdict(lab_console: Any) -> No
         driver.get(f"{console.url}/console/fleet")
         row = driver.find_element(By.CSS_SELECTOR, f"tr[data-instance='{iid}']")
         assert "passed" in row.text
+        _crash_group_of_one(driver, console)
         rows = console.store.audit_rows(instance_id=iid)
         assert any(r.action == "kdiag:RunDrill" and r.outcome == "ok" for r in rows)
         assert any(r.action == "SendDiagnosticInterrupt" and r.outcome == "sent" for r in rows), [
@@ -231,3 +233,18 @@ def test_run_a_drill_from_the_page_and_watch_its_verdict(lab_console: Any) -> No
         )
     finally:
         driver.quit()
+
+
+def _crash_group_of_one(driver: Any, console: Console) -> None:
+    # the drill's dump is in the catalog: its crash group appears, with its count
+    oncall_dumps = console.user("dumps-reader", allow("kdiag:ListDumps", "kdiag:GetDump"))
+    sign_in(driver, console, oncall_dumps)
+    driver.get(f"{console.url}/console/crashes")
+    groups = {
+        g.find_element(By.TAG_NAME, "h2").text: g.find_element(By.CSS_SELECTOR, "dd.count").text
+        for g in driver.find_elements(By.CSS_SELECTOR, "section.group")
+    }
+    nmi = [sig for sig in groups if sig.startswith("nmi:")]
+    assert len(nmi) == 1, groups
+    assert groups[nmi[0]] == "1"
+    screenshot(driver, console, "crashes-lab")

@@ -115,6 +115,10 @@ def test_unsigned_requests_go_to_sign_in(console):
         assert answer.headers["location"] == "/console/signin"
     bad = httpx.get(console.url + "/console/fleet", cookies={"kdiag_console": "x" * 5000})
     assert bad.status_code == 303
+    missing = httpx.get(console.url + "/console/no/such/page")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "Not found" in missing.text
 
 
 def test_hostile_forms_and_parameters(console, alice):

@@ -378,6 +378,7 @@ class Console:
             ):
                 self.throttle.failed(f"ip:{source}", f"key:{key_id}")
                 raise AuthFailure("the access key id or the secret is wrong")
+            self.sessions.purge()  # rows of sessions over for a day go (an indexed delete)
             return self.sessions.create(found[1], key_id, audit.source_ip)
 
         answer = await run_in_threadpool(self.audited, run, audit)
@@ -569,12 +570,13 @@ class Console:
         self, request: Request, caller: authz.Caller, audit: RequestAudit, form: dict[str, str]
     ) -> Page:
         self.authorize(caller, "kdiag:ListDumps", audit)
-        signature = _query(request, "signature")
-        if not signature:
-            raise InvalidParameterValue("signature is required")
-        dumps = self.sources.group_dumps(caller.account_id, signature)
+        key = _query(request, "group")
+        if not key:
+            raise InvalidParameterValue("group is required")
+        dumps = self.sources.group_dumps(caller.account_id, key)
         if not dumps:
             raise UnknownEndpoint("no dumps of that signature in this account")
+        signature = dumps[0].signature
         times = [d.crashed_at for d in dumps if d.crashed_at is not None]
         return Page(
             "group.html",
@@ -649,6 +651,11 @@ class Console:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    async def not_found(self, request: Request) -> Response:
+        """Any other path under /console: an HTML 404 (no session needed to say so)."""
+        error = ApiError(UnknownEndpoint.code, "no such page", 404)
+        return self.error_page(error, None)
+
     async def icon(self, request: Request) -> Response:
         return Response(self._icon, 200, media_type="image/svg+xml")
 
@@ -689,6 +696,7 @@ class Console:
             Route("/crashes/group", g("kdiag:ListDumps", self.group), methods=["GET"]),
             Route("/dumps/{dump_id}", g("kdiag:GetDump", self.dump), methods=["GET"]),
             Route("/audit", g("cloudtrail:LookupEvents", self.audit), methods=["GET"]),
+            Route("/{rest:path}", self.not_found, methods=["GET", "HEAD", "POST"]),
         ]
 
 

@@ -85,15 +85,20 @@ class DumpSummary:
     crashed_at: dt.datetime | None
     panic_class: str
     signature: str
+    #: the key of the dump's group (:attr:`DumpGroup.key`)
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class DumpDetail:
-    """What ``kdiag analyze`` shows of one dump."""
+    """What ``kdiag analyze`` shows of one dump: its summary block as printed
+    (``summary_text``) or as pairs, and the kernel log's last lines."""
 
     dump: DumpSummary
     summary: tuple[tuple[str, str], ...]
     log_tail: tuple[str, ...]
+    summary_text: str = ""
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,12 @@ class DumpGroup:
     first_seen: dt.datetime | None
     last_seen: dt.datetime | None
     times: tuple[dt.datetime, ...] = field(default=())
+    #: what names the group in a URL (the catalog's signature id); the signature if empty
+    key: str = ""
+
+    @property
+    def ident(self) -> str:
+        return self.key or self.signature
 
 
 class Sources(Protocol):
@@ -129,8 +140,8 @@ class Sources(Protocol):
         """The catalog grouped by signature, most dumps first."""
         ...
 
-    def group_dumps(self, account_id: str, signature: str) -> list[DumpSummary]:
-        """The dumps of one signature, newest first."""
+    def group_dumps(self, account_id: str, key: str) -> list[DumpSummary]:
+        """The dumps of one group (:attr:`DumpGroup.ident`), newest first."""
         ...
 
     def dump(self, account_id: str, dump_id: str) -> DumpDetail | None:
@@ -153,7 +164,7 @@ class EmptySources:
     def dump_groups(self, account_id: str) -> list[DumpGroup]:
         return []
 
-    def group_dumps(self, account_id: str, signature: str) -> list[DumpSummary]:
+    def group_dumps(self, account_id: str, key: str) -> list[DumpSummary]:
         return []
 
     def dump(self, account_id: str, dump_id: str) -> DumpDetail | None:

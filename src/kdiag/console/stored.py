@@ -4,14 +4,16 @@
 :func:`kdiag.drill.history` (``store/drills.py``) and readiness through the fleet's last
 answer of each host (:func:`kdiag.store.fleet.latest_hosts`, written by ``kdiag fleet
 doctor``).  A fleet host is an instance's when its name is the instance's tag
-``kdiag:host``, else its tag ``Host``, else its tag ``Name``, else its id.
+``kdiag:host``, else its tag ``Host``, else its tag ``Name``, else its id.  Dumps come from
+the catalog (:mod:`kdiag.catalog`: ``list_dumps``, ``group_entries``, ``show_dump``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
-from kdiag import drill
+from kdiag import catalog, drill
 from kdiag.console.sources import (
     DrillRecord,
     DrillStep,
@@ -21,10 +23,14 @@ from kdiag.console.sources import (
     FailingCheck,
     Readiness,
 )
+from kdiag.errors import NoSuchEntity
 from kdiag.store import Instance, Store
 from kdiag.store.fleet import FleetHost, latest_hosts
 
 __all__ = ("HOST_TAGS", "StoreSources", "drill_record", "drill_steps", "host_names", "readiness_of")
+
+#: The most dumps of an account the Crashes page reads.
+MAX_ACCOUNT_DUMPS = 10_000
 
 #: The tags that name an instance's host in a fleet inventory, first found wins.
 HOST_TAGS = ("kdiag:host", "Host", "Name")
@@ -119,10 +125,54 @@ class StoreSources:
         return last
 
     def dump_groups(self, account_id: str) -> list[DumpGroup]:
-        return []
+        entries = catalog.list_dumps(self.store, account_id=account_id, limit=MAX_ACCOUNT_DUMPS)
+        times: dict[str, list[dt.datetime]] = {}
+        for e in entries:
+            if e.signature_id is not None:
+                times.setdefault(e.signature_id, []).append(e.time or e.indexed_at)
+        return [
+            DumpGroup(
+                g.signature,
+                g.klass,
+                g.count,
+                g.hosts,
+                g.releases,
+                g.first_seen,
+                g.last_seen,
+                tuple(times.get(g.signature_id, ())),
+                g.signature_id,
+            )
+            for g in catalog.group_entries(entries)
+        ]
 
-    def group_dumps(self, account_id: str, signature: str) -> list[DumpSummary]:
-        return []
+    def group_dumps(self, account_id: str, key: str) -> list[DumpSummary]:
+        entries = catalog.list_dumps(
+            self.store, account_id=account_id, signature_id=key, limit=MAX_ACCOUNT_DUMPS
+        )
+        return [_dump_summary(e) for e in entries]
 
     def dump(self, account_id: str, dump_id: str) -> DumpDetail | None:
-        return None
+        try:
+            detail = catalog.show_dump(self.store, dump_id, account_id=account_id)
+        except NoSuchEntity:
+            return None
+        return DumpDetail(
+            _dump_summary(detail.entry),
+            (),
+            tuple(detail.log_tail),
+            detail.summary_text,
+            tuple(f.path for f in detail.files),
+        )
+
+
+def _dump_summary(entry: catalog.DumpEntry) -> DumpSummary:
+    return DumpSummary(
+        entry.id,
+        None,
+        entry.host or "",
+        entry.release or "",
+        entry.time or entry.indexed_at,
+        entry.klass,
+        entry.signature or "",
+        entry.signature_id or "",
+    )
