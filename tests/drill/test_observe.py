@@ -16,8 +16,7 @@ def _write(path: Path, data: bytes = b"x" * 100) -> Path:
 
 def test_only_a_new_finished_dump_counts(tmp_path: Path) -> None:
     old = _write(tmp_path / "10.0.0.1-2026-01-01-00:00" / "vmcore")
-    watch = DumpDirWatch(tmp_path)
-    watch._STABLE_SECONDS = 0.0  # type: ignore[misc]
+    watch = DumpDirWatch(tmp_path, stable=0.0)
     _write(tmp_path / "h-1" / "vmcore-incomplete")
     _write(tmp_path / "h-1" / "vmcore.partial")
     _write(tmp_path / ".hidden" / "vmcore")
@@ -34,8 +33,7 @@ def test_only_a_new_finished_dump_counts(tmp_path: Path) -> None:
 
 
 def test_a_growing_file_is_not_done(tmp_path: Path) -> None:
-    watch = DumpDirWatch(tmp_path)
-    watch._STABLE_SECONDS = 0.0  # type: ignore[misc]
+    watch = DumpDirWatch(tmp_path, stable=0.0)
     path = _write(tmp_path / "h" / "vmcore", b"x")
     for size in (10, 100, 1000):
         assert watch.poll() == []

@@ -25,8 +25,8 @@ from kdiag.service.server import ServerThread
 from kdiag.store import Instance, Store
 from tests.conftest import fixtures_root
 
-FAST = DrillLimits(quiet=2, settle=1, hang=1, poll=0.05)
-ANY_TIME = DrillLimits(quiet=2, settle=1, hang=1, poll=0.05, clock_skew=10.0**10)
+FAST = DrillLimits(quiet=2, settle=1, hang=1, poll=0.05, stable=0.5)
+ANY_TIME = DrillLimits(quiet=2, settle=1, hang=1, poll=0.05, stable=0.5, clock_skew=10.0**10)
 
 
 class Machine:

@@ -175,8 +175,9 @@ class DumpDirWatch:
     _STABLE_SECONDS = 3.0
     _MAX_FILES = 10_000
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, stable: float = 3.0) -> None:
         self.directory = directory
+        self._STABLE_SECONDS = stable
         self._before = self._scan()
         self._sizes: dict[Path, tuple[int, float]] = {}
         self.new_dump: Path | None = None

@@ -47,6 +47,7 @@ class DrillLimits:
 
     ``quiet``: after a send with no reaction at all, send once more, then give up;
     ``settle``: after "NMI received for unknown reason", how long a panic may still come;
+    ``stable``: how long a new file under ``--dump-dir`` must keep its size to be done;
     ``hang``: after a panic with no capture kernel and ``kernel.panic=0``, how long to
     confirm the machine stays down; ``clock_skew``: how far before our send a dump's crash
     time may be and still count as ours (guest and host clocks differ); ``poll``: the
@@ -58,6 +59,7 @@ class DrillLimits:
     hang: float = 20.0
     clock_skew: float = 120.0
     poll: float = 0.25
+    stable: float = 3.0
 
 
 def _now() -> dt.datetime:
@@ -188,7 +190,7 @@ class _Run:
             self.watch = LabWatch(self.guest)
             self.update(boot_before=self.watch.boot_before, boot_after=self.watch.boot_before)
         elif self.dump_dir is not None:
-            self.watch = DumpDirWatch(self.dump_dir)
+            self.watch = DumpDirWatch(self.dump_dir, stable=self.limits.stable)
         self.clock.start("send")
         if self.watch_api:
             return self._await_api_send()
