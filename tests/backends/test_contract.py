@@ -93,7 +93,9 @@ def test_store_add_instance_validates_for_library_callers(state_dir):
             store.add_instance(backend="qmp", target={})
         with pytest.raises(ConfigError, match='"timeout": must be a positive number'):
             store.add_instance(backend="qmp", target={"address": "/x", "timeout": -1})
-        with pytest.raises(ConfigError, match="unknown or disabled backend 'libvirt'"):
+        with pytest.raises(ConfigError, match="unknown or disabled backend 'vmware'"):
+            store.add_instance(backend="vmware", target={"uri": "qemu:///system"})
+        with pytest.raises(ConfigError, match='libvirt target setting "domain" is required'):
             store.add_instance(backend="libvirt", target={"uri": "qemu:///system"})
         with pytest.raises(ConfigError, match="'paused'"):
             store.add_instance(backend="fake", target={}, state="paused")
