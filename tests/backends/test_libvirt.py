@@ -81,6 +81,17 @@ def test_a_password_in_the_uri_is_refused_and_never_echoed():
     assert "looks like a secret" in str(caught.value)
 
 
+def test_ssh_transports_never_prompt():
+    from kdiag.backends.libvirt import non_interactive
+
+    assert non_interactive("qemu+ssh://kvm1/system") == "qemu+ssh://kvm1/system?no_tty=1"
+    assert non_interactive("qemu+libssh2://h/system?known_hosts=/k") == (
+        "qemu+libssh2://h/system?known_hosts=/k&no_tty=1"
+    )
+    for unchanged in ("qemu+ssh://h/system?no_tty=0", "qemu:///system", "qemu+tcp://h/system"):
+        assert non_interactive(unchanged) == unchanged
+
+
 def test_state_mapping_covers_every_libvirt_state():
     expected = {
         (0, 0): "pending",

@@ -13,8 +13,9 @@ thread and is waited for at most ``timeout`` seconds: a connection or lookup tha
 answer in time is :class:`~kdiag.errors.BackendTimeout` (nothing was sent); an
 ``injectNMI`` that does not answer in time is :class:`~kdiag.errors.DeliveryUnconfirmed`.
 The connection is opened with ``openAuth`` and no credential callbacks, so nothing ever
-prompts on a terminal.  One connection per call (a unix socket opens in about a
-millisecond; a stale cached connection would be a failure mode of its own).
+prompts on a terminal (an SSH transport gets ``no_tty=1``).  One connection per call (a
+unix socket opens in about a millisecond; a stale cached connection would be a failure
+mode of its own).
 
 ``send_nmi`` refuses a domain that is not active or whose state is not ``running`` (an NMI
 to a paused domain is queued until someone resumes it: not a delivery), then calls
@@ -59,6 +60,7 @@ __all__ = (
     "domain_state",
     "import_libvirt",
     "map_libvirt_errors",
+    "non_interactive",
 )
 
 log = logging.getLogger("kdiag.backends.libvirt")
@@ -173,6 +175,17 @@ class LibvirtSettings(TargetSettings):
             return str(uuid.UUID(self.domain))
         except ValueError:
             return None
+
+
+_SSH_TRANSPORT = re.compile(r"[a-z][a-z0-9]*\+(?:ssh|libssh|libssh2)://")
+
+
+def non_interactive(uri: str) -> str:
+    """``uri`` with ``no_tty=1`` added for an SSH transport that does not set it: ssh must
+    fail rather than ask for a password on a terminal (kdiag may run as a service)."""
+    if not _SSH_TRANSPORT.match(uri) or re.search(r"[?&]no_tty=", uri):
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}no_tty=1"
 
 
 def import_libvirt() -> Any:
@@ -334,7 +347,7 @@ class LibvirtBackend:
         timeout = self.timeout if settings.timeout is None else settings.timeout
 
         def run() -> _T:
-            conn = libvirt.openAuth(settings.uri, [[], None, None], 0)
+            conn = libvirt.openAuth(non_interactive(settings.uri), [[], None, None], 0)
             try:
                 uid = settings.domain_uuid
                 dom = None
