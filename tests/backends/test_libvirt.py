@@ -68,6 +68,11 @@ def test_settings_parse_and_refuse():
         ({"uri": "qemu:///system", "domain": "a", "timeout": 1e9}, '"timeout": must be'),
         ({"uri": "qemu:///system", "domain": "a", "address": "x"}, 'setting "address"'),
         ({"uri": "qemu:///system", "domain": 7}, '"domain": must be a string'),
+        ({"uri": "qemu+ext:///system?command=/tmp/x", "domain": "a"}, "run a local program"),
+        ({"uri": "qemu+ssh://h/system?command=/tmp/x", "domain": "a"}, "run a local program"),
+        ({"uri": "qemu+ssh://h/system?x=1&COMMAND=/tmp/x", "domain": "a"}, "local program"),
+        ({"uri": "qemu+ssh://h/system?comm%61nd=/tmp/x", "domain": "a"}, "local program"),
+        ({"uri": "test:///etc/shadow", "domain": "a"}, "only test:///default"),
     ]
     for raw, message in cases:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import unquote_plus
 
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
 from kdiag.backends.credentials import mask_text
@@ -72,6 +73,8 @@ _MAX_URI = 1024
 _MAX_DOMAIN = 256
 # driver[+transport]://[user@][host[:port]]/[path][?query]: what virConnectOpen parses
 _URI = re.compile(r"[a-z][a-z0-9]*(?:\+[a-z0-9]+)?://[^\s]*")
+# libvirt transports/parameters that make the client run a program of the URI's choosing
+_RUNS_A_COMMAND = re.compile(r"^[a-z0-9]+\+ext:|[?&]command=", re.IGNORECASE)
 _UNSUPPORTED_TEXT = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
 _MAX_REMOTE_TEXT = 300
 _T = TypeVar("_T")
@@ -157,6 +160,15 @@ class LibvirtSettings(TargetSettings):
                 f"must be a libvirt URI such as qemu:///system or qemu+ssh://host/system, "
                 f"not {shown!r}",
             )
+        # libvirt unescapes parameter names: check the decoded form too
+        if _RUNS_A_COMMAND.search(self.uri) or _RUNS_A_COMMAND.search(unquote_plus(self.uri)):
+            raise self.invalid(
+                "uri",
+                "the ext transport and the command= parameter run a local program: refused "
+                "(use ssh, tls, tcp or a unix socket)",
+            )
+        if self.uri.startswith("test:") and self.uri != "test:///default":
+            raise self.invalid("uri", "of libvirt's test driver only test:///default is taken")
         if (
             not self.domain
             or len(self.domain) > _MAX_DOMAIN
