@@ -74,9 +74,8 @@ if [[ -f "$KDIAG_STATE_DIR/drill-report.txt" ]]; then
     echo "================ the fire drill (kdiag drill --watch, the live part) ================"
     cat "$KDIAG_STATE_DIR/drill-report.txt"
 fi
-if "$kdiag" dumps --help >/dev/null 2>&1; then  # the dump catalog (issue 13)
-    echo
-    echo "================ the dump catalog: kdiag dumps group ================"
-    "$kdiag" dumps scan "${dumps[@]}" >/dev/null
-    "$kdiag" dumps group
-fi
+echo
+echo "================ the dump catalog: kdiag dumps group ================"
+# the drill catalogued its dump; the sample dumps join it here, grouped by crash signature
+"$kdiag" dumps scan "${dumps[@]}" >/dev/null
+COLUMNS=200 "$kdiag" dumps group --output table

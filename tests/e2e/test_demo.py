@@ -158,12 +158,25 @@ def test_make_demo_passes_and_leaves_nothing_behind(demo_tmp: Path) -> None:
         assert table[name][1] == panic_class, table[name]
         assert re.fullmatch(r"[0-9a-f]{16}", table[name][2]), table[name]  # a signature id
 
-    # the ending: the drill's report again, then the catalog's groups (when it is built)
+    # the ending: the drill's report again, then the catalog's groups: one row per
+    # signature, the drill's NMI dump counted with the sample NMI dumps of the same crash
     ending = out.split("== the fire drill (kdiag drill --watch, the live part) ==")[1]
-    assert "verdict: PASS (ok)" in ending
-    if "== the dump catalog: kdiag dumps group ==" in ending:
-        groups = ending.split("== the dump catalog: kdiag dumps group ==")[1]
-        assert "nmi" in groups
+    assert "verdict: PASS (ok)" in ending.split("== the dump catalog")[0]
+    groups = ending.split("== the dump catalog: kdiag dumps group ==")[1].splitlines()[1:]
+    assert groups[0].split()[:3] == ["SIGNATURE", "COUNT", "CLASS"]
+    rows = {  # a row starts with its signature id; a long cell goes on below it
+        cells[0]: cells
+        for line in groups[1:]
+        if (cells := line.split()) and re.fullmatch(r"[0-9a-f]{16}", cells[0])
+    }
+    samples: dict[str, int] = {}
+    for cells in table.values():
+        samples[cells[2]] = samples.get(cells[2], 0) + 1
+    nmi_id = next(cells[2] for cells in table.values() if cells[1] == "nmi")
+    assert set(rows) == set(samples)
+    for signature, count in samples.items():
+        expected = count + (1 if signature == nmi_id else 0)  # + the drill's own dump
+        assert int(rows[signature][1]) == expected, rows[signature]
 
 
 def test_interrupted_live_demo_cleans_up(demo_tmp: Path) -> None:
