@@ -182,5 +182,87 @@ def configure_cmd(
         raise typer.Exit(1)
 
 
+@fleet_app.command("drill", short_help="Drills across the inventory: canary, then batches.")
+def drill_cmd(
+    *,
+    inventory: _Inventory,
+    limit: _Limit = None,
+    canary: Annotated[int, typer.Option("--canary", help="Hosts drilled first, alone.")] = 1,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Hosts drilled (down) at once after the canary.")
+    ] = 1,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            metavar="URL",
+            help="The kdiag service to send through (default: $KDIAG_ENDPOINT, else one "
+            "served by this process on loopback).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Each drill's limit.")
+    ] = 600.0,
+    setup: Annotated[
+        bool, typer.Option("--setup", help="First create the drill's IAM user and policy.")
+    ] = False,
+    db: DbOption = None,
+    json_out: _Json = False,
+) -> None:
+    """Fire drills across the inventory's hosts (kdiag instances import them first): the
+    canary first, then BATCH at a time, stopping at the first failure with its diagnosis.
+    Every drill is recorded. Exit 1 when a drill failed."""
+    from kdiag.cli.drill import _endpoint  # noqa: PLC0415 - the drill's own API fallback
+    from kdiag.drill import setup as drill_setup  # noqa: PLC0415 - not for --help
+    from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - see above
+    from kdiag.fleet.drill import (  # noqa: PLC0415 - see above
+        DrillOutcome,
+        fleet_drill,
+        resolve_instances,
+    )
+
+    hostvars = list_hosts(inventory, limit)
+    console = err_console()
+
+    def show(o: DrillOutcome) -> None:
+        why = f" ({o.code}: {o.summary})" if o.status != "pass" else ""
+        console.print(f"{o.phase}: {o.host} {o.instance_id}: {o.status}{why}")
+
+    with open_store(db) as store:
+        ids = resolve_instances(store, hostvars)
+        if setup:
+            for iid in dict.fromkeys(ids.values()):
+                instance = store.get_instance(iid)
+                if instance is not None:
+                    drill_setup(store, instance)
+        first = store.get_instance(next(iter(ids.values())))
+        region = first.region if first is not None else "us-east-1"
+        with _endpoint(store, endpoint, region) as url:
+            report = fleet_drill(
+                store,
+                inventory,
+                endpoint=url,
+                limit=limit,
+                canary=canary,
+                batch=batch,
+                timeout=timeout,
+                progress=show,
+                hostvars=hostvars,
+            )
+    if json_out:
+        print_json(report.to_json())
+    else:
+        for o in report.hosts:
+            typer.echo(f"{o.host}\t{o.instance_id}\t{o.phase}\t{o.status}\t{o.code or '-'}")
+        if report.stopped_at is not None:
+            s = report.stopped_at
+            typer.echo("")
+            typer.echo(f"stopped at {s.host} ({s.instance_id}): {s.code}: {s.summary}")
+            if s.fix:
+                typer.echo(f"fix: {s.fix}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(fleet_app, name="fleet")
