@@ -9,8 +9,10 @@ a copy) is read, recognised by its identity and added to that dump's paths.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from kdiag.store import dumps as dumpdb
 from kdiag.store._base import StoreBase
 from kdiag.vmcore.describe import summary_block
 from kdiag.vmcore.discover import find_dumps
-from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, KdumpPages
+from kdiag.vmcore.formats.diskdump import DISKDUMP_SIGNATURE, DiskDumpHeader, KdumpSubHeader
 from kdiag.vmcore.spool import file_compression
 from kdiag.vmcore.triage import triage
 
@@ -50,6 +52,7 @@ class _Indexed:
     outcome: ScanOutcome
     error: KdiagError | None
     bytes_read: int
+    unchanged_id: str | None = None
 
 
 def _check_source(source: str) -> str:
@@ -114,25 +117,44 @@ def _stat(path: str) -> dumpdb.FileFacts:
     )
 
 
-def _unchanged(
-    store: StoreBase, files: Sequence[dumpdb.FileFacts], account: str
-) -> DumpEntry | None:
-    """The entry all ``files`` were indexed as, when none of them changed since."""
-    entry: DumpEntry | None = None
-    for file in files:
-        known = dumpdb.known_file(store, file.path, account_id=account)
-        if known is None or (known.size, known.device, known.inode, known.mtime_ns) != (
-            file.size,
-            file.device,
-            file.inode,
-            file.mtime_ns,
-        ):
+@dataclass(frozen=True)
+class _Known:
+    """What the store knew, before a scan, about the paths it is about to read."""
+
+    files: dict[str, tuple[dumpdb.FileFacts, str]]
+    rejects: dict[str, tuple[Rejected, int | None, int | None]]
+
+    @classmethod
+    def load(cls, store: StoreBase, paths: Sequence[str], account: str) -> _Known:
+        return cls(
+            dumpdb.known_files(store, paths, account_id=account),
+            dumpdb.known_rejects(store, paths, account_id=account),
+        )
+
+    def unchanged(self, files: Sequence[dumpdb.FileFacts]) -> str | None:
+        """The id of the dump all ``files`` were indexed as, when none changed since."""
+        ids = set()
+        for file in files:
+            known = self.files.get(file.path)
+            if known is None:
+                return None
+            before, dump_id = known
+            if (before.size, before.device, before.inode, before.mtime_ns) != (
+                file.size,
+                file.device,
+                file.inode,
+                file.mtime_ns,
+            ):
+                return None
+            ids.add(dump_id)
+        return ids.pop() if len(ids) == 1 else None
+
+    def still_rejected(self, files: Sequence[dumpdb.FileFacts]) -> Rejected | None:
+        """The rejection of a single file that has not changed since it was rejected."""
+        if len(files) != 1 or files[0].path not in self.rejects:
             return None
-        found = dumpdb.entry_for_path(store, file.path, account_id=account)
-        if found is None or (entry is not None and found.id != entry.id):
-            return None
-        entry = found
-    return entry
+        rejected, size, mtime_ns = self.rejects[files[0].path]
+        return rejected if (size, mtime_ns) == (files[0].size, files[0].mtime_ns) else None
 
 
 def _log_tail(log: Sequence[vmcore.LogRecord]) -> str:
@@ -190,15 +212,19 @@ def _index(
     host: str | None,
     source: str,
     account: str,
-    reuse: bool,
+    known: _Known | None,
 ) -> _Indexed:
     files: list[dumpdb.FileFacts] = []
     try:
         files = [_stat(p) for p in paths]
-        if reuse:
-            entry = _unchanged(store, files, account)
-            if entry is not None:
-                return _Indexed(ScanOutcome(tuple(paths), "unchanged", entry, None), None, 0)
+        if known is not None:
+            dump_id = known.unchanged(files)
+            if dump_id is not None:  # filled in by scan() for all such files at once
+                outcome = ScanOutcome(tuple(paths), "unchanged", None, None)
+                return _Indexed(outcome, None, 0, dump_id)
+            before = known.still_rejected(files)
+            if before is not None:  # the same bad file as last time: not read again
+                return _Indexed(ScanOutcome(tuple(paths), "rejected", None, before), None, 0)
         facts, ordered, bytes_read = _read(paths, files, host, source)
     except KdiagError as exc:
         rejected = _reject(store, paths, files, code=exc.code, message=str(exc), account=account)
@@ -261,8 +287,8 @@ def index_dump(
     )
     if not names:
         raise ConfigError("no dump file given")
-    account = store._account_id(account_id)
-    done = _index(store, names, host=host, source=source, account=account, reuse=False)
+    account = dumpdb.checked_account(store, account_id)
+    done = _index(store, names, host=host, source=source, account=account, known=None)
     if done.error is not None:
         raise done.error
     assert done.outcome.entry is not None
@@ -273,24 +299,31 @@ def index_dump(
 
 
 def _split_key(path: str) -> tuple[object, ...] | None:
-    """What the files of one ``makedumpfile --split`` set share, or ``None`` for a file that
-    is not an uncompressed split member (or cannot be read: indexing says why)."""
+    """What the files of one ``makedumpfile --split`` set share (utsname, dump time, pfn
+    count), from the kdump header and sub header alone (two small reads); ``None`` for a
+    file that is not an uncompressed split member, or cannot be read (indexing says why)."""
     try:
         _regular(path)
         fd = os.open(path, _NONBLOCK)
         try:
-            if os.pread(fd, 8, 0) != DISKDUMP_SIGNATURE:
+            raw = os.pread(fd, DiskDumpHeader.SIZE, 0)
+            if len(raw) < DiskDumpHeader.SIZE or raw[:8] != DISKDUMP_SIGNATURE:
                 return None
+            head = DiskDumpHeader.from_bytes(raw)
+            if head.header_version < 2 or not 512 <= head.block_size <= 1 << 20:
+                return None
+            raw_sub = os.pread(fd, KdumpSubHeader.SIZE, head.block_size)
+            if len(raw_sub) < KdumpSubHeader.SIZE:
+                return None
+            sub = KdumpSubHeader.from_bytes(raw_sub, head.header_version)
         finally:
             os.close(fd)
-        with vmcore.open(path) as dump:
-            store = dump.layout.store
-            if dump.split_range is None or not isinstance(store, KdumpPages):
-                return None
-            head = store.header
-            return (head.utsname, head.timestamp_sec, head.timestamp_usec, store.max_mapnr)
-    except (OSError, KdiagError):
+    except (OSError, KdiagError, struct.error):
         return None
+    if not sub.split:
+        return None
+    max_mapnr = sub.max_mapnr_64 or head.max_mapnr
+    return (head.utsname, head.timestamp_sec, head.timestamp_usec, max_mapnr)
 
 
 def _is_dir(operand: str) -> bool:
@@ -354,14 +387,16 @@ def scan(
     for name in names:
         if not os.path.lexists(name):
             raise ConfigError(f"{name}: no such file or directory")
-    account = store._account_id(account_id)
+    account = dumpdb.checked_account(store, account_id)
     started = time.monotonic()
     work = targets(names)
+    known = _Known.load(store, [p for paths in work for p in paths], account)
     outcomes: list[ScanOutcome] = []
+    unchanged: dict[int, str] = {}
     total = 0
     for done, paths in enumerate(work, 1):
         try:
-            result = _index(store, paths, host=host, source=source, account=account, reuse=True)
+            result = _index(store, paths, host=host, source=source, account=account, known=known)
         except (ValueError, LookupError, ArithmeticError, MemoryError, RecursionError) as exc:
             # A reader bug must not end the scan of a whole tree: say which file, go on.
             message = f"unexpected {type(exc).__name__}: {exc}"
@@ -369,8 +404,13 @@ def scan(
                 store, paths, [], code="InternalError", message=message, account=account
             )
             result = _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), None, 0)
+        if result.unchanged_id is not None:
+            unchanged[len(outcomes)] = result.unchanged_id
         outcomes.append(result.outcome)
         total += result.bytes_read
         if progress is not None:
             progress(done, len(work), paths[0])
+    entries = dumpdb.entries_by_id(store, unchanged.values(), account_id=account)
+    for at, dump_id in unchanged.items():
+        outcomes[at] = dataclasses.replace(outcomes[at], entry=entries.get(dump_id))
     return ScanReport(tuple(outcomes), time.monotonic() - started, total)

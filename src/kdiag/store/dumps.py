@@ -26,11 +26,14 @@ from kdiag.store.models import DumpPathRow, DumpRejectRow, DumpRow
 
 __all__ = (
     "MAX_TEXT",
+    "CheckedAccount",
     "FileFacts",
     "NewDump",
-    "entry_for_path",
+    "checked_account",
+    "entries_by_id",
     "get_dump",
-    "known_file",
+    "known_files",
+    "known_rejects",
     "list_dumps",
     "list_rejects",
     "new_dump_id",
@@ -44,23 +47,63 @@ MAX_TEXT = 64 * 1024
 _ID_PREFIX = "dump-"
 
 
+class CheckedAccount(str):
+    """An account id already checked to exist (:func:`checked_account`): the queries of a
+    scan of thousands of files look it up once, not once per query."""
+
+    __slots__ = ()
+
+
+def checked_account(store: StoreBase, account_id: str | None) -> CheckedAccount:
+    """``account_id`` (``None``: the default account) checked once, for many calls."""
+    return CheckedAccount(store._account_id(account_id))
+
+
+def _resolve(store: StoreBase, account_id: str | None) -> str:
+    if isinstance(account_id, CheckedAccount):
+        return account_id
+    return store._account_id(account_id)
+
+
 def new_dump_id() -> str:
     return _ID_PREFIX + secrets.token_hex(8)
 
 
 def path_key(path: str) -> str:
-    """The key a path is unique by (paths may be longer than an index allows)."""
+    """The key a path is unique by (paths may be longer than an index allows), from its
+    bytes (a name that is not UTF-8 keeps its own key)."""
     return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _cut(text: str | None, limit: int = MAX_TEXT) -> str | None:
-    if text is None or len(text) <= limit:
+def _clean(text: str) -> str:
+    """Text both databases take: undecodable bytes of a file name (``os.fsdecode``'s
+    surrogates) as ``\\xNN``, and NUL (PostgreSQL refuses it in text) as ``\\x00``."""
+    if text.isprintable() or (text.isascii() and "\0" not in text):
         return text
-    return text[: limit - 1] + "…"
+    safe = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return safe.replace("\0", "\\x00")
+
+
+def _clean_json(value: Any) -> Any:
+    """``value`` with every string in it (keys too) passed through :func:`_clean`."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def _cut(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None:
+        return None
+    text = _clean(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _str_cut(text: str | None, limit: int) -> str | None:
-    return None if text is None else text[:limit]
+    return None if text is None else _clean(text)[:limit]
 
 
 @dataclass(frozen=True)
@@ -140,36 +183,70 @@ def _file(row: DumpPathRow) -> records.DumpPath:
     return records.DumpPath(row.path, row.part, row.size, row.compression, row.seen_at)
 
 
-def known_file(store: StoreBase, path: str, *, account_id: str | None = None) -> FileFacts | None:
-    """The stat facts recorded for ``path`` when it was last indexed, or ``None``."""
-    account = store._account_id(account_id)
+_CHUNK = 500  # keys per IN (...) list
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for at in range(0, len(items), _CHUNK):
+        yield items[at : at + _CHUNK]
+
+
+def known_files(
+    store: StoreBase, paths: Sequence[str], *, account_id: str | None = None
+) -> dict[str, tuple[FileFacts, str]]:
+    """For each of ``paths`` indexed before: its stat facts then, and its dump's id."""
+    account = _resolve(store, account_id)
+    by_key = {path_key(p): p for p in paths}
+    out: dict[str, tuple[FileFacts, str]] = {}
     with store._read() as session:
-        row = session.scalars(
-            select(DumpPathRow).where(
-                DumpPathRow.account_id == account, DumpPathRow.path_key == path_key(path)
+        for keys in _chunks(list(by_key)):
+            query = select(DumpPathRow).where(
+                DumpPathRow.account_id == account, DumpPathRow.path_key.in_(keys)
             )
-        ).first()
-        if row is None:
-            return None
-        return FileFacts(
-            row.path, row.part, row.size, row.compression, row.device, row.inode, row.mtime_ns
-        )
+            for row in session.scalars(query):
+                path = by_key[row.path_key]
+                facts = FileFacts(
+                    path, row.part, row.size, row.compression, row.device, row.inode, row.mtime_ns
+                )
+                out[path] = (facts, row.dump_id)
+    return out
 
 
-def entry_for_path(
-    store: StoreBase, path: str, *, account_id: str | None = None
-) -> records.DumpEntry | None:
-    """The dump the file at ``path`` was last indexed as, or ``None``."""
-    account = store._account_id(account_id)
+def known_rejects(
+    store: StoreBase, paths: Sequence[str], *, account_id: str | None = None
+) -> dict[str, tuple[records.Rejected, int | None, int | None]]:
+    """For each of ``paths`` rejected before: the rejection, and the file's size and
+    modification time (ns) then."""
+    account = _resolve(store, account_id)
+    by_key = {path_key(p): p for p in paths}
+    out: dict[str, tuple[records.Rejected, int | None, int | None]] = {}
     with store._read() as session:
-        dump = session.scalars(
-            select(DumpRow)
-            .join(DumpPathRow, DumpPathRow.dump_id == DumpRow.id)
-            .where(DumpPathRow.account_id == account, DumpPathRow.path_key == path_key(path))
-        ).first()
-        if dump is None:
-            return None
-        return _entry(dump, _paths(session, [dump.id])[dump.id])
+        for keys in _chunks(list(by_key)):
+            query = select(DumpRejectRow).where(
+                DumpRejectRow.account_id == account, DumpRejectRow.path_key.in_(keys)
+            )
+            for row in session.scalars(query):
+                found = records.Rejected(row.path, row.code, row.message, row.size, row.seen_at)
+                out[by_key[row.path_key]] = (found, row.size, row.mtime_ns)
+    return out
+
+
+def entries_by_id(
+    store: StoreBase, dump_ids: Iterable[str], *, account_id: str | None = None
+) -> dict[str, records.DumpEntry]:
+    """The account's dumps among ``dump_ids``, by id (ids of other accounts are left out)."""
+    account = _resolve(store, account_id)
+    out: dict[str, records.DumpEntry] = {}
+    with store._read() as session:
+        for ids in _chunks(sorted(set(dump_ids))):
+            rows = list(
+                session.scalars(
+                    select(DumpRow).where(DumpRow.account_id == account, DumpRow.id.in_(ids))
+                )
+            )
+            paths = _paths(session, [r.id for r in rows])
+            out.update((r.id, _entry(r, paths[r.id])) for r in rows)
+    return out
 
 
 def _row(account: str, facts: NewDump, when: dt.datetime) -> DumpRow:
@@ -190,7 +267,7 @@ def _row(account: str, facts: NewDump, when: dt.datetime) -> DumpRow:
         complete=facts.complete,
         incomplete_reason=_cut(facts.incomplete_reason),
         source=facts.source[:16],
-        summary=facts.summary,
+        summary=_clean_json(facts.summary),
         log_tail=_cut(facts.log_tail) or "",
         indexed_at=when,
     )
@@ -210,7 +287,7 @@ def record_dump(
     A path that held another dump before is moved to this one; a path that was rejected
     before is no longer.
     """
-    account = store._account_id(account_id)
+    account = _resolve(store, account_id)
     for attempt in (1, 2):
         try:
             return _record(store, account, facts, files)
@@ -247,7 +324,7 @@ def _record(
         for key, file in zip(keys, files, strict=True):
             path_row = existing.get(key)
             if path_row is None:
-                path_row = DumpPathRow(account_id=account, path_key=key, path=file.path)
+                path_row = DumpPathRow(account_id=account, path_key=key, path=_clean(file.path))
                 session.add(path_row)
             path_row.dump_id = row.id
             path_row.part = file.part
@@ -277,7 +354,7 @@ def record_reject(
     account_id: str | None = None,
 ) -> records.Rejected:
     """Record that ``path`` could not be indexed, and why; it no longer holds a dump."""
-    account = store._account_id(account_id)
+    account = _resolve(store, account_id)
     key = path_key(path)
     when = _now()
     text = _cut(message) or ""
@@ -295,7 +372,7 @@ def record_reject(
                     )
                 ).first()
                 if row is None:
-                    row = DumpRejectRow(account_id=account, path_key=key, path=path)
+                    row = DumpRejectRow(account_id=account, path_key=key, path=_clean(path))
                     session.add(row)
                 row.code = code[:64]
                 row.message = text
@@ -306,7 +383,7 @@ def record_reject(
         except IntegrityError:
             if attempt == 2:
                 raise
-    return records.Rejected(path, code[:64], text, size, when)
+    return records.Rejected(_clean(path), code[:64], text, size, when)
 
 
 def list_dumps(
@@ -321,7 +398,7 @@ def list_dumps(
 
     ``since`` keeps dumps whose crash time (else index time) is at or after it.
     """
-    account = store._account_id(account_id)
+    account = _resolve(store, account_id)
     with store._read() as session:
         query = select(DumpRow).where(DumpRow.account_id == account)
         if signature_id is not None:
@@ -344,7 +421,7 @@ def get_dump(
     :raises NoSuchEntity: no dump ``dump_id`` in the account (a dump of another account
         looks the same as one that does not exist).
     """
-    account = store._account_id(account_id)
+    account = _resolve(store, account_id)
     with store._read() as session:
         row = session.get(DumpRow, dump_id)
         if row is None or row.account_id != account:
@@ -362,7 +439,7 @@ def get_dump(
 
 def list_rejects(store: StoreBase, *, account_id: str | None = None) -> list[records.Rejected]:
     """Files scans could not index, by path."""
-    account = store._account_id(account_id)
+    account = _resolve(store, account_id)
     with store._read() as session:
         rows = session.scalars(
             select(DumpRejectRow)
