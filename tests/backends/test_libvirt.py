@@ -301,3 +301,31 @@ def test_a_daemon_that_never_answers_times_out(tmp_path: Path):
         for conn in held:
             conn.close()  # the abandoned worker gets EOF and ends
         server.close()
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_peer_leaves_no_qemu_behind_even_when_its_daemon_died():
+    """tests/peers/libvirtd.py: a daemon killed with SIGKILL leaves its QEMU running;
+    stop() must still end that QEMU (from the domain's pid file) and remove the directory."""
+    import os
+    import signal
+
+    daemon = Libvirtd.start()
+    daemon.define_xml(minimal_domain_xml("leak1"))
+    assert daemon.virsh("start", "--paused", "leak1").returncode == 0
+    pid = int((daemon.root / "run/libvirt/qemu/run/leak1.pid").read_text())
+    os.kill(daemon.proc.pid, signal.SIGKILL)
+    daemon.proc.wait()
+    daemon.stop()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+    assert not daemon.root.exists()

@@ -308,7 +308,7 @@ class Libvirtd:
 
     def _kill_leftover_qemu(self) -> None:
         """A QEMU of this daemon that outlived it (the daemon was killed): its pid file."""
-        for pidfile in (self.root / "config/libvirt/qemu/run").glob("*.pid"):
+        for pidfile in (self.root / "run/libvirt/qemu/run").glob("*.pid"):
             with contextlib.suppress(ValueError, OSError):
                 pid = int(pidfile.read_text().strip())
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
