@@ -315,3 +315,18 @@ def test_every_page_passes_axe_and_is_kept_as_a_screenshot(console, driver, admi
     if out:  # make docs-shots: copy the run's screenshots where asked
         for p in console.shots.iterdir():
             shutil.copy(p, out)
+
+
+def test_the_accessibility_check_can_fail(console, driver):
+    """The same check on a page spoiled on purpose reports it: an unlabelled field and an
+    image without text (both critical in axe-core)."""
+    driver.delete_all_cookies()
+    driver.get(console.url + "/console/signin")
+    driver.execute_script(
+        "var main = document.querySelector('main');"
+        "main.appendChild(document.createElement('input'));"
+        "var img = document.createElement('img'); img.src = '/console/static/icon.svg';"
+        "main.appendChild(img);"
+    )
+    found = {rule for rule, _impact, _nodes in axe_violations(driver)}
+    assert {"label", "image-alt"} <= found
