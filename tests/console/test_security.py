@@ -10,7 +10,11 @@ import re
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
+from kdiag.console.security import SESSION_COOKIE, set_cookie
+from kdiag.store.sessions import ConsoleSessions
 from tests.console.conftest import allow
 
 
@@ -158,6 +162,47 @@ def _hostile(client):
     assert "<script>alert(1)</script>" not in escaped.text
     assert "&lt;script&gt;" in escaped.text
     assert client.get("/console/fleet").status_code == 200  # still signed in
+
+
+def _request(scheme):
+    scope = {
+        "type": "http",
+        "scheme": scheme,
+        "method": "GET",
+        "path": "/console/signin",
+        "raw_path": b"/console/signin",
+        "query_string": b"",
+        "headers": [(b"host", b"console.example")],
+        "server": ("127.0.0.1", 443),
+    }
+    return Request(scope)
+
+
+def test_the_cookie_is_secure_over_tls_only():
+    for scheme, secure in (("https", True), ("http", False)):
+        response = Response()
+        set_cookie(_request(scheme), response, SESSION_COOKIE, "t" * 43, 60)
+        header = response.headers["set-cookie"]
+        assert ("; Secure" in header) is secure, header
+        assert "HttpOnly" in header
+        assert "SameSite=strict" in header
+
+
+def test_signing_in_again_ends_the_previous_session(console, alice):
+    with signed_in(console, alice) as client:
+        first = client.cookies["kdiag_console"]
+        client.cookies.delete("kdiag_console")  # (a live session is sent to the fleet page)
+        form = client.get("/console/signin")
+        client.cookies.set("kdiag_console", first, domain="127.0.0.1", path="/console")
+        again = client.post(
+            "/console/signin",
+            data={"csrf": _form_token(form), "access_key_id": alice.key_id, "secret": alice.secret},
+        )
+        assert again.status_code == 303
+        second = again.cookies["kdiag_console"]
+        assert second != first
+        assert ConsoleSessions(console.store).resume(first) is None
+        assert ConsoleSessions(console.store).resume(second) is not None
 
 
 # last in this module: it leaves 127.0.0.1 throttled for five minutes

@@ -379,6 +379,7 @@ class Console:
                 self.throttle.failed(f"ip:{source}", f"key:{key_id}")
                 raise AuthFailure("the access key id or the secret is wrong")
             self.sessions.purge()  # rows of sessions over for a day go (an indexed delete)
+            self.sessions.revoke(request.cookies.get(SESSION_COOKIE))  # a new session only
             return self.sessions.create(found[1], key_id, audit.source_ip)
 
         answer = await run_in_threadpool(self.audited, run, audit)
