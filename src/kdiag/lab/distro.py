@@ -1,0 +1,439 @@
+"""A real Debian 12 guest for the lab: systemd, Debian's kernel and Debian's kdump-tools.
+
+The busybox guests (:mod:`kdiag.lab.build`) capture with kdiag's own script; this one boots
+a Debian 12 system built by ``debootstrap`` (``linux-image-amd64``, ``systemd-sysv``,
+``kdump-tools``) from one raw ext4 image on a virtio disk, so the capture path is Debian's:
+``kdump-tools.service`` loads the capture kernel with kdump-tools' own initramfs, the capture
+kernel boots the system again with ``systemd.unit=kdump-tools-dump.service``, which saves
+``/var/crash/<stamp>/dump.<stamp>`` with makedumpfile and reboots.
+
+Two images are built from one tree: ``fresh`` (as Debian leaves it after installing
+kdump-tools) and ``configured`` (``kdiag configure --root`` applied to the tree before the
+image is made). The lab plays the boot loader: it boots the tree's ``/boot/vmlinuz`` and
+``/boot/initrd.img`` with the command line ``update-grub`` would write, i.e. the
+``GRUB_CMDLINE_LINUX`` and ``GRUB_CMDLINE_LINUX_DEFAULT`` of ``/etc/default/grub`` and
+``/etc/default/grub.d/*.cfg`` sourced in order (kdump-tools' ``crashkernel=`` and kdiag's).
+
+The guest runs under the lab's supervisor like any other: ``debian-ready.sh`` (a systemd
+unit after ``kdump-tools.service``) prints the same console marks as the busybox ``/init``
+(the boot, the facts block, ``LAB-READY``), so ``status.json``, ``facts.json`` and
+``Guest.wait_ready`` work unchanged. Dumps stay in the guest's ``/var/crash``; after the
+guest is stopped :func:`extract_crash` copies them out of its disk with ``debugfs``.
+
+Cache layout under ``cache_dir()/"lab"/"debian"``::
+
+    debs/                    debootstrap's package cache
+    <hash>/                  fresh.img, configured.img, vmlinuz, initrd.img, build.json
+
+The hash covers the suite, the package list, the guest scripts, the collector and the
+readiness code ``configure`` runs, so changing any of them rebuilds (a few minutes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kdiag.errors import BackendError, ConfigError
+from kdiag.lab.build import collector_path, lab_cache
+from kdiag.lab.guest import Guest, GuestSpec, Lab, _start
+from kdiag.lab.qemu import GuestFiles, choose_accel, command_line
+from kdiag.readiness import configure
+
+__all__ = (
+    "IMAGE_VARIANTS",
+    "PACKAGES",
+    "SUITE",
+    "DebianBuild",
+    "build_debian",
+    "debian_mirror",
+    "debian_up",
+    "extract_crash",
+    "grub_cmdline",
+    "vmcore_of",
+)
+
+SUITE = "bookworm"
+#: what debootstrap --variant=minbase installs on top of the base system
+PACKAGES = (
+    "systemd-sysv",
+    "udev",
+    "linux-image-amd64",
+    "initramfs-tools",
+    "kdump-tools",
+    "kexec-tools",
+    "makedumpfile",
+    "procps",
+    "kmod",
+    "iproute2",
+)
+IMAGE_VARIANTS = ("fresh", "configured")
+#: bumped whenever the layout or the customisation of the image changes
+DEBIAN_FORMAT = 1
+#: size of the (sparse) root image; the tree takes about 700 MB, dumps go to /var/crash
+_IMAGE_MIB = 3072
+_HERE = Path(__file__).resolve().parent
+_READY_SCRIPT = _HERE / "debian-ready.sh"
+_READY_UNIT = """\
+[Unit]
+Description=kdiag lab: readiness marks on the serial console
+After=kdump-tools.service multi-user.target
+Wants=kdump-tools.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /usr/local/lib/kdiag/debian-ready.sh
+
+[Install]
+WantedBy=multi-user.target
+"""
+#: a mark when the capture kernel starts saving (Debian's dump unit, not kdiag's)
+_DUMP_DROPIN = """\
+[Service]
+ExecStartPre=/bin/sh -c 'echo "LAB: capture kernel $(uname -r) up (kdump-tools-dump)" > /dev/ttyS0'
+"""
+_FSTAB = "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DebianBuild:
+    """The cached Debian images and what boots them."""
+
+    directory: Path
+    kernel_release: str
+    vmlinuz: Path
+    initrd: Path
+    images: dict[str, str]  # variant -> image file name
+    cmdlines: dict[str, str]  # variant -> what update-grub would pass
+    inputs_hash: str
+    cached: bool
+    seconds: float
+
+    def image(self, variant: str) -> Path:
+        if variant not in self.images:
+            raise ConfigError(
+                f"unknown Debian image {variant!r} (known: {', '.join(IMAGE_VARIANTS)})"
+            )
+        return self.directory / self.images[variant]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("directory", "vmlinuz", "initrd"):
+            data[key] = str(data[key])
+        return data
+
+
+def _run(args: list[str], **kw: Any) -> str:
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, **kw)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip()[-1500:]
+        raise ConfigError(f"{' '.join(map(str, args))} failed: {tail}")
+    return str(proc.stdout)
+
+
+def debian_mirror() -> str:
+    """The Debian mirror apt uses here for ``bookworm`` (deb822 or one-line sources)."""
+    texts = []
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        if path.is_file() and path.suffix in (".list", ".sources", ""):
+            texts.append(path.read_text(errors="replace"))
+    for text in texts:
+        for line in text.splitlines():
+            words = re.sub(r"\[[^]]*\]", "", line).split()
+            if len(words) >= 3 and words[0] == "deb" and words[2] == SUITE:
+                return words[1]
+        for stanza in re.split(r"\n\s*\n", text):
+            fields: dict[str, list[str]] = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith(("#", " ")):
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.split()
+            if SUITE in fields.get("suites", []) and fields.get("uris"):
+                return fields["uris"][0]
+    return "http://deb.debian.org/debian"
+
+
+def _inputs_hash() -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{DEBIAN_FORMAT}|{SUITE}|{','.join(PACKAGES)}".encode())
+    for text in (_READY_UNIT, _DUMP_DROPIN, _FSTAB):
+        digest.update(text.encode())
+    digest.update(_READY_SCRIPT.read_bytes())
+    digest.update(collector_path().read_bytes())
+    readiness = Path(configure.__file__).resolve().parent
+    for path in sorted(readiness.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def grub_cmdline(root: Path) -> str:
+    """What ``update-grub`` puts on the ``linux`` line from the tree's defaults: the files
+    are sourced by ``sh`` in grub's order (``/etc/default/grub``, then ``grub.d/*.cfg``)."""
+    script = (
+        'GRUB_CMDLINE_LINUX=""; GRUB_CMDLINE_LINUX_DEFAULT=""\n'
+        "[ -f etc/default/grub ] && . ./etc/default/grub\n"
+        'for f in etc/default/grub.d/*.cfg; do [ -f "$f" ] && . "./$f"; done\n'
+        'echo "$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT"\n'
+    )
+    out = _run(["sh", "-c", script], cwd=root, env={"PATH": "/usr/bin:/bin"})
+    return " ".join(out.split())
+
+
+def _customise(root: Path) -> str:
+    """Make the tree bootable on the lab's virtio disk; return the kernel release."""
+    releases = sorted(p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob("vmlinuz-*"))
+    if len(releases) != 1:
+        raise ConfigError(f"expected one kernel in {root}/boot, found {releases}")
+    kver = releases[0]
+    (root / "etc/hostname").write_text("debian-lab\n")
+    (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 debian-lab\n")
+    (root / "etc/fstab").write_text(_FSTAB)
+    lib = root / "usr/local/lib/kdiag"
+    lib.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(collector_path(), lib / "collect.sh")
+    shutil.copyfile(_READY_SCRIPT, lib / "debian-ready.sh")
+    units = root / "etc/systemd/system"
+    (units / "kdiag-lab-ready.service").write_text(_READY_UNIT)
+    wants = units / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / "kdiag-lab-ready.service"
+    link.unlink(missing_ok=True)
+    link.symlink_to("/etc/systemd/system/kdiag-lab-ready.service")
+    dropin = units / "kdump-tools-dump.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "kdiag-lab.conf").write_text(_DUMP_DROPIN)
+    # a root login on the serial console without a password (a lab machine, no network)
+    _run(["chroot", str(root), "passwd", "-d", "root"])
+    # kdump-tools' capture initramfs, as its kernel hook builds it on a real install
+    if not list((root / "var/lib/kdump").glob("initrd.img-*")):
+        hook = root / "etc/kernel/postinst.d/kdump-tools"
+        if hook.exists():
+            _run(["chroot", str(root), "/etc/kernel/postinst.d/kdump-tools", kver])
+    return kver
+
+
+def _make_image(tree: Path, image: Path) -> None:
+    partial = image.with_name(image.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with open(partial, "wb") as fh:
+        fh.truncate(_IMAGE_MIB << 20)
+    _run(["mkfs.ext4", "-q", "-F", "-L", "debian-root", "-d", str(tree), str(partial)])
+    os.replace(partial, image)
+
+
+def _debootstrap(cache: Path, target: Path, note: Progress) -> None:
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    tool = shutil.which("debootstrap")
+    if tool is None:
+        raise ConfigError("debootstrap is not installed (apt-get install debootstrap)")
+    mirror = debian_mirror()
+    note(f"debootstrap {SUITE} from {mirror}")
+    proc = subprocess.run(
+        [
+            tool,
+            "--variant=minbase",
+            f"--cache-dir={debs}",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            str(target),
+            mirror,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        log = target / "debootstrap/debootstrap.log"
+        detail = log.read_text(errors="replace")[-1500:] if log.exists() else proc.stderr[-1500:]
+        raise ConfigError(f"debootstrap failed ({proc.returncode}): {detail}")
+
+
+def build_debian(progress: Progress | None = None, *, force: bool = False) -> DebianBuild:
+    """The Debian images, built when the inputs changed (or ``force``), else the cache."""
+    note = progress or (lambda _msg: None)
+    start = time.monotonic()
+    cache = lab_cache() / "debian"
+    cache.mkdir(parents=True, exist_ok=True)
+    key = _inputs_hash()
+    directory = cache / key
+    with open(cache / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = directory / "build.json"
+        if record.exists() and not force:
+            data = json.loads(record.read_text())
+            return _from_record(directory, data, cached=True, seconds=time.monotonic() - start)
+        shutil.rmtree(directory, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="tree-", dir=cache))
+        try:
+            tree = work / "root"
+            _debootstrap(cache, tree, note)
+            kver = _customise(tree)
+            directory.mkdir()
+            shutil.copyfile(tree / "boot" / f"vmlinuz-{kver}", directory / "vmlinuz")
+            shutil.copyfile(tree / "boot" / f"initrd.img-{kver}", directory / "initrd.img")
+            cmdlines = {}
+            note("mkfs.ext4 -d: fresh.img")
+            cmdlines["fresh"] = grub_cmdline(tree)
+            _make_image(tree, directory / "fresh.img")
+            note("kdiag configure --root, mkfs.ext4 -d: configured.img")
+            configure.apply(configure.plan(tree))
+            cmdlines["configured"] = grub_cmdline(tree)
+            _make_image(tree, directory / "configured.img")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        data = {
+            "kernel_release": kver,
+            "cmdlines": cmdlines,
+            "images": {v: f"{v}.img" for v in IMAGE_VARIANTS},
+            "inputs_hash": key,
+            "build_seconds": round(time.monotonic() - start, 1),
+        }
+        record.write_text(json.dumps(data, indent=2) + "\n")
+        for old in cache.iterdir():
+            if old.is_dir() and old.name not in (key, "debs") and (old / "build.json").exists():
+                shutil.rmtree(old, ignore_errors=True)
+        return _from_record(directory, data, cached=False, seconds=time.monotonic() - start)
+
+
+def _from_record(
+    directory: Path, data: dict[str, Any], *, cached: bool, seconds: float
+) -> DebianBuild:
+    return DebianBuild(
+        directory=directory,
+        kernel_release=str(data["kernel_release"]),
+        vmlinuz=directory / "vmlinuz",
+        initrd=directory / "initrd.img",
+        images=dict(data["images"]),
+        cmdlines=dict(data["cmdlines"]),
+        inputs_hash=str(data["inputs_hash"]),
+        cached=cached,
+        seconds=round(seconds, 1),
+    )
+
+
+def debian_up(
+    lab: Lab,
+    name: str,
+    variant: str = "fresh",
+    *,
+    memory: str | int = 512,
+    cpus: int = 1,
+    accel: str | None = None,
+    progress: Progress | None = None,
+) -> Guest:
+    """Start a Debian guest on a copy of the ``variant`` image under the lab supervisor."""
+    if variant not in IMAGE_VARIANTS:
+        raise ConfigError(f"unknown Debian image {variant!r} (known: {', '.join(IMAGE_VARIANTS)})")
+    spec = GuestSpec.check(name, "default", memory, cpus)
+    info = build_debian(progress)
+    lab.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory = lab.root / spec.name
+    if (directory / "guest.json").exists() and Guest(directory).running:
+        raise ConfigError(f"lab guest {spec.name} is already running")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / "crash").mkdir(exist_ok=True, mode=0o700)
+    files = GuestFiles(
+        directory=directory,
+        vmlinuz=info.vmlinuz,
+        initrd=info.initrd,
+        disk=directory / "disk.img",
+        console=directory / "console.log",
+        qmp=directory / "qmp.sock",
+        events=directory / "events.sock",
+        commands=directory / "cmd.sock",
+    )
+    for stale in ("console.log", "qmp.sock", "events.sock", "cmd.sock", "status.json",
+                  "state.json", "events.jsonl", "facts.json", "disk.img"):  # fmt: skip
+        (directory / stale).unlink(missing_ok=True)
+    _run(["cp", "--sparse=always", "--reflink=auto", str(info.image(variant)), str(files.disk)])
+    if accel is None:
+        choice = choose_accel(info.vmlinuz, lab_cache())
+        accel, reason = choice.accel, choice.reason
+    else:
+        reason = "requested"
+    append = f"root=/dev/vda rw console=ttyS0 {info.cmdlines[variant]}".strip()
+    args = command_line(
+        files, accel=accel, memory_mib=spec.memory_mib, cpus=spec.cpus, append=append
+    )
+    crash = re.search(r"crashkernel=(\S+)", append)
+    config = {
+        "name": spec.name,
+        "arch": "x86_64",
+        "kind": "debian",
+        "profile": f"debian-{variant}",
+        "accel": accel,
+        "accel_reason": reason,
+        "memory_mib": spec.memory_mib,
+        "cpus": spec.cpus,
+        "crashkernel": crash.group(1) if crash else None,
+        "kernel_release": info.kernel_release,
+        "build": str(info.directory),
+        "append": append,
+        "qemu_args": args,
+        "ssh": None,
+    }
+    (directory / "guest.json").write_text(json.dumps(config, indent=2) + "\n")
+    return _start(directory)
+
+
+def extract_crash(guest: Guest) -> list[Path]:
+    """Copy the stopped guest's ``/var/crash/<stamp>/`` directories into its crash tree
+    (files 0600) with ``debugfs``; returns the new directories, oldest first."""
+    if guest.running:
+        raise BackendError(f"lab guest {guest.name} is running: stop it before reading its disk")
+    disk = guest.directory / "disk.img"
+    listing = subprocess.run(
+        ["debugfs", "-R", "ls -p /var/crash", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    names = []
+    for line in listing.splitlines():
+        parts = line.strip("/").split("/")
+        # ls -p: /inode/mode/uid/gid/name/size/
+        if (
+            len(parts) >= 5
+            and parts[1].isdigit()
+            and int(parts[1], 8) & 0o170000 == 0o040000
+            and re.fullmatch(r"\d{12}", parts[4])
+        ):
+            names.append(parts[4])
+    out = []
+    guest.crash_dir.mkdir(mode=0o700, exist_ok=True)
+    old = os.umask(0o077)
+    try:
+        for stamp in sorted(names):
+            final = guest.crash_dir / f"{guest.name}-{stamp}"
+            if final.exists():
+                continue
+            with tempfile.TemporaryDirectory(dir=guest.crash_dir) as tmp:
+                _run(["debugfs", "-R", f"rdump /var/crash/{stamp} {tmp}", str(disk)])
+                got = Path(tmp) / stamp
+                for path in got.iterdir():
+                    path.chmod(0o600)
+                got.rename(final)
+            out.append(final)
+    finally:
+        os.umask(old)
+    return out
+
+
+def vmcore_of(crash: Path) -> Path | None:
+    """The dump file kdump-tools saved in one ``/var/crash/<stamp>`` directory."""
+    dumps = sorted(crash.glob("dump.*"))
+    return dumps[0] if dumps else None
