@@ -13,11 +13,16 @@ as every send does) to a real peer, next to the peer's own CLI doing the same, i
   (``query-status`` then ``inject-nmi``, its session kept briefly between calls) against
   ``socat`` speaking QMP by hand (greeting, ``qmp_capabilities``, ``inject-nmi``; timed
   until its answer is read and socat has exited).
+- ``redfish``: sushy-tools' emulator (libvirt driver, Basic auth) in front of a no-OS
+  domain in a private libvirtd.  kdiag's redfish backend (service root, system, allowed
+  reset types and power state, then the POST) against ``curl`` POSTing the Nmi reset.
+- ``ipmi``: VirtualBMC (pyghmi's BMC server) in front of such a domain.  kdiag's ipmi
+  backend (RMCP+ login, power state, Chassis Control 04h, power state again, logout)
+  against ``ipmitool -I lanplus -C 3 chassis power diag``.
 
 Per row: runs, median and p99 in ms, and the ratio of kdiag's median to the peer CLI's.
 
-**Adding a backend** (redfish: a ``curl`` POST of the ``Nmi`` reset to sushy-tools; ipmi:
-``ipmitool chassis power diag`` through VirtualBMC): write a context manager that starts
+**Adding a backend**: write a context manager that starts
 the peer and yields a :class:`DeliveryCase` (the kdiag target, the peer CLI as a callable
 that raises when it fails, optional extra rows), and decorate it with ``@peer("name")``;
 the runner and the table need nothing else.  A peer that cannot start here (a tool
@@ -51,6 +56,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -296,6 +302,180 @@ def _qmp_peer() -> Iterator[DeliveryCase]:
         finally:
             proc.kill()
             proc.wait()
+
+
+_BMC_USER = "admin"
+_BMC_PASSWORD = "bench-bmc-pw"  # a throwaway login of a loopback emulator
+
+
+def _free_port(kind: int) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _bmc_domain() -> Iterator[tuple[Any, str, str]]:
+    """A private libvirtd running a no-OS domain: (daemon, its URI, the domain's UUID)."""
+    _tool("libvirtd")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # tests.peers: the peers the tests start
+    from tests.peers.libvirtd import minimal_domain_xml, running_libvirtd
+
+    with running_libvirtd() as daemon:
+        name = daemon.define_xml(minimal_domain_xml("bench-bmc"))
+        started = daemon.virsh("start", name)
+        if started.returncode != 0:
+            raise PeerUnavailable(f"virsh start: {started.stderr.strip()}")
+        uuid_text = daemon.virsh("domuuid", name).stdout.strip()
+        yield daemon, name, uuid_text
+
+
+@contextlib.contextmanager
+def _background(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _bmc_env() -> Iterator[str]:
+    """The benchmark's BMC login as an ``env:`` credentials reference."""
+    saved = {k: os.environ.get(k) for k in ("KDB_BMC_USERNAME", "KDB_BMC_PASSWORD")}
+    os.environ["KDB_BMC_USERNAME"], os.environ["KDB_BMC_PASSWORD"] = _BMC_USER, _BMC_PASSWORD
+    try:
+        yield "env:KDB_BMC"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@peer("redfish")
+@contextlib.contextmanager
+def _redfish_peer() -> Iterator[DeliveryCase]:
+    """sushy-tools' emulator (libvirt driver, Basic auth) in front of the no-OS domain; the
+    peer CLI is ``curl`` POSTing the Nmi reset (as an operator would)."""
+    import socket
+    import urllib.request
+
+    curl = _tool("curl")
+    emulator = Path(sys.executable).with_name("sushy-emulator")
+    if not emulator.exists():
+        raise PeerUnavailable("sushy-emulator is not installed (pip install sushy-tools)")
+    import bcrypt
+
+    with _bmc_domain() as (daemon, _name, uuid_text), _bmc_env() as creds:
+        root = Path(daemon.root)
+        htpasswd = root / "bench-htpasswd"
+        digest = bcrypt.hashpw(_BMC_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+        htpasswd.write_text(f"{_BMC_USER}:{digest}\n")
+        config = root / "bench-sushy.conf"
+        config.write_text(f"SUSHY_EMULATOR_AUTH_FILE = {str(htpasswd)!r}\n")
+        port = _free_port(socket.SOCK_STREAM)
+        base = f"http://127.0.0.1:{port}"
+        argv = [str(emulator), "--config", str(config), "--libvirt-uri",
+                daemon.uri, "--interface", "127.0.0.1", "--port", str(port)]  # fmt: skip
+        with _background(argv, root / "bench-sushy.log"):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/redfish/v1/", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise PeerUnavailable("sushy-emulator did not answer") from None
+                    time.sleep(0.2)
+            system = f"/redfish/v1/Systems/{uuid_text}"
+            yield DeliveryCase(
+                backend="redfish",
+                target=Target(
+                    "i-0000000000000bench",
+                    {"url": base, "system": system, "credentials": creds},
+                ),
+                peer_label="curl POST of the Nmi reset",
+                peer=_checked(
+                    [
+                        curl,
+                        "-sSf",
+                        "-u",
+                        f"{_BMC_USER}:{_BMC_PASSWORD}",
+                        "-H",
+                        "Content-Type: application/json",
+                        "-d",
+                        '{"ResetType": "Nmi"}',
+                        f"{base}{system}/Actions/ComputerSystem.Reset",
+                    ]
+                ),
+            )
+
+
+@peer("ipmi")
+@contextlib.contextmanager
+def _ipmi_peer() -> Iterator[DeliveryCase]:
+    """VirtualBMC (pyghmi's BMC server) in front of the no-OS domain; the peer CLI is
+    ``ipmitool chassis power diag`` (cipher suite 3: VirtualBMC answers SHA-1)."""
+    import socket
+
+    ipmitool = _tool("ipmitool")
+    try:
+        import virtualbmc  # noqa: F401
+    except ImportError:
+        raise PeerUnavailable("virtualbmc is not installed (pip install virtualbmc)") from None
+    with _bmc_domain() as (daemon, name, _uuid), _bmc_env() as creds:
+        root = Path(daemon.root)
+        port = _free_port(socket.SOCK_DGRAM)
+        code = (
+            "import sys\n"
+            "from virtualbmc.vbmc import VirtualBMC\n"
+            "VirtualBMC(sys.argv[1], sys.argv[2], int(sys.argv[3]), '127.0.0.1', sys.argv[4],"
+            " sys.argv[5]).listen(timeout=3600)\n"
+        )
+        argv = [sys.executable, "-c", code, _BMC_USER, _BMC_PASSWORD, str(port), name,
+                daemon.uri]  # fmt: skip
+        with _background(argv, root / "bench-vbmc.log"):
+            time.sleep(1.0)  # VirtualBMC binds its UDP socket at start-up
+            yield DeliveryCase(
+                backend="ipmi",
+                target=Target(
+                    "i-0000000000000bench",
+                    {"address": "127.0.0.1", "port": port, "credentials": creds},
+                ),
+                peer_label="ipmitool chassis power diag",
+                peer=_checked(
+                    [
+                        ipmitool,
+                        "-I",
+                        "lanplus",
+                        "-C",
+                        "3",
+                        "-H",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        _BMC_USER,
+                        "-P",
+                        _BMC_PASSWORD,
+                        "chassis",
+                        "power",
+                        "diag",
+                    ]
+                ),
+                interleave=False,
+            )
 
 
 def _timed(
