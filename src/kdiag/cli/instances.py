@@ -60,7 +60,8 @@ def add(
             help="The backend target: an address (QMP socket path, host:port) or JSON "
             'settings such as \'{"address": "/run/vm.qmp", "timeout": 3}\'.  Targets hold '
             "no secrets: a password, token, API or private key, or user:pass@ in a URL is "
-            'refused.  Name them instead with "credentials": "file:/path" (a file owned by '
+            'refused.  Name them instead with "credentials": "name:NAME" (kept sealed by '
+            'kdiag credentials set), "file:/path" (a file owned by '
             "you, mode 0600 or stricter, holding JSON or key=value lines such as "
             'username=... and password=...) or "env:PREFIX" (PREFIX_USERNAME, '
             "PREFIX_PASSWORD, ... in the environment of the process that delivers the "
@@ -103,6 +104,10 @@ def add(
 
     libvirt: --target '{"uri": "qemu:///system", "domain": "NAME-or-UUID"}'
     (optional "timeout" in seconds, default 10).  --check tries it first.
+
+    redfish: --target '{"url": "https://bmc", "system": "1", "credentials": "name:bmc"}'
+    (optional "verify": false, "timeout").  ipmi: --target '{"address": "bmc", "port": 623,
+    "credentials": "name:bmc"}' (optional "timeout").  The login: kdiag credentials set.
     """
     settings = parse_target(target)
     with open_store(db) as store:
