@@ -128,8 +128,11 @@ class HTTPRecorder:
                 self.wfile.flush()
                 self.connection.settimeout(10)
                 try:
-                    while self.connection.recv(4096):
-                        pass
+                    while chunk := self.connection.recv(4096):
+                        if chunk[0] & 0x0F == 0x8:  # the client's close frame: answer it
+                            self.wfile.write(b"\x88\x00")
+                            self.wfile.flush()
+                            break
                 except OSError:
                     pass
                 self.close_connection = True
