@@ -191,7 +191,12 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
                     len(wrong),
                 )
             )
-            print(f"  forks {forks}: {wall:.1f} s, {len(wrong)} wrong", file=sys.stderr)
+            why: dict[str, int] = {}
+            for h in report["hosts"]:
+                if h["host"] in wrong:
+                    key = f"{h['status']}: {(h['message'] or '')[:60]}"
+                    why[key] = why.get(key, 0) + 1
+            print(f"  forks {forks}: {wall:.1f} s, {len(wrong)} wrong {why}", file=sys.stderr)
         server.stop()
     finally:
         pids = subprocess.run(

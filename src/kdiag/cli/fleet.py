@@ -71,6 +71,24 @@ class _Bar:
             self.console.print(f"{done}/{total} {verdict.host}: {verdict.status} ({what})")
 
 
+def _check_options(
+    *,
+    forks: int = 1,
+    purpose: str = "nmi",
+    canary: int = 0,
+    batch: int = 1,
+) -> None:
+    """Refuse bad options before the inventory is read (ansible-inventory takes seconds)."""
+    from kdiag.errors import ConfigError  # noqa: PLC0415 - not for --help
+    from kdiag.readiness.registry import TRIGGERS  # noqa: PLC0415 - see above
+
+    if purpose not in (*TRIGGERS, "all"):
+        raise ConfigError(f"--for must be one of {', '.join((*TRIGGERS, 'all'))}")
+    for name, value, low in (("--forks", forks, 1), ("--canary", canary, 0), ("--batch", batch, 1)):
+        if not low <= value <= 1000:
+            raise ConfigError(f"{name} must be {low} to 1000, not {value}")
+
+
 def _print_report(report: FleetReport, run_id: int | None) -> None:
     counts = report.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -106,6 +124,7 @@ def doctor_cmd(
     from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible, SQLAlchemy: not --help
     from kdiag.fleet.doctor import fleet_doctor, record_report  # noqa: PLC0415 - see above
 
+    _check_options(forks=forks, purpose=purpose)
     names = list(list_hosts(inventory, limit))
     bar = _Bar(f"{len(names)} hosts")
     context: AbstractContextManager[Any] = bar if names else nullcontext()
@@ -148,6 +167,7 @@ def configure_cmd(
     from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible: not for --help
     from kdiag.fleet.configure import fleet_configure  # noqa: PLC0415 - see above
 
+    _check_options(forks=forks, purpose=purpose)
     names = list(list_hosts(inventory, limit))
     with _Bar(f"{len(names)} hosts") as bar:
         report = fleet_configure(
@@ -221,6 +241,7 @@ def drill_cmd(
         resolve_instances,
     )
 
+    _check_options(canary=canary, batch=batch)
     hostvars = list_hosts(inventory, limit)
     console = err_console()
 
