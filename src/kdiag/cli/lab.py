@@ -135,6 +135,13 @@ def up_cmd(
     ] = 300.0,
     root: _Root = None,
     arch: _Arch = "x86_64",
+    debian: Annotated[
+        str | None,
+        typer.Option(
+            "--debian",
+            help="Boot a real Debian 12 system instead (fresh or configured; see docs/lab.md).",
+        ),
+    ] = None,
     json_out: _Json = False,
 ) -> None:
     """Boot a guest (QMP socket, serial console to a file, kdump armed per profile).
@@ -145,14 +152,23 @@ def up_cmd(
     err = err_console()
     try:
         with _Progress() as progress:
-            guest = _lab(root).up(
-                name=name,
-                profile=profile,
-                memory=memory or ("512M" if arch == "x86_64" else "1G"),
-                cpus=cpus,
-                progress=progress,
-                arch=arch,
-            )
+            if debian is not None:
+                from kdiag.lab.distro import debian_up  # noqa: PLC0415 - as _lab: start-up time
+
+                if arch != "x86_64" or profile != "default":
+                    raise ConfigError("--debian boots an x86_64 Debian image: no --arch/--profile")
+                guest = debian_up(
+                    _lab(root), name, debian, memory=memory or "512M", cpus=cpus, progress=progress
+                )
+            else:
+                guest = _lab(root).up(
+                    name=name,
+                    profile=profile,
+                    memory=memory or ("512M" if arch == "x86_64" else "1G"),
+                    cpus=cpus,
+                    progress=progress,
+                    arch=arch,
+                )
     except KeyboardInterrupt:
         err.print(f"{name}: interrupted; the guest is not running")  # Lab.up stopped it
         raise

@@ -76,6 +76,7 @@ PACKAGES = (
     "makedumpfile",
     "procps",
     "kmod",
+    "dropbear-bin",
     "iproute2",
 )
 IMAGE_VARIANTS = ("fresh", "configured")
@@ -217,12 +218,38 @@ def _customise(root: Path) -> str:
     (dropin / "kdiag-lab.conf").write_text(_DUMP_DROPIN)
     # a root login on the serial console without a password (a lab machine, no network)
     _run(["chroot", str(root), "passwd", "-d", "root"])
-    # kdump-tools' capture initramfs, as its kernel hook builds it on a real install
-    if not list((root / "var/lib/kdump").glob("initrd.img-*")):
-        hook = root / "etc/kernel/postinst.d/kdump-tools"
-        if hook.exists():
-            _run(["chroot", str(root), "/etc/kernel/postinst.d/kdump-tools", kver])
+    _kdump_initrd(root, kver)
     return kver
+
+
+#: the modules kdump-tools' MODULES=dep finds on the lab's machine (root on virtio-blk, ext4)
+KDUMP_INITRD_MODULES = ("virtio_pci", "virtio_blk", "ext4")
+
+
+def _kdump_initrd(root: Path, kver: str) -> None:
+    """kdump-tools' capture initramfs, made the way its kernel hook makes it (a copy of
+    /etc/initramfs-tools with ``KDUMP=y``), except for the module set: the hook's
+    ``MODULES=dep`` looks at the running machine, which in the build chroot is this host,
+    so the modules ``dep`` finds in the guest are listed instead. Without it, kdump-config
+    would build it at the guest's first boot, minutes under TCG, on every fresh copy."""
+    script = f"""set -e
+kd=/var/lib/kdump
+rm -rf $kd/initramfs-tools
+mkdir -p $kd
+cp -pr /etc/initramfs-tools $kd/
+mkdir -p $kd/initramfs-tools/conf.d
+echo MODULES=list > $kd/initramfs-tools/conf.d/zzz-kdump
+printf '%s\n' {" ".join(KDUMP_INITRD_MODULES)} >> $kd/initramfs-tools/modules
+echo KDUMP=y >> $kd/initramfs-tools/initramfs.conf
+mkinitramfs -d $kd/initramfs-tools -o $kd/initrd.img-{kver}.new {kver}
+mv $kd/initrd.img-{kver}.new $kd/initrd.img-{kver}
+"""
+    proc_dir = root / "proc"
+    _run(["mount", "-t", "proc", "proc", str(proc_dir)])
+    try:
+        _run(["chroot", str(root), "/bin/sh", "-c", script])
+    finally:
+        subprocess.run(["umount", "-l", str(proc_dir)], check=False, capture_output=True)
 
 
 def _make_image(tree: Path, image: Path) -> None:
@@ -262,8 +289,13 @@ def _debootstrap(cache: Path, target: Path, note: Progress) -> None:
         raise ConfigError(f"debootstrap failed ({proc.returncode}): {detail}")
 
 
-def build_debian(progress: Progress | None = None, *, force: bool = False) -> DebianBuild:
-    """The Debian images, built when the inputs changed (or ``force``), else the cache."""
+def build_debian(
+    progress: Progress | None = None, *, force: bool = False, debootstrapped: Path | None = None
+) -> DebianBuild:
+    """The Debian images, built when the inputs changed (or ``force``), else the cache.
+
+    ``debootstrapped``: a tree ``debootstrap --variant=minbase --include=PACKAGES`` already
+    made (customised in place and removed), instead of running debootstrap here."""
     note = progress or (lambda _msg: None)
     start = time.monotonic()
     cache = lab_cache() / "debian"
@@ -280,7 +312,10 @@ def build_debian(progress: Progress | None = None, *, force: bool = False) -> De
         work = Path(tempfile.mkdtemp(prefix="tree-", dir=cache))
         try:
             tree = work / "root"
-            _debootstrap(cache, tree, note)
+            if debootstrapped is not None:
+                debootstrapped.rename(tree)
+            else:
+                _debootstrap(cache, tree, note)
             kver = _customise(tree)
             directory.mkdir()
             shutil.copyfile(tree / "boot" / f"vmlinuz-{kver}", directory / "vmlinuz")
