@@ -118,6 +118,7 @@ def test_default_profile_passes() -> None:
         ({"sent": False, "send_error_code": "UnauthorizedOperation"}, "send-denied"),
         ({"sent": False, "send_error_code": "DrillNotSetUp"}, "send-denied"),
         ({"sent": False, "send_error_code": "IncorrectInstanceState"}, "send-failed"),
+        ({"sent": False, "send_error_code": "NoSendSeen"}, "send-failed"),
         ({"sends": 2}, "no-effect"),
     ],
 )

@@ -151,6 +151,14 @@ def diagnose(ev: Evidence) -> Diagnosis:
 
 
 def _send_failure(ev: Evidence) -> Diagnosis:
+    if ev.send_error_code == "NoSendSeen":
+        return _fail(
+            "send-failed",
+            "no NMI was sent to the instance through the API while the drill watched",
+            "send it (aws ec2 send-diagnostic-interrupt, kdiag send) while kdiag drill "
+            "--watch runs, or run the drill without --watch",
+            ev.send_error,
+        )
     if ev.send_error_code in _DENIED:
         return _fail(
             "send-denied",
