@@ -478,6 +478,128 @@ def _ipmi_peer() -> Iterator[DeliveryCase]:
             )
 
 
+@peer("aws")
+@contextlib.contextmanager
+def _aws_peer() -> Iterator[DeliveryCase]:
+    """A *back* ``kdiag serve`` owning a QMP instance on a no-OS QEMU (as the qmp row) is
+    the EC2-compatible endpoint.  kdiag's aws backend (DescribeInstances, then
+    SendDiagnosticInterrupt) against boto3 calling the back directly; extra rows: the whole
+    path through a *front* ``kdiag serve`` whose aws instance points at the back (one kdiag
+    fronting another), and the aws CLI calling the back directly."""
+    import boto3
+    from botocore.config import Config
+
+    qemu = _tool("qemu-system-x86_64")
+    aws_cli = str(Path(sys.executable).with_name("aws"))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # tests.peers: the peers the tests start
+    from tests.peers.kdiag_serve import KdiagServe
+
+    allow = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ec2:SendDiagnosticInterrupt", "ec2:DescribeInstances"],
+                "Resource": "*",
+            }
+        ],
+    }
+    saved = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "KDB_AWS_"))}
+    with tempfile.TemporaryDirectory(prefix="kdb-", dir="/tmp") as tmp:
+        sock = Path(tmp) / "qmp.sock"
+        proc = subprocess.Popen(
+            [qemu, "-M", "pc", "-m", "32", "-accel", "tcg", "-nodefaults", "-display",
+             "none", "-qmp", f"unix:{sock},server=on,wait=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        back, front = KdiagServe(Path(tmp) / "back"), KdiagServe(Path(tmp) / "front")
+        try:
+            deadline = time.monotonic() + 30
+            while not sock.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            back_id = back.add_instance("qmp", {"address": str(sock)})
+            key_id, secret = back.user("front", allow)
+            for k in [k for k in os.environ if k.startswith("AWS_")]:
+                del os.environ[k]
+            os.environ.update(
+                KDB_AWS_ACCESS_KEY_ID=key_id,
+                KDB_AWS_SECRET_ACCESS_KEY=secret,
+                AWS_CONFIG_FILE="/dev/null",
+                AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                AWS_EC2_METADATA_DISABLED="true",
+            )
+            settings = {
+                "region": "us-east-1",
+                "instance_id": back_id,
+                "endpoint_url": back.url,
+                "credentials": "env:KDB_AWS",
+            }
+            front_id = front.add_instance("aws", settings)
+            front_key = front.user("operator", allow)
+            # Far above the run's rate: the bench measures latency, not the token bucket.
+            for server in (back, front):
+                server.env = {**server.env, **{k: os.environ[k] for k in os.environ
+                                               if k.startswith("KDB_AWS_")}}  # fmt: skip
+            back.start_args = front.start_args = ["--rate", "10000", "--burst", "10000"]
+            back.start()
+            front.start()
+
+            def client(url: str, creds: tuple[str, str]) -> Any:
+                return boto3.session.Session().client(
+                    "ec2",
+                    endpoint_url=url,
+                    region_name="us-east-1",
+                    aws_access_key_id=creds[0],
+                    aws_secret_access_key=creds[1],
+                    config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+                )
+
+            direct = client(back.url, (key_id, secret))
+            through = client(front.url, front_key)
+            cli_env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": tmp,
+                "AWS_ACCESS_KEY_ID": key_id,
+                "AWS_SECRET_ACCESS_KEY": secret,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_PAGER": "",
+            }
+
+            def cli() -> None:
+                argv = [aws_cli, "ec2", "send-diagnostic-interrupt", "--instance-id", back_id,
+                        "--endpoint-url", back.url]  # fmt: skip
+                done = subprocess.run(argv, env=cli_env, capture_output=True, timeout=60,
+                                      check=False)  # fmt: skip
+                if done.returncode != 0:
+                    raise RuntimeError(f"aws CLI failed: {done.stderr.decode()[-200:]}")
+
+            extras: list[tuple[str, Callable[[], None]]] = [
+                ("boto3 -> front kdiag -> back", lambda: through.send_diagnostic_interrupt(
+                    InstanceId=front_id)),
+            ]  # fmt: skip
+            if Path(aws_cli).exists():
+                extras.append(("aws CLI -> back kdiag (direct)", cli))
+            yield DeliveryCase(
+                backend="aws",
+                target=Target("i-0000000000000bench", settings),
+                peer_label="boto3 -> back kdiag (direct)",
+                peer=lambda: direct.send_diagnostic_interrupt(InstanceId=back_id),
+                extras=tuple(extras),
+            )
+        finally:
+            front.stop()
+            back.stop()
+            proc.kill()
+            proc.wait()
+            for k in [k for k in os.environ if k.startswith(("AWS_", "KDB_AWS_"))]:
+                del os.environ[k]
+            os.environ.update(saved)
+
+
 def _timed(
     fns: list[Callable[[], object]], runs: int, *, interleave: bool, warmup: int = 3
 ) -> list[list[float]]:

@@ -12,6 +12,7 @@ from kdiag.backends import check_target
 from kdiag.backends.aws import AWSBackend, AWSSettings
 from kdiag.backends.base import InstanceState, Target
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -103,9 +104,9 @@ SEND_ERRORS = [
     ("InvalidInstanceID.Malformed", 400, TargetNotFound),
     ("RequestLimitExceeded", 503, BackendUnavailable),
     ("Throttling", 400, BackendUnavailable),
-    ("AuthFailure", 401, BackendUnavailable),
-    ("UnauthorizedOperation", 403, BackendUnavailable),
-    ("RequestExpired", 400, BackendUnavailable),
+    ("AuthFailure", 401, BackendAuthFailure),
+    ("UnauthorizedOperation", 403, BackendAuthFailure),
+    ("RequestExpired", 400, BackendAuthFailure),
     ("Unavailable", 503, BackendUnavailable),
     ("BackendUnavailable", 503, BackendUnavailable),
     ("DeliveryUnconfirmed", 409, DeliveryUnconfirmed),
@@ -141,7 +142,7 @@ def test_send_errors_map_onto_the_tree(code, status, expected):
     ("code", "status", "expected"),
     [
         ("InvalidInstanceID.NotFound", 400, TargetNotFound),
-        ("AuthFailure", 401, BackendUnavailable),
+        ("AuthFailure", 401, BackendAuthFailure),
         ("RequestLimitExceeded", 503, BackendUnavailable),
         # A read that failed is never "unconfirmed": nothing was being sent.
         ("InternalError", 500, BackendUnavailable),

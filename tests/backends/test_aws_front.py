@@ -179,8 +179,8 @@ def test_back_delivery_unconfirmed_is_never_a_success_nor_a_retry_at_the_front(p
         # A well-formed id the back does not know.
         ("missing", 400, "TargetNotFound", 0),
         # The back refuses the front's credentials or its authorization.
-        ("wrong", 503, "BackendUnavailable", 0),
-        ("nosend", 503, "BackendUnavailable", 1),
+        ("wrong", 503, "BackendAuthFailure", 0),
+        ("nosend", 503, "BackendAuthFailure", 1),
         # Nothing listens there.
         ("down", 503, "BackendUnavailable", None),
     ],

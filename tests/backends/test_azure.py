@@ -18,6 +18,7 @@ from kdiag.backends import check_target
 from kdiag.backends.azure import COMPUTE_API_VERSION, AzureBackend, AzureSettings, power_state
 from kdiag.backends.base import InstanceState, Target
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendUnavailable,
     ConfigError,
@@ -178,7 +179,7 @@ def test_preconditions_are_typed_errors_and_nothing_is_sent(azure, change, expec
         (Reply(404, {"error": {"code": "NotFound", "message": "no session"}}), TargetNotFound),
         (
             Reply(403, {"error": {"code": "AuthorizationFailed", "message": "no"}}),
-            BackendUnavailable,
+            BackendAuthFailure,
         ),
         (Reply(409, {"error": {"code": "Conflict", "message": "busy"}}), IncorrectState),
         (Reply(429, {"error": {"code": "TooManyRequests", "message": "slow"}}), BackendUnavailable),
@@ -202,7 +203,7 @@ def test_nmi_command_refusals_map_onto_the_tree(azure, reply, expected):
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(404, TargetNotFound), (403, BackendUnavailable), (500, BackendUnavailable)],
+    [(404, TargetNotFound), (403, BackendAuthFailure), (500, BackendUnavailable)],
 )
 def test_vm_read_refusals(azure, status, expected):
     azure.server.routes[("GET", VM_PATH)] = Reply(status, {"error": {"code": "X", "message": "m"}})

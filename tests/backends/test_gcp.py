@@ -22,6 +22,7 @@ from kdiag.backends import check_target
 from kdiag.backends.base import InstanceState, Target
 from kdiag.backends.gcp import COMPUTE_SCOPE, GCPBackend, GCPSettings, instance_state
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -186,7 +187,7 @@ def test_an_instance_that_is_not_running_is_refused_before_sending(compute, stat
     ("reply", "expected"),
     [
         (Reply(404, _error(404, "notFound", "The resource was not found")), TargetNotFound),
-        (Reply(403, _error(403, "forbidden", "Required permission")), BackendUnavailable),
+        (Reply(403, _error(403, "forbidden", "Required permission")), BackendAuthFailure),
         (Reply(409, _error(409, "conflict", "live migration in progress")), IncorrectState),
         (Reply(400, _error(400, "resourceNotReady", "The resource is not ready")), IncorrectState),
         (Reply(400, _error(400, "invalid", "Invalid value for field")), BackendError),

@@ -16,6 +16,7 @@ from kdiag.backends import check_target
 from kdiag.backends.base import InstanceState, Target
 from kdiag.backends.openstack import OpenStackBackend, OpenStackSettings, server_state
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -240,7 +241,7 @@ def test_a_compute_api_older_than_2_17_is_unsupported(nova):
         (Reply(404, {"itemNotFound": {"message": "Instance could not be found"}}), TargetNotFound),
         (Reply(409, {"conflictingRequest": {"message": "Instance is locked"}}), IncorrectState),
         (Reply(400, {"badRequest": {"message": "not support crash dump"}}), NMINotSupported),
-        (Reply(403, {"forbidden": {"message": "Policy doesn't allow"}}), BackendUnavailable),
+        (Reply(403, {"forbidden": {"message": "Policy doesn't allow"}}), BackendAuthFailure),
         (Reply(429, {"overLimit": {"message": "slow down"}}), BackendUnavailable),
         (Reply(500, {"computeFault": {"message": "boom"}}), DeliveryUnconfirmed),
         (Reply(503, "<html>down</html>"), DeliveryUnconfirmed),
@@ -286,7 +287,7 @@ def test_a_slow_action_is_unconfirmed_and_a_slow_read_is_a_timeout(nova):
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"), [(401, BackendUnavailable), (503, BackendUnavailable)]
+    ("status", "expected"), [(401, BackendAuthFailure), (503, BackendUnavailable)]
 )
 def test_keystone_refusals(nova, status, expected):
     nova.token_status = status

@@ -51,6 +51,7 @@ class KdiagServe:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.start_args: list[str] = []  # extra `kdiag serve` options (--rate, --burst)
 
     def store(self) -> Store:
         return Store.open(self.db, key_file=self.state_dir / "kdiag.key")
@@ -73,7 +74,7 @@ class KdiagServe:
 
     def start(self) -> KdiagServe:
         self.process = subprocess.Popen(
-            [KDIAG, "serve", "--port", str(self.port), "--db", self.db],
+            [KDIAG, "serve", "--port", str(self.port), "--db", self.db, *self.start_args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -52,6 +52,7 @@ from kdiag._version import __version__
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
 from kdiag.backends.credentials import Credentials, CredentialsRef, mask_text
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -237,7 +238,7 @@ def _client_error(exc: ClientError, where: str, iid: str, *, sending: bool) -> B
     if code in _THROTTLED:
         return BackendUnavailable(f"{where}: throttled, nothing sent ({said})", target=iid)
     if code in _REFUSED_CREDENTIALS:
-        return BackendUnavailable(
+        return BackendAuthFailure(
             f"{where}: the endpoint refused kdiag's credentials or authorization ({said})",
             target=iid,
         )
@@ -282,7 +283,7 @@ class AWSBackend:
         if settings.credentials is None:
             return {}
         try:
-            creds: Credentials = settings.credentials.resolve()
+            creds: Credentials = settings.credentials.resolve(target.vault)
         except ConfigError as exc:
             raise BackendUnavailable(
                 f"instance {target.instance_id}: {exc}", target=target.instance_id

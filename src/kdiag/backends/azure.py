@@ -43,6 +43,7 @@ from kdiag.backends.aws import _is_loopback
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
 from kdiag.backends.credentials import CredentialsRef, mask_text
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -178,7 +179,7 @@ def _status_error(status: int, said: str, where: str, iid: str, *, on_wire: bool
     if status == 404:
         return TargetNotFound(f"{where}: no such VM or subscription ({said})", target=iid)
     if status in (401, 403):
-        return BackendUnavailable(
+        return BackendAuthFailure(
             f"{where}: Azure refused kdiag's credentials or role (the serial console needs "
             f"Virtual Machine Contributor or higher) ({said})",
             target=iid,
@@ -220,7 +221,7 @@ def _mapped(exc: Exception, where: str, iid: str, on_wire: bool) -> Exception:
     if isinstance(exc, core.HttpResponseError) and exc.status_code is not None:
         return _status_error(int(exc.status_code), _said(exc.message), where, iid, on_wire=on_wire)
     if isinstance(exc, core.ClientAuthenticationError):  # no status: getting a token failed
-        return BackendUnavailable(f"{where}: cannot get a token: {_said(exc)}", target=iid)
+        return BackendAuthFailure(f"{where}: cannot get a token: {_said(exc)}", target=iid)
     if isinstance(exc, core.ServiceRequestTimeoutError):
         return BackendTimeout(f"{where}: connect timed out", target=iid)
     if isinstance(exc, core.ServiceRequestError):  # the request never left
@@ -277,7 +278,7 @@ class AzureBackend:
 
             return None, DefaultAzureCredential()
         try:
-            values = dict(settings.credentials.resolve().values)
+            values = dict(settings.credentials.resolve(target.vault).values)
         except ConfigError as exc:
             raise BackendUnavailable(
                 f"instance {target.instance_id}: {exc}", target=target.instance_id

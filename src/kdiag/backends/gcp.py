@@ -30,6 +30,7 @@ from kdiag.backends.aws import _is_loopback
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
 from kdiag.backends.credentials import CredentialsRef, mask_text
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -212,7 +213,7 @@ def _status_error(status: int, said: str, where: str, iid: str, *, on_wire: bool
     if status == 404:
         return TargetNotFound(f"{where}: no such instance ({said})", target=iid)
     if status in (401, 403):
-        return BackendUnavailable(
+        return BackendAuthFailure(
             f"{where}: Google refused kdiag's credentials or permission "
             f"(compute.instances.sendDiagnosticInterrupt) ({said})",
             target=iid,
@@ -252,7 +253,7 @@ class GCPBackend:
         if settings.credentials is None:
             return None
         try:
-            values = dict(settings.credentials.resolve().values)
+            values = dict(settings.credentials.resolve(target.vault).values)
         except ConfigError as exc:
             raise BackendUnavailable(
                 f"instance {target.instance_id}: {exc}", target=target.instance_id

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Self
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
 from kdiag.backends.credentials import mask_text
 from kdiag.errors import (
+    BackendAuthFailure,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -145,7 +146,7 @@ def _status_error(status: int, said: str, where: str, iid: str, *, sending: bool
     if status == 400:
         return NMINotSupported(f"{where}: Nova refused the crash dump ({said})", target=iid)
     if status in (401, 403):
-        return BackendUnavailable(
+        return BackendAuthFailure(
             f"{where}: the cloud refused kdiag's credentials or policy ({said})", target=iid
         )
     if status == 429:

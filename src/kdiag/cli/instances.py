@@ -108,6 +108,19 @@ def add(
     redfish: --target '{"url": "https://bmc", "system": "1", "credentials": "name:bmc"}'
     (optional "verify": false, "timeout").  ipmi: --target '{"address": "bmc", "port": 623,
     "credentials": "name:bmc"}' (optional "timeout").  The login: kdiag credentials set.
+
+    aws: '{"region": "us-east-1", "instance_id": "i-...", "endpoint_url": "https://..."
+    (optional: another kdiag), "credentials": "name:keys"}' (access_key_id and
+    secret_access_key; without it boto3's default chain; optional "timeout").
+
+    openstack: '{"cloud": "clouds.yaml entry", "server": "id-or-name"}'.
+
+    gcp: '{"project": "p", "zone": "europe-west1-b", "instance": "name", "credentials":
+    "file:/sa-key.json"}' (else Application Default Credentials; optional "endpoint_url").
+
+    azure: '{"subscription": "id", "resource_group": "rg", "vm": "name", "credentials":
+    "env:SP"}' (tenant_id, client_id, client_secret; else DefaultAzureCredential).
+    Details: docs/backends.md.
     """
     settings = parse_target(target)
     with open_store(db) as store:
