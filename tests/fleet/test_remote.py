@@ -6,6 +6,7 @@ with its cache bounded."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from collections.abc import Iterator
@@ -169,3 +170,35 @@ def test_range_source_reads_equal_the_bytes(
     src2.close()
     src2.close()
     assert closed == [True]
+
+
+def test_inventory_connection_settings(
+    sshd: Sshd,
+    vmcore_fixtures: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``$KDIAG_INVENTORY``: the host name is an inventory host, reached as Ansible would
+    reach it (address, port, user, key, known_hosts from its variables); no ssh_config."""
+    inv = tmp_path / "inventory.ini"
+    inv.write_text(
+        f"[dumps]\ndumpbox ansible_host=127.0.0.1 ansible_port={sshd.port} "
+        f"ansible_user={getpass.getuser()} "
+        f"ansible_ssh_private_key_file={sshd.key} "
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd.known_hosts}'\n"
+    )
+    empty = tmp_path / "empty_config"
+    empty.write_text("")
+    monkeypatch.setenv("KDIAG_SSH_CONFIG", str(empty))
+    monkeypatch.setenv("KDIAG_INVENTORY", str(inv))
+    path = vmcore_fixtures / "nmi-lzo" / "vmcore"
+    _, local = analyze_json(capsys, str(path))
+    code, remote = analyze_json(capsys, f"ssh://dumpbox{path}")
+    assert code == 0
+    for doc in (local, remote):
+        doc.pop("path", None)
+        doc.pop("bytes_read", None)
+    assert remote == local
+    # a host the inventory does not have falls back to ssh_config (empty: no such host)
+    assert run(["analyze", f"ssh://elsewhere.invalid{path}"]) == 4

@@ -6,8 +6,12 @@ cache; a 20 GB dump is triaged in a few dozen round trips instead of a 20 GB cop
 
 Connection settings come from OpenSSH client configuration, as ``ssh HOST`` would use
 them: ``$KDIAG_SSH_CONFIG`` (an ssh_config file) if set, else ``~/.ssh/config``
-(``HostName``, ``Port``, ``User``, ``IdentityFile``, ``UserKnownHostsFile``, ...).  The host
-key must be known (``known_hosts``): an unknown or changed key is refused.
+(``HostName``, ``Port``, ``User``, ``IdentityFile``, ``UserKnownHostsFile``, ...).  With
+``$KDIAG_INVENTORY`` set, a HOST that is a host of that Ansible inventory is reached the way
+Ansible reaches it: ``ansible_host``, ``ansible_port``, ``ansible_user``,
+``ansible_ssh_private_key_file`` and a ``UserKnownHostsFile`` in ``ansible_ssh_common_args``
+win over the ssh_config file.  The host key must be known (``known_hosts``): an unknown or
+changed key is refused.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from kdiag.errors import BackendUnavailable, ConfigError, KdiagError
-from kdiag.fleet.ansible import EXTRA
+from kdiag.fleet.ansible import EXTRA, list_hosts
 from kdiag.vmcore import Dump, ProgressFn, open_source
 from kdiag.vmcore.source import RangeSource
 
-__all__ = ("RemoteDump", "SSHLocation", "open_remote", "parse_ssh_url")
+__all__ = ("RemoteDump", "SSHLocation", "inventory_options", "open_remote", "parse_ssh_url")
 
 _HOST = re.compile(r"[A-Za-z0-9_.:-]{1,253}")
 _USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
@@ -78,6 +82,38 @@ def parse_ssh_url(url: str) -> SSHLocation:
     return SSHLocation(host=host, path=path, user=user, port=port)
 
 
+_KNOWN_HOSTS = re.compile(r"UserKnownHostsFile=(\S+)")
+
+
+def inventory_options(host: str) -> dict[str, Any]:
+    """asyncssh options for ``host`` from ``$KDIAG_INVENTORY``'s host variables (empty when
+    unset or when the inventory has no such host)."""
+    inventory = os.environ.get("KDIAG_INVENTORY")
+    if not inventory:
+        return {}
+    try:
+        hv = list_hosts(inventory, host).get(host)
+    except ConfigError:
+        return {}
+    if not hv:
+        return {}
+    options: dict[str, Any] = {}
+    if hv.get("ansible_host"):
+        options["host"] = str(hv["ansible_host"])
+    if hv.get("ansible_port"):
+        options["port"] = int(hv["ansible_port"])
+    if hv.get("ansible_user"):
+        options["username"] = str(hv["ansible_user"])
+    key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
+    if key:
+        options["client_keys"] = [str(Path(str(key)).expanduser())]
+    args = f"{hv.get('ansible_ssh_common_args', '')} {hv.get('ansible_ssh_extra_args', '')}"
+    known = _KNOWN_HOSTS.search(args)
+    if known:
+        options["known_hosts"] = str(Path(known.group(1)).expanduser())
+    return options
+
+
 def _config_paths() -> list[str]:
     explicit = os.environ.get("KDIAG_SSH_CONFIG")
     if explicit:
@@ -113,14 +149,15 @@ class RemoteDump:
     async def _open(self) -> None:
         ssh = self._asyncssh
         where = self.where
-        options: dict[str, Any] = {"config": _config_paths()}
+        options: dict[str, Any] = {"config": _config_paths(), **inventory_options(where.host)}
+        host = options.pop("host", where.host)
         if where.user:
             options["username"] = where.user
         if where.port:
             options["port"] = where.port
         try:
             self._conn = await asyncio.wait_for(
-                ssh.connect(where.host, **options), timeout=CONNECT_TIMEOUT
+                ssh.connect(host, **options), timeout=CONNECT_TIMEOUT
             )
             self._sftp = await self._conn.start_sftp_client()
             self._file = await self._sftp.open(where.path, "rb")
