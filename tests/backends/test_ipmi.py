@@ -6,6 +6,7 @@ into a real guest through VirtualBMC is tests/e2e/test_redfish_ipmi.py."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -158,7 +159,10 @@ def test_registered_and_missing_extra_is_named(monkeypatch, bmc, creds):
     assert bmc.diags == 0
 
 
-def test_delivers_one_diagnostic_interrupt_despite_the_cipher_suite_mismatch(bmc, backend, creds):
+def test_delivers_one_diagnostic_interrupt_despite_the_cipher_suite_mismatch(
+    bmc, backend, creds, caplog
+):
+    caplog.set_level(logging.DEBUG)
     # pyghmi's BMC answers SHA-1 to pyghmi's SHA-256 request: without kdiag's handling the
     # login dies in struct.error (see test_pyghmi_alone_fails_against_its_own_bmc).
     assert backend.state(target(bmc, creds)) is InstanceState.RUNNING
@@ -166,6 +170,8 @@ def test_delivers_one_diagnostic_interrupt_despite_the_cipher_suite_mismatch(bmc
     assert "completion code 00h" in result.detail
     backend.send_nmi(target(bmc, creds))  # a second call in the same process works too
     assert bmc.diags == 2
+    assert "diagnostic interrupt acknowledged" in caplog.text  # the oracle sees the log ...
+    assert PASSWORD not in caplog.text  # ... and no password in it
 
 
 def test_pyghmi_alone_fails_against_its_own_bmc(bmc):

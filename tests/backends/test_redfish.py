@@ -47,6 +47,7 @@ class Script:
     allowed: list[str] | None = field(default_factory=lambda: list(RESET_TYPES))
     action_info: bool = False  # allowed values in an ActionInfo resource instead
     has_reset: bool = True
+    raw_system: Any = None  # answer this JSON for the system instead
     reset_status: int = 204
     reset_hang: float = 0.0  # seconds the POST waits before answering
     reset_drop: bool = False  # close the connection without an answer
@@ -109,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         elif path == f"{SYSTEMS}/sys1":
-            self._send(200, self._system())
+            raw = script.raw_system
+            self._send(200, self._system() if raw is None else raw)
         elif path == f"{SYSTEMS}/sys1/ResetActionInfo":
             self._send(
                 200,
@@ -385,3 +387,27 @@ def test_credentials_are_needed_whole_and_resolved_at_delivery(bmc, backend, mon
     )
     backend.send_nmi(vaulted)
     assert len(bmc.script.posts) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"@odata.id": f"{SYSTEMS}/sys1", "Id": "sys1", "PowerState": "On", "Actions": "oops"},
+        {
+            "@odata.id": f"{SYSTEMS}/sys1",
+            "Id": "sys1",
+            "PowerState": "On",
+            "Actions": {
+                "#ComputerSystem.Reset": {"target": 5, "ResetType@Redfish.AllowableValues": "Nmi"}
+            },
+        },
+        [1, 2, 3],
+        "not an object",
+    ],
+)
+def test_a_malformed_system_is_a_typed_error_and_nothing_is_sent(bmc, backend, creds_env, raw):
+    bmc.script.raw_system = raw
+    with pytest.raises((BackendUnavailable, NMINotSupported)) as caught:
+        backend.send_nmi(target(bmc, creds_env))
+    assert not isinstance(caught.value, DeliveryUnconfirmed)
+    assert bmc.script.posts == []

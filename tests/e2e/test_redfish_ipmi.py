@@ -215,6 +215,7 @@ def test_a_wrong_password_is_a_typed_auth_error(peers: Peers) -> None:
             assert PASSWORD not in str(caught.value)
             rows = peers.store.audit_rows(instance_id=wrong.id)
             assert [(r.outcome, r.error_code) for r in rows] == [("failed", "BackendAuthFailure")]
+            assert PASSWORD not in repr(rows)
 
 
 def test_a_shut_off_domain_is_refused_where_the_peers_answer_success(peers: Peers) -> None:

@@ -244,7 +244,11 @@ def _map(exc: Exception, iid: str, where: str, sent: bool) -> BackendError | Non
         return BackendTimeout(f"{where}: no answer in time: {text}", target=iid)
     if isinstance(exc, errors.SushyError | _requests.exceptions.RequestException | ValueError):
         return BackendUnavailable(f"{where}: {text}", target=iid)
-    return None
+    # Nothing was sent: sushy choked on what the service answered (not Redfish, malformed).
+    return BackendUnavailable(
+        f"{where}: not a Redfish answer sushy can read ({type(exc).__name__}: {text})",
+        target=iid,
+    )
 
 
 def _ssl_error(exc: BaseException) -> bool:
