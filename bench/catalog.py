@@ -216,7 +216,7 @@ def decompress(source: Path, target: Path) -> None:
 
 
 def row(label: str, cache: str, kdiag: Timing, peer: Timing | None, peer_name: str) -> str:
-    ratio = f"{kdiag.rate / peer.rate:6.2f}x" if peer is not None else "    n/a"
+    ratio = f"{kdiag.rate / peer.rate:6.3g}x" if peer is not None else "    n/a"
     peer_text = f"{peer.seconds:8.3f} s {peer.rate:8.1f}/s" if peer is not None else " " * 21
     return (
         f"{label:<30} {cache:<5} {kdiag.files:>5} {kdiag.seconds:8.3f} s {kdiag.rate:8.1f}/s"

@@ -123,7 +123,7 @@ def test_bad_input_is_one_line_and_the_right_exit_code(
 
 def test_scan_shows_progress_on_a_terminal(env: dict[str, str], tree: Path) -> None:
     """A Rich bar on stderr when it is a terminal (a pseudo-terminal here); none in a pipe."""
-    for n in range(40):  # enough files for the bar to be drawn at least once
+    for n in range(8):  # the bar is drawn from the first file on
         link_or_copy(tree / "202611220620" / "dump.202611220620", tree / "many" / f"vmcore.{n}")
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
@@ -146,4 +146,4 @@ def test_scan_shows_progress_on_a_terminal(env: dict[str, str], tree: Path) -> N
     os.close(primary)
     assert proc.returncode == 0
     assert b"vmcore." in seen  # the bar names the file it is on
-    assert b"44 scanned: 4 new, 40 matched" in out
+    assert b"12 scanned: 4 new, 8 matched" in out
