@@ -202,7 +202,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         self._ended_here = True
         self.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
-        self.cycle.response_complete = True  # the app's answer, if any, is not sent
+        self.cycle.disconnected = True  # the app's answer, if any, goes nowhere
+        self.cycle.message_event.set()  # a pending receive() returns http.disconnect
         self.transport.write(_TIMEOUT_408)
         self.transport.close()
 
