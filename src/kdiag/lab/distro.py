@@ -243,6 +243,8 @@ printf '%s\n' {" ".join(KDUMP_INITRD_MODULES)} >> $kd/initramfs-tools/modules
 echo KDUMP=y >> $kd/initramfs-tools/initramfs.conf
 mkinitramfs -d $kd/initramfs-tools -o $kd/initrd.img-{kver}.new {kver}
 mv $kd/initrd.img-{kver}.new $kd/initrd.img-{kver}
+# what kdump-config load compares to decide whether the initramfs must be made again
+cp /etc/kdump/sysctl.conf $kd/latest_sysctls-{kver}
 """
     proc_dir = root / "proc"
     _run(["mount", "-t", "proc", "proc", str(proc_dir)])
