@@ -17,9 +17,13 @@ listens beyond loopback.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,26 +119,60 @@ def _keygen(path: Path, comment: str) -> None:
         raise ConfigError(f"ssh-keygen failed: {proc.stderr.strip()[:300]}")
 
 
+def _make_pair(directory: Path, name: str, comment: str) -> None:
+    """Make ``directory/name(.pub)`` once, safely against concurrent callers.
+
+    The pair is generated in a private temporary directory, then the public half and the
+    private key are published with ``os.link``, private key last (it is the commit mark).
+    Callers hold the ``fcntl`` lock on ``directory/.lock``, so exactly one of them makes
+    the pair and the others use it.
+    """
+    final = directory / name
+    public = final.with_suffix(".pub")
+    if final.exists() and public.exists():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=directory))
+    try:
+        _keygen(tmp / name, comment)
+        os.chmod(tmp / name, 0o600)
+        # a stale half from an older crash is replaced (we hold the lock)
+        final.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        os.link(tmp / f"{name}.pub", public)
+        os.link(tmp / name, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def lab_keys(root: Path) -> SSHKeys:
-    """The keys of the lab at ``root``, made on first use (both files 0600, directory 0700)."""
+    """The keys of the lab at ``root``, made on first use (both files 0600, directory 0700).
+
+    Safe when several guests of one root start at once (threads or processes): creation
+    is serialised by an exclusive ``fcntl`` lock on ``ssh/.lock`` and each key is published
+    atomically, so every caller gets the same keys.
+    """
     directory = root / "ssh"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
     client = directory / "id_ed25519"
     host = directory / "host_ed25519"
-    for path, comment in ((client, "kdiag-lab-client"), (host, "kdiag-lab-host")):
-        if not (path.exists() and path.with_suffix(".pub").exists()):
-            path.unlink(missing_ok=True)
-            path.with_suffix(".pub").unlink(missing_ok=True)
-            _keygen(path, comment)
-        os.chmod(path, 0o600)
-    client_public = client.with_suffix(".pub").read_text().strip()
-    host_public = host.with_suffix(".pub").read_text().strip()
-    known = directory / "known_hosts"
-    kind, body = host_public.split()[:2]
-    line = f"[{_LOOPBACK}]:* {kind} {body}\n"
-    if not known.exists() or known.read_text() != line:
-        known.write_text(line)
+    lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        for path, comment in ((client, "kdiag-lab-client"), (host, "kdiag-lab-host")):
+            _make_pair(directory, path.name, comment)
+            os.chmod(path, 0o600)
+        client_public = client.with_suffix(".pub").read_text().strip()
+        host_public = host.with_suffix(".pub").read_text().strip()
+        known = directory / "known_hosts"
+        kind, body = host_public.split()[:2]
+        line = f"[{_LOOPBACK}]:* {kind} {body}\n"
+        if not known.exists() or known.read_text() != line:
+            staged = directory / f".known_hosts.{os.getpid()}.{threading.get_ident()}"
+            staged.write_text(line)
+            os.replace(staged, known)
+    finally:
+        os.close(lock_fd)  # releases the lock
     return SSHKeys(directory, client, client_public, host, host_public, known)
 
 
