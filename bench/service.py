@@ -16,11 +16,22 @@ implement SendDiagnosticInterrupt) without authentication.
 
 Run: ``.venv/bin/python bench/service.py [--requests 2000]``.  Bars (issue 5): p99 < 20 ms
 and at least as fast as moto per request.
+
+Concurrent mode (issue 11): ``.venv/bin/python bench/service.py --concurrent
+[--clients 64] [--requests 4000]``: every request pre-signed, then sent by ``--clients``
+connections at once (asyncio, one keep-alive connection each) to ``kdiag serve`` with 1
+and 2 workers on SQLite and on PostgreSQL (``--pg-url``, default ``$KDIAG_TEST_PG_URL``:
+run it under ``scripts/pg-throwaway.sh``), and to moto under the same load.  Prints
+throughput, p50/p99, the ratios to moto and of 2 workers to 1, the load generator's own CPU
+(how much of the gap is the client), and checks that the fake backend delivered exactly
+one NMI per success (never a duplicate).  Goals: p99 < 50 ms at 64 clients, 2 workers
+>= 1.3x one worker on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -191,6 +202,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--qmp-requests", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrent", action="store_true", help="the concurrent mode")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--pg-url", default=os.environ.get("KDIAG_TEST_PG_URL"))
     return parser.parse_args(argv)
 
 
@@ -380,6 +394,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.concurrent:
+        return main_concurrent(args)
     n, w, rounds = args.requests, args.warmup, args.rounds
     tmp = Path(tempfile.mkdtemp(prefix="kdiag-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -423,6 +439,226 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- concurrent mode (issue 11) ----------------------------------------------------------
+
+
+async def _client(
+    port: int, work: list[tuple[bytes, dict[str, str]]], latencies: list[float], codes: list[int]
+) -> None:
+    """One connection sending its share of the requests one after another, kept alive when
+    the server allows (moto answers ``Connection: close``: then a new one, timed too)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for body, headers in work:
+            head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in headers.items()
+            )
+            start = time.perf_counter()
+            if writer.is_closing():
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status_line = await reader.readline()
+            length, close = 0, False
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+                elif name.strip().lower() == "connection":
+                    close = value.strip().lower() == "close"
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - start) * 1000.0)
+            codes.append(int(status_line.split()[1]))
+            if close:
+                writer.close()
+    finally:
+        writer.close()
+
+
+def concurrent_run(
+    port: int, batch: Batch, clients: int
+) -> tuple[list[float], list[int], float, float]:
+    """Send ``batch`` over ``clients`` connections at once: latencies, status codes, wall
+    seconds, and the load generator's own CPU seconds."""
+    latencies: list[float] = []
+    codes: list[int] = []
+    shares = [batch[i::clients] for i in range(clients)]
+
+    async def all_clients() -> None:
+        await asyncio.gather(*(_client(port, share, latencies, codes) for share in shares))
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    asyncio.run(all_clients())
+    return latencies, codes, time.perf_counter() - wall, time.process_time() - cpu
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    name: str
+    rps: float
+    p50: float
+    p99: float
+    client_cpu: float  # share of the wall time the load generator was on a CPU
+    ok: int
+    errors: int
+
+
+def load_summary(name: str, run_: tuple[list[float], list[int], float, float]) -> LoadResult:
+    latencies, codes, wall, cpu = run_
+    ordered = sorted(latencies)
+    result = LoadResult(
+        name,
+        len(latencies) / wall,
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        cpu / wall,
+        sum(1 for c in codes if c == 200),
+        sum(1 for c in codes if c != 200),
+    )
+    print(
+        f"{name:<30} {result.rps:8.1f} req/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms"
+        f"  errors {result.errors:<4} client CPU {result.client_cpu:4.0%} of wall"
+    )
+    return result
+
+
+def _pg_database(admin_url: str) -> tuple[str, str]:
+    """A new database on the PostgreSQL at ``admin_url``: (its URL, its name)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    name = f"kdiag_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_pg_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def _load_options(workers: int) -> list[str]:
+    return ["--workers", str(workers), "--rate", "1000000", "--burst", "1000000"]
+
+
+def _kdiag_under_load(
+    tmp: Path, db: str, workers: int, args: argparse.Namespace, label: str
+) -> LoadResult:
+    """Provision ``db``, start ``kdiag serve --workers N`` on it, warm up, load it."""
+    record = tmp / f"nmi-{label}.log"
+    with Store.open(db, key_file=tmp / "kdiag.key") as store:
+        instance = store.add_instance(backend="fake", target={"record": str(record)}).id
+        user = store.create_user(f"bench-{workers}")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}],
+        }
+        store.put_user_policy(user, "nmi", json.dumps(policy))
+        key, secret = store.create_access_key(user)
+    port = free_port()
+    env = {**os.environ, "KDIAG_KEY_FILE": str(tmp / "kdiag.key"), "KDIAG_STATE_DIR": str(tmp)}
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "kdiag"),
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            *_load_options(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(port, "/v1/openapi.json", proc, timeout=60)
+        body = SDI.format(instance)
+        concurrent_run(port, presign(port, body, key.id, secret, args.warmup), args.clients)
+        batch = presign(port, body, key.id, secret, args.requests)
+        result = load_summary(label, concurrent_run(port, batch, args.clients))
+    finally:
+        stop([proc])
+    delivered = len(record.read_text().splitlines()) if record.exists() else 0
+    expected = args.warmup + result.ok  # warm-up answers were all checked below the bar
+    if delivered > expected:
+        print(f"  DUPLICATE DELIVERY: {delivered} NMIs for {expected} successes")
+    return result
+
+
+def main_concurrent(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="kdiag-bench-load-"))
+    pg_names: list[str] = []
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.requests} "
+        f"requests over {args.clients} connections at once, after {args.warmup} warm-up; "
+        "the load generator (asyncio, one process) shares the CPUs\n"
+    )
+    results: dict[str, LoadResult] = {}
+    try:
+        moto_port, moto_proc = start_moto()
+        try:
+            wait_http(moto_port, "/moto-api/", moto_proc)
+            reboot = (
+                f"Action=RebootInstances&Version=2016-11-15&InstanceId.1={moto_instance(moto_port)}"
+            )
+            concurrent_run(moto_port, presign(moto_port, reboot, *MOTO_KEY, args.warmup), 8)
+            batch = presign(moto_port, reboot, *MOTO_KEY, args.requests)
+            results["moto"] = load_summary(
+                "moto RebootInstances", concurrent_run(moto_port, batch, args.clients)
+            )
+        finally:
+            stop([moto_proc])
+        databases = [("sqlite", f"sqlite:///{tmp}/load.db")]
+        if args.pg_url:
+            url, name = _pg_database(args.pg_url)
+            pg_names.append(name)
+            databases.append(("postgresql", url))
+        else:
+            print("postgresql: no --pg-url / $KDIAG_TEST_PG_URL (run under pg-throwaway.sh)")
+        for dialect, db in databases:
+            for workers in (1, 2):
+                label = f"kdiag {dialect} {workers} worker{'s' if workers > 1 else ''}"
+                results[label] = _kdiag_under_load(tmp, db, workers, args, label)
+    finally:
+        for name in pg_names:
+            _drop_pg_database(args.pg_url, name)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return print_load_ratios(results)
+
+
+def print_load_ratios(results: dict[str, LoadResult]) -> int:
+    moto = results["moto"]
+    print()
+    ok = True
+    for label, r in results.items():
+        if label == "moto":
+            continue
+        bar = r.p99 < 50.0 and r.errors == 0
+        ok = ok and bar
+        print(
+            f"{label:<30} / moto: req/s {r.rps / moto.rps:5.2f}  p50 {r.p50 / moto.p50:5.2f}  "
+            f"p99 {r.p99 / moto.p99:5.2f}  {'ok' if bar else 'OVER'} (p99 < 50 ms, no errors)"
+        )
+    for dialect in ("sqlite", "postgresql"):
+        one, two = (
+            results.get(f"kdiag {dialect} 1 worker"),
+            results.get(f"kdiag {dialect} 2 workers"),
+        )
+        if one and two:
+            print(f"{dialect}: 2 workers / 1 worker throughput {two.rps / one.rps:.2f}x")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
