@@ -194,6 +194,22 @@ def _with_dump(ev: Evidence, dump: DumpFindings) -> Diagnosis:
     )
 
 
+def _crash_event(ev: Evidence) -> str | None:
+    """The hypervisor's crash event as evidence: the lab's is a QMP event name, the
+    hypervisor watches' already say where they come from (``QMP event ...``)."""
+    if ev.crash_event is None:
+        return None
+    return ev.crash_event if ev.observer != "lab" else f"QMP event {ev.crash_event}"
+
+
+def _capture_line(ev: Evidence) -> str | None:
+    if not ev.capture_started:
+        return None
+    if ev.observer == "lab":
+        return "console: the capture kernel started"
+    return "a capture kernel was loaded at the panic (pvpanic: crash loaded)"
+
+
 def _without_dump(ev: Evidence) -> Diagnosis:
     r = ev.readiness
     panic_0 = (r.panic_timeout or "").strip() == "0"
@@ -213,8 +229,8 @@ def _without_dump(ev: Evidence) -> Diagnosis:
             "the capture kernel lacks a driver for the dump target or hangs on a device "
             "(Hyper-V: add the storage drivers to the kdump initramfs); doctor: "
             "hyperv-capture-drivers",
-            ev.crash_event and f"QMP event {ev.crash_event}",
-            "console: the capture kernel started" if ev.capture_started else None,
+            _crash_event(ev),
+            _capture_line(ev),
             "console: LAB-CAPTURE-HANG" if ev.capture_hang else None,
         )
     if ev.capture_failed:
@@ -253,7 +269,7 @@ def _without_dump(ev: Evidence) -> Diagnosis:
             summary,
             "load a capture kernel (kdump) and set kernel.panic to a timeout (kdiag configure)",
             ev.panic_line and f"console: {ev.panic_line}",
-            ev.crash_event and f"QMP event {ev.crash_event}",
+            _crash_event(ev),
             f"facts: kernel.panic={r.panic_timeout}" if r.panic_timeout is not None else None,
         )
     if not ev.capture_started:

@@ -21,6 +21,7 @@ from kdiag.drill import api, identity
 from kdiag.drill.diagnosis import check_dump, diagnose
 from kdiag.drill.evidence import CHAIN_CHECKS, DumpFindings, Evidence, from_facts
 from kdiag.drill.hostdump import take_host_dump, take_libvirt_dump
+from kdiag.drill.hypervisor_events import HypervisorWatch, LibvirtEventWatch, QMPEventWatch
 from kdiag.drill.observe import DumpDirWatch, LabWatch, lab_guest_for
 from kdiag.drill.record import catalog_dump, save
 from kdiag.drill.report import DrillReport
@@ -128,10 +129,17 @@ class _Run:
         self.guest: Guest | None = (
             lab_guest_for(dict(instance.target)) if instance.backend == "qmp" else None
         )
-        self.watch: LabWatch | DumpDirWatch | None = None
+        self.watch: LabWatch | DumpDirWatch | HypervisorWatch | None = None
+        observer = "dump-dir" if dump_dir else "none"
+        if self.guest is not None:
+            observer = "lab"
+        elif instance.backend == "qmp":
+            observer = QMPEventWatch.observer
+        elif instance.backend == "libvirt":
+            observer = LibvirtEventWatch.observer
         self.ev = Evidence(
             instance_id=instance.id,
-            observer="lab" if self.guest else ("dump-dir" if dump_dir else "none"),
+            observer=observer,
             clock_skew_s=limits.clock_skew,
         )
         self.notes: list[str] = []
@@ -189,20 +197,56 @@ class _Run:
         if self.guest is not None:
             self.watch = LabWatch(self.guest)
             self.update(boot_before=self.watch.boot_before, boot_after=self.watch.boot_before)
+        elif self.instance.backend in ("qmp", "libvirt"):
+            self.watch = self._hypervisor_watch()
         elif self.dump_dir is not None:
             self.watch = DumpDirWatch(self.dump_dir, stable=self.limits.stable)
         self.clock.start("send")
+        if isinstance(self.watch, LibvirtEventWatch):
+            self._start_events("send")  # libvirt's events are not exclusive: watch first
         if self.watch_api:
-            return self._await_api_send()
-        outcome = self._send_once()
-        if not outcome.ok:
-            self.update(send_error_code=outcome.error_code, send_error=outcome.message)
-            self.clock.finish("send", "fail", f"{outcome.error_code}: {outcome.message}")
-            return False
-        self.clock.finish(
-            "send", "pass", f"accepted by {self.endpoint} (request {outcome.request_id})"
+            sent = self._await_api_send()
+        else:
+            outcome = self._send_once()
+            sent = outcome.ok
+            if not outcome.ok:
+                self.update(send_error_code=outcome.error_code, send_error=outcome.message)
+                self.clock.finish("send", "fail", f"{outcome.error_code}: {outcome.message}")
+            else:
+                self.clock.finish(
+                    "send", "pass", f"accepted by {self.endpoint} (request {outcome.request_id})"
+                )
+        if sent and isinstance(self.watch, QMPEventWatch):
+            # QEMU serves one monitor client at a time: connect once the backend let go
+            self._start_events("panic")
+        return sent
+
+    def _hypervisor_watch(self) -> HypervisorWatch:
+        target = dict(self.instance.target)
+        if self.instance.backend == "libvirt":
+            settings = LibvirtSettings.parse(target)
+            return LibvirtEventWatch(
+                settings,
+                Target(self.instance.id, target, self.instance.arch),
+                self.dump_dir,
+                stable=self.limits.stable,
+            )
+        return QMPEventWatch(
+            str(target.get("address", "")), self.dump_dir, stable=self.limits.stable
         )
-        return True
+
+    def _start_events(self, step: str) -> None:
+        watch = self.watch
+        if not isinstance(watch, HypervisorWatch):
+            return
+        try:
+            watch.start()
+        except KdiagError as exc:
+            watch.error = str(exc)
+        if watch.connected:
+            self.clock.note(step, f"watching the hypervisor's events ({watch.observer})")
+        else:
+            self.clock.note(step, f"hypervisor events not available: {watch.error}")
 
     def _await_api_send(self) -> bool:
         """``watch_api``: the next NMI someone sends to the instance through the API (its
@@ -247,6 +291,8 @@ class _Run:
     def panic(self) -> bool:
         self.clock.start("panic")
         watch = self.watch
+        if isinstance(watch, HypervisorWatch):
+            return self._panic_hv(watch)
         if not isinstance(watch, LabWatch):
             self.clock.finish("panic", "skipped", "not observable for this instance")
             return True
@@ -284,8 +330,95 @@ class _Run:
                 return False
             self.sleep(self.limits.poll)
 
+    def _panic_hv(self, watch: HypervisorWatch) -> bool:
+        """A panic event (or state), else a reset or a new dump, within ``quiet`` seconds;
+        no second send: the monitor may have missed a panic that is being captured."""
+        begun = time.monotonic()
+        while True:
+            self.poll("panic")
+            self._sync_hv()
+            if watch.panic_seen:
+                self.clock.finish("panic", "pass", watch.panic_via or "")
+                return True
+            if watch.resets or watch.new_dump is not None:
+                self.update(panic_seen=True)
+                why = "a reset" if watch.resets else "a new dump"
+                self.clock.finish("panic", "pass", f"no panic event, but {why} followed the NMI")
+                return True
+            quiet = time.monotonic() - begun > self.limits.quiet
+            if watch.powered_off or quiet or self.left() <= 0:
+                self.clock.finish(
+                    "panic",
+                    "skipped",
+                    "no panic event from the hypervisor (no pvpanic device, or it came before "
+                    "the drill's monitor connection)",
+                )
+                return True
+            self.sleep(self.limits.poll)
+
+    def _sync_hv(self) -> None:
+        watch = self.watch
+        if not isinstance(watch, HypervisorWatch):
+            return
+        self.update(
+            panic_seen=self.ev.panic_seen or watch.panic_seen,
+            crash_event=watch.crash_event,
+            capture_started=watch.capture_started,
+            boot_before=0,
+            boot_after=watch.resets,
+            ready_again=watch.resets > 0,
+            console=tuple(watch.excerpt),
+        )
+
+    def _reboot_hv(self, watch: HypervisorWatch) -> bool:
+        """A reset (a reboot) after the panic; a new dump with no reset within ``settle``
+        seconds leaves the step unobserved, a power-off or a dead machine fails it."""
+        if self.ev.readiness.kdump_loaded is False and self.want_host_dump and watch.panic_seen:
+            self.host_dump(pause=True)
+        panic_0 = (self.ev.readiness.panic_timeout or "").strip() == "0"
+        begun = time.monotonic()
+        dump_at: float | None = None
+        while True:
+            self.poll("reboot")
+            self._sync_hv()
+            now = time.monotonic()
+            if watch.resets:
+                self.clock.finish("reboot", "pass", f"{watch.resets} reset(s) after the NMI")
+                return True
+            if watch.new_dump is not None:
+                dump_at = dump_at or now
+                if now - dump_at > self.limits.settle:
+                    self.clock.finish("reboot", "skipped", "a new dump, but no reset event")
+                    return True
+            if watch.powered_off:
+                self.clock.finish("reboot", "fail", "the machine powered off instead of rebooting")
+                self.host_dump(pause=False)
+                return False
+            hung = watch.panic_seen and not watch.capture_started and panic_0
+            if hung and now - begun > self.limits.hang:
+                self.clock.finish(
+                    "reboot",
+                    "fail",
+                    f"still down {now - begun:.0f} s after the panic (kernel.panic=0)",
+                )
+                self.host_dump(pause=False)
+                return False
+            if self.left() <= 0:
+                if not watch.panic_seen:  # nothing seen at all: the dump step has the say
+                    self.clock.finish("reboot", "skipped", "no event from the hypervisor")
+                    return True
+                self.update(timed_out="reboot")
+                self.clock.finish("reboot", "fail", "the machine did not come back in time")
+                if watch.capture_started:
+                    self.host_dump(pause=False)
+                return False
+            self.sleep(self.limits.poll)
+
     def _sync_lab(self) -> None:
         watch = self.watch
+        if isinstance(watch, HypervisorWatch):
+            self._sync_hv()
+            return
         if not isinstance(watch, LabWatch):
             return
         self.update(
@@ -306,6 +439,8 @@ class _Run:
     def reboot(self) -> bool:
         self.clock.start("reboot")
         watch = self.watch
+        if isinstance(watch, HypervisorWatch):
+            return self._reboot_hv(watch)
         if not isinstance(watch, LabWatch):
             self.clock.finish("reboot", "skipped", "not observable for this instance")
             return True
@@ -361,6 +496,8 @@ class _Run:
                 target = Target(self.instance.id, dict(self.instance.target), self.instance.arch)
                 take_libvirt_dump(settings, target, path)
             else:
+                if isinstance(self.watch, QMPEventWatch):
+                    self.watch.close()  # the dump needs the monitor the watch holds
                 address = str(self.instance.target.get("address", ""))
                 take_host_dump(address, path, pause=pause, timeout=max(30.0, self.left() + 60))
         except KdiagError as exc:
@@ -375,7 +512,7 @@ class _Run:
     def dump(self) -> Path | None:
         self.clock.start("dump")
         watch = self.watch
-        if watch is None:
+        if watch is None or (isinstance(watch, HypervisorWatch) and watch.dumps is None):
             self.clock.finish("dump", "fail", "nowhere to look: give --dump-dir DIR")
             return None
         settle = time.monotonic() + 5.0  # the watcher counts the dump before the reboot
@@ -385,6 +522,11 @@ class _Run:
             if watch.new_dump is not None:
                 self.clock.finish("dump", "pass", str(watch.new_dump))
                 return watch.new_dump
+            reboot = self.clock.results.get("reboot")
+            gave_up = isinstance(watch, HypervisorWatch) and reboot and reboot.status == "fail"
+            if gave_up and time.monotonic() > settle:
+                self.clock.finish("dump", "fail", f"no new dump under {self.dump_dir}")
+                return None
             if isinstance(watch, LabWatch) and time.monotonic() > settle:
                 why = watch.capture_failed or "no new vmcore in the crash tree"
                 self.clock.finish("dump", "fail", why)
@@ -428,6 +570,13 @@ class _Run:
 
     # ------------------------------------------------------------------ all
     def run(self) -> DrillReport:
+        try:
+            return self._run()
+        finally:
+            if isinstance(self.watch, HypervisorWatch):
+                self.watch.close()
+
+    def _run(self) -> DrillReport:
         self.readiness()
         ok = self.send() and self.panic() and self.reboot()
         if ok or (self.ev.sent and self.watch is not None and self.ev.panic_seen):
