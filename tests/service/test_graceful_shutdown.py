@@ -146,7 +146,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path, db_url):  # n
         _wait_until_up(base, server)
         for t in threads:
             t.start()
-        while not record.exists() or len(record.read_text().splitlines()) < 20:
+        while not record.exists() or len(record.read_text().splitlines()) < 10:
             time.sleep(0.01)
         held, rest = _held_request(base, creds, instances[THREADS])
         time.sleep(0.2)  # the held request's head is in: it is in flight

@@ -4,8 +4,8 @@ PostgreSQL), answering as one.
 * the same signed request sent on several connections at once delivers once, and every
   connection gets the first request's answer;
 * the throttle holds across the replicas: a burst of 30 is 30 in all, not 30 each;
-* SIGKILL of one replica under load loses no audit row; the supervisor replaces it, and a
-  SIGTERM then stops everything with exit 0.
+* SIGKILL of one replica under load (PostgreSQL) loses no audit row; the supervisor
+  replaces it, and a SIGTERM then stops everything with exit 0.
 """
 
 import collections
@@ -213,6 +213,11 @@ def _load(base, creds, instance_id, answered, stop):
             ec2 = client()
 
 
+# PostgreSQL, the database replicas scale on (SQLite's single-writer path is the one
+# test_sigkill.py kills, with one process).
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_sigkill_of_one_replica_under_load_loses_no_audit_row(tmp_path, db_url):  # noqa: F811
     replicas = Replicas(tmp_path, db_url, rate=100000, burst=100000)
     answered = collections.Counter()
