@@ -36,6 +36,9 @@ def one_run(lab: Lab, variant: str, memory: int, run: int) -> None:
         guest.wait_console(r"LAB: capture kernel .*kdump-tools-dump", BOOT)
         capture = time.monotonic() - t1
         print(f"run {run}: NMI -> kdump-tools-dump.service starts {capture:.1f} s", flush=True)
+        # the supervisor may not have read that console line yet: wait until it has left
+        # "ready", so the wait below is for the next boot's readiness marker
+        guest.wait_phase({"crashed", "capturing", "rebooting", "booting"}, 60)
         guest.wait_ready(BOOT)
         back = time.monotonic() - t1
         print(f"run {run}: NMI -> saved, rebooted, ready again {back:.1f} s", flush=True)

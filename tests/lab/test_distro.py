@@ -109,3 +109,17 @@ def test_extract_crash_refuses_a_running_guest(
     monkeypatch.setattr(Guest, "running", property(lambda _self: True))
     with pytest.raises(BackendError, match="stop it"):
         extract_crash(guest)
+
+
+def test_lab_up_debian_refuses_bad_requests_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kdiag.cli.main import run
+
+    root = str(tmp_path / "lab")
+    assert run(["lab", "up", "--debian", "sid", "--name", "d", "--root", root]) == 2
+    assert "unknown Debian image 'sid'" in capsys.readouterr().err
+    assert run(["lab", "up", "--debian", "fresh", "--arch", "arm64", "--root", root]) == 2
+    assert run(["lab", "up", "--debian", "fresh", "--profile", "unprepared", "--root", root]) == 2
+    assert run(["lab", "up", "--debian", "fresh", "--name", "Bad_Name", "--root", root]) == 2
+    assert not (tmp_path / "lab").exists() or not any((tmp_path / "lab").iterdir())
