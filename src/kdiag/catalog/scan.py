@@ -33,9 +33,11 @@ from kdiag.vmcore.triage import triage
 
 __all__ = (
     "LOG_TAIL_LINES",
+    "DumpOpener",
     "ScanProgress",
     "index_dump",
     "scan",
+    "scan_files",
     "targets",
 )
 
@@ -45,6 +47,8 @@ _SOURCE_NAMES = frozenset({"scan", "drill", "api"})
 
 #: ``progress(done, total, path)`` after each file or split set of a scan.
 ScanProgress = Callable[[int, int, str], None]
+#: ``opener(path)`` -> an open dump, for files that are not local (``scan_files``).
+DumpOpener = Callable[[str], vmcore.Dump]
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,20 @@ def _log_tail(log: Sequence[vmcore.LogRecord]) -> str:
 
 
 def _read(
-    paths: Sequence[str], files: Sequence[dumpdb.FileFacts], host: str | None, source: str
+    paths: Sequence[str],
+    files: Sequence[dumpdb.FileFacts],
+    host: str | None,
+    source: str,
+    opener: DumpOpener | None = None,
 ) -> tuple[dumpdb.NewDump, list[dumpdb.FileFacts], int]:
     """Open, triage and identify one dump; the facts to record, its files in part order,
     and the bytes read."""
-    with vmcore.open(list(paths) if len(paths) > 1 else paths[0]) as dump:
+    opened = (
+        opener(paths[0])
+        if opener is not None
+        else vmcore.open(list(paths) if len(paths) > 1 else paths[0])
+    )
+    with opened as dump:
         result = triage(dump)
         identity = content_identity(dump, result.log)
         members = [os.fspath(m) for m in dump.members]
@@ -213,10 +226,12 @@ def _index(
     source: str,
     account: str,
     known: _Known | None,
+    given: Sequence[dumpdb.FileFacts] | None = None,
+    opener: DumpOpener | None = None,
 ) -> _Indexed:
     files: list[dumpdb.FileFacts] = []
     try:
-        files = [_stat(p) for p in paths]
+        files = list(given) if given is not None else [_stat(p) for p in paths]
         if known is not None:
             dump_id = known.unchanged(files)
             if dump_id is not None:  # filled in by scan() for all such files at once
@@ -225,7 +240,7 @@ def _index(
             before = known.still_rejected(files)
             if before is not None:  # the same bad file as last time: not read again
                 return _Indexed(ScanOutcome(tuple(paths), "rejected", None, before), None, 0)
-        facts, ordered, bytes_read = _read(paths, files, host, source)
+        facts, ordered, bytes_read = _read(paths, files, host, source, opener)
     except KdiagError as exc:
         rejected = _reject(store, paths, files, code=exc.code, message=str(exc), account=account)
         return _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), exc, 0)
@@ -410,6 +425,62 @@ def scan(
         total += result.bytes_read
         if progress is not None:
             progress(done, len(work), paths[0])
+    entries = dumpdb.entries_by_id(store, unchanged.values(), account_id=account)
+    for at, dump_id in unchanged.items():
+        outcomes[at] = dataclasses.replace(outcomes[at], entry=entries.get(dump_id))
+    return ScanReport(tuple(outcomes), time.monotonic() - started, total)
+
+
+def scan_files(
+    store: StoreBase,
+    files: Sequence[dumpdb.FileFacts],
+    opener: DumpOpener,
+    *,
+    host: str | None = None,
+    source: str = "scan",
+    account_id: str | None = None,
+    progress: ScanProgress | None = None,
+) -> ScanReport:
+    """Index dumps that are not local files (``ssh://`` URLs, say): each of ``files`` was
+    looked at by the caller (its size, modification time and compression; ``device`` and
+    ``inode`` 0 when the transport has none) and is opened with ``opener(path)``.
+
+    Same rules as :func:`scan`: one identity for a dump whatever its path (a dump scanned
+    remotely and then locally is one entry with two paths), unchanged paths not read
+    again, rejects recorded with their reason. Each file is one dump (no split sets).
+    """
+    _check_source(source)
+    account = dumpdb.checked_account(store, account_id)
+    started = time.monotonic()
+    known = _Known.load(store, [f.path for f in files], account)
+    outcomes: list[ScanOutcome] = []
+    unchanged: dict[int, str] = {}
+    total = 0
+    for done, file in enumerate(files, 1):
+        paths = [file.path]
+        try:
+            result = _index(
+                store,
+                paths,
+                host=host,
+                source=source,
+                account=account,
+                known=known,
+                given=[file],
+                opener=opener,
+            )
+        except (ValueError, LookupError, ArithmeticError, MemoryError, RecursionError) as exc:
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            rejected = _reject(
+                store, paths, [], code="InternalError", message=message, account=account
+            )
+            result = _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), None, 0)
+        if result.unchanged_id is not None:
+            unchanged[len(outcomes)] = result.unchanged_id
+        outcomes.append(result.outcome)
+        total += result.bytes_read
+        if progress is not None:
+            progress(done, len(files), file.path)
     entries = dumpdb.entries_by_id(store, unchanged.values(), account_id=account)
     for at, dump_id in unchanged.items():
         outcomes[at] = dataclasses.replace(outcomes[at], entry=entries.get(dump_id))

@@ -103,7 +103,12 @@ class _Progress:
 @app.command("scan", short_help="Index the crash dumps under paths.")
 def scan_cmd(
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH...", help="/var/crash-style trees or dump files.")
+        list[str],
+        typer.Argument(
+            metavar="PATH...",
+            help="/var/crash-style trees or dump files; ssh://[user@]HOST[:port]/var/crash "
+            "reads a remote tree in place over SFTP.",
+        ),
     ],
     host: Annotated[
         str | None,
@@ -123,11 +128,22 @@ def scan_cmd(
     from kdiag import catalog  # noqa: PLC0415 - SQLAlchemy and the reader: not on --help
 
     progress = _Progress()
+    remote = [p for p in paths if p.startswith("ssh://")]
+    local = [p for p in paths if not p.startswith("ssh://")]
     with open_store(db) as store:
         try:
-            report = catalog.scan(store, paths, host=host, progress=progress)
+            reports = [catalog.scan(store, local, host=host, progress=progress)] if local else []
+            if remote:
+                from kdiag.fleet.remote_scan import scan_remote  # noqa: PLC0415 - asyncssh
+
+                reports += [scan_remote(store, u, host=host, progress=progress) for u in remote]
         finally:
             progress.close()
+    report = catalog.ScanReport(
+        tuple(o for r in reports for o in r.outcomes),
+        sum(r.seconds for r in reports),
+        sum(r.bytes_read for r in reports),
+    )
     if json_out:
         print_json(report.to_json())
     else:
