@@ -115,23 +115,54 @@ def doctor_cmd(
         str,
         typer.Option("--for", metavar="TRIGGER", help="nmi, oops, hang or all."),
     ] = "nmi",
+    via: Annotated[
+        str,
+        typer.Option("--via", metavar="ansible|ssm", help="ssm: AWS Systems Manager Run Command."),
+    ] = "ansible",
+    region: Annotated[
+        str | None, typer.Option("--region", metavar="REGION", help="AWS region (--via ssm).")
+    ] = None,
+    ssm_timeout: Annotated[
+        float,
+        typer.Option("--ssm-timeout", metavar="SECONDS", help="Per host, with --via ssm."),
+    ] = 300.0,
     db: DbOption = None,
     json_out: _Json = False,
 ) -> None:
     """Run the readiness collector on every host (Ansible's script module: a POSIX shell is
-    enough), judge the facts here, keep them in the store, and print the hosts grouped by
-    finding. Unreachable hosts are a finding. Exit 1 when any host fails."""
+    enough; or, with --via ssm, AWS Systems Manager Run Command on hosts with an EC2
+    instance_id), judge the facts here, keep them in the store, and print the hosts grouped
+    by finding. Unreachable hosts are a finding. Exit 1 when any host fails."""
+    from kdiag.errors import ConfigError  # noqa: PLC0415 - not for --help
     from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible, SQLAlchemy: not --help
     from kdiag.fleet.doctor import fleet_doctor, record_report  # noqa: PLC0415 - see above
 
     _check_options(forks=forks, purpose=purpose)
-    names = list(list_hosts(inventory, limit))
+    if via not in ("ansible", "ssm"):
+        raise ConfigError("--via must be ansible or ssm")
+    if not 1 <= ssm_timeout <= 86_400:
+        raise ConfigError("--ssm-timeout must be 1..86400 seconds")
+    hostvars = list_hosts(inventory, limit)
+    names = list(hostvars)
     bar = _Bar(f"{len(names)} hosts")
     context: AbstractContextManager[Any] = bar if names else nullcontext()
     with context:
-        report = fleet_doctor(
-            inventory, limit=limit, forks=forks, purpose=purpose, progress=bar, hosts=names
-        )
+        if via == "ssm":
+            from kdiag.fleet.ssm import SSMOptions, fleet_doctor_ssm  # noqa: PLC0415 - boto3
+
+            report = fleet_doctor_ssm(
+                inventory,
+                hostvars,
+                limit=limit,
+                forks=forks,
+                purpose=purpose,
+                options=SSMOptions(region=region, timeout=ssm_timeout),
+                progress=bar,
+            )
+        else:
+            report = fleet_doctor(
+                inventory, limit=limit, forks=forks, purpose=purpose, progress=bar, hosts=names
+            )
     with open_store(db) as store:
         run = record_report(store, report)
     if json_out:
