@@ -11,6 +11,7 @@ guest's /var/crash, copied out of its disk with debugfs once the guest is stoppe
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import tempfile
 import time
@@ -24,9 +25,28 @@ from kdiag.vmcore.triage import triage
 BOOT = 1800.0
 
 
-def one_run(lab: Lab, variant: str, memory: int, run: int) -> None:
+_STAMP = re.compile(r"^\[\s*([0-9.]+)\] kdump-tools\[\d+\]: (.*)")
+
+
+def save_seconds(console: str) -> float | None:
+    """makedumpfile's save in the capture kernel: from kdump-tools' "running makedumpfile"
+    (the dump, not --dump-dmesg) to its "saved vmcore", by the kernel's timestamps."""
+    start = None
+    for line in console.splitlines():
+        m = _STAMP.match(line)
+        if m is None:
+            continue
+        if "running makedumpfile" in m.group(2) and "--dump-dmesg" not in m.group(2):
+            start = float(m.group(1))
+        elif "saved vmcore" in m.group(2) and start is not None:
+            return round(float(m.group(1)) - start, 1)
+    return None
+
+
+def one_run(lab: Lab, variant: str, memory: int, run: int, opts: str | None) -> None:
     t0 = time.monotonic()
-    guest = debian_up(lab, f"bench-{variant[:4]}-{run}", variant, memory=memory, cpus=1)
+    name = f"bench-{variant[:4]}-{run}"
+    guest = debian_up(lab, name, variant, memory=memory, cpus=1, makedump_args=opts)
     try:
         guest.wait_ready(BOOT)
         ready = time.monotonic() - t0
@@ -44,6 +64,8 @@ def one_run(lab: Lab, variant: str, memory: int, run: int) -> None:
         print(f"run {run}: NMI -> saved, rebooted, ready again {back:.1f} s", flush=True)
     finally:
         guest.down()
+    saved = save_seconds(guest.console_path.read_text(errors="replace"))
+    print(f"run {run}: MAKEDUMP_ARGS={opts or 'Debian default'}: save {saved} s", flush=True)
     crashes = extract_crash(guest)
     for crash in crashes:
         path = vmcore_of(crash)
@@ -66,6 +88,7 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=512)
     parser.add_argument("--variant", default="configured")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--makedump-args", default=None, help="e.g. '-l -d 31' (kdiag's)")
     args = parser.parse_args()
     t = time.monotonic()
     info = build_debian(lambda m: print(f"  build: {m}", flush=True))
@@ -74,7 +97,7 @@ def main() -> None:
     try:
         lab = Lab(root)
         for run in range(1, args.runs + 1):
-            one_run(lab, args.variant, args.memory, run)
+            one_run(lab, args.variant, args.memory, run, args.makedump_args)
     finally:
         for guest in Lab(root).list():
             guest.down()

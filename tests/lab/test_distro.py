@@ -123,3 +123,34 @@ def test_lab_up_debian_refuses_bad_requests_before_building(
     assert run(["lab", "up", "--debian", "fresh", "--profile", "unprepared", "--root", root]) == 2
     assert run(["lab", "up", "--debian", "fresh", "--name", "Bad_Name", "--root", root]) == 2
     assert not (tmp_path / "lab").exists() or not any((tmp_path / "lab").iterdir())
+
+
+def test_makedump_args_are_written_into_the_image(tmp_path: Path) -> None:
+    from kdiag.lab.distro import _set_makedump_args
+
+    tree = tmp_path / "tree"
+    write(
+        tree,
+        "etc/default/kdump-tools",
+        'USE_KDUMP=1\n#MAKEDUMP_ARGS="-c -d 31"\nMAKEDUMP_ARGS="-c"\n',
+    )
+    guest = stopped_guest(tmp_path / "g", tree)
+    disk = guest.directory / "disk.img"
+    _set_makedump_args(disk, guest.directory, "-l -d 31")
+    got = subprocess.run(
+        ["debugfs", "-R", "cat /etc/default/kdump-tools", str(disk)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert got == 'USE_KDUMP=1\n#MAKEDUMP_ARGS="-c -d 31"\nMAKEDUMP_ARGS="-l -d 31"\n'
+    assert not (guest.directory / "kdump-tools.default").exists()
+
+
+def test_debian_up_refuses_shell_in_makedump_args(tmp_path: Path) -> None:
+    from kdiag.lab import Lab
+    from kdiag.lab.distro import debian_up
+
+    for bad in ('-l"; reboot; "', "-c $(id)", "", "x" * 65):
+        with pytest.raises(ConfigError, match="bad makedumpfile options"):
+            debian_up(Lab(tmp_path), "d", "fresh", makedump_args=bad)

@@ -371,8 +371,14 @@ def debian_up(
     cpus: int = 1,
     accel: str | None = None,
     progress: Progress | None = None,
+    makedump_args: str | None = None,
 ) -> Guest:
-    """Start a Debian guest on a copy of the ``variant`` image under the lab supervisor."""
+    """Start a Debian guest on a copy of the ``variant`` image under the lab supervisor.
+
+    ``makedump_args`` replaces kdump-tools' ``MAKEDUMP_ARGS`` in the copy (written with
+    debugfs before the boot), to compare capture options on Debian's own capture path."""
+    if makedump_args is not None and not re.fullmatch(r"[-A-Za-z0-9 ]{1,64}", makedump_args):
+        raise ConfigError(f"bad makedumpfile options {makedump_args!r}")
     if variant not in IMAGE_VARIANTS:
         raise ConfigError(f"unknown Debian image {variant!r} (known: {', '.join(IMAGE_VARIANTS)})")
     spec = GuestSpec.check(name, "default", memory, cpus)
@@ -397,6 +403,8 @@ def debian_up(
                   "state.json", "events.jsonl", "facts.json", "disk.img"):  # fmt: skip
         (directory / stale).unlink(missing_ok=True)
     _run(["cp", "--sparse=always", "--reflink=auto", str(info.image(variant)), str(files.disk)])
+    if makedump_args is not None:
+        _set_makedump_args(files.disk, directory, makedump_args)
     if accel is None:
         choice = choose_accel(info.vmlinuz, lab_cache())
         accel, reason = choice.accel, choice.reason
@@ -425,6 +433,19 @@ def debian_up(
     }
     (directory / "guest.json").write_text(json.dumps(config, indent=2) + "\n")
     return _start(directory)
+
+
+def _set_makedump_args(disk: Path, scratch: Path, args: str) -> None:
+    """Set ``MAKEDUMP_ARGS`` in the image's /etc/default/kdump-tools (debugfs, unmounted)."""
+    conf = "/etc/default/kdump-tools"
+    text = _run(["debugfs", "-R", f"cat {conf}", str(disk)])
+    lines = [ln for ln in text.splitlines() if not re.match(r"\s*MAKEDUMP_ARGS=", ln)]
+    lines.append(f'MAKEDUMP_ARGS="{args}"')
+    local = scratch / "kdump-tools.default"
+    local.write_text("\n".join(lines) + "\n")
+    _run(["debugfs", "-w", "-R", f"rm {conf}", str(disk)])
+    _run(["debugfs", "-w", "-R", f"write {local} {conf}", str(disk)])
+    local.unlink()
 
 
 def extract_crash(guest: Guest) -> list[Path]:
