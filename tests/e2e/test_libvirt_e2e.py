@@ -14,12 +14,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kdiag.backends.base import Target
+from kdiag.backends.libvirt import LibvirtSettings
 from kdiag.cli import main as cli_main
+from kdiag.drill.hostdump import take_libvirt_dump
+from kdiag.drill.hypervisor_events import LibvirtEventWatch
+from kdiag.drill.runner import read_dump
 from kdiag.lab.build import BuildInfo
 from kdiag.lab.domain import DomainFiles
 from tests.peers.libvirtd import LabDomain, Libvirtd, running_libvirtd
@@ -96,6 +102,35 @@ def _kdiag_send(
     )
 
 
+def _events_and_host_dump(
+    libvirtd: Libvirtd,
+    watch: LibvirtEventWatch,
+    settings: LibvirtSettings,
+    instance_id: str,
+    target: dict[str, str],
+) -> None:
+    """After the capture the guest reboots: libvirt's REBOOT event must reach the drill's
+    watch (the lab domain has no pvpanic, so no CRASHED event: see kdiag.lab.domain); then
+    ``--host-dump``'s libvirt path on this real domain must give a readable kdump file."""
+    deadline = time.monotonic() + DUMP
+    while watch.resets == 0 and time.monotonic() < deadline:
+        watch.poll()
+        time.sleep(0.2)
+    assert watch.resets >= 1, watch.excerpt
+    assert "libvirt event REBOOT" in watch.excerpt
+    assert not watch.powered_off
+    out_dir = libvirtd.root / "hostdump"
+    out_dir.mkdir(mode=0o700)
+    os.chown(out_dir, libvirtd.uid, libvirtd.gid)  # libvirtd (its user) writes the file
+    path = take_libvirt_dump(settings, Target(instance_id, dict(target)), out_dir / "vmcore")
+    assert path.stat().st_mode & 0o777 == 0o600
+    found = read_dump(path, "host")
+    assert found.error is None, found
+    with open(path, "rb") as fh:  # libvirt writes kdump-zlib in makedumpfile's flat form
+        assert fh.read(12) == b"makedumpfile"
+    assert (found.format, found.complete) == ("qemu-kdump", True), found
+
+
 def test_kdiag_send_through_libvirt_produces_a_vmcore_and_a_shut_off_domain_is_refused(
     libvirtd: Libvirtd,
     lab_build: BuildInfo,
@@ -127,6 +162,10 @@ def test_kdiag_send_through_libvirt_produces_a_vmcore_and_a_shut_off_domain_is_r
         store.put_user_policy(oncall, "nmi", json.dumps(policy))
         key, secret = store.create_access_key(oncall)
         ctx = ServiceContext(store, regions=(REGION,), backends=BackendPool())
+        # the drill's libvirt event watch, riding along on this test's one NMI and boot
+        settings = LibvirtSettings.parse(target)
+        watch = LibvirtEventWatch(settings, Target(instance_id, dict(target)), None)
+        watch.start()
         try:
             with ServerThread(create_app(ctx)) as server:
                 sent = _kdiag_send(server.url, (key.id, secret), instance_id)
@@ -139,6 +178,7 @@ def test_kdiag_send_through_libvirt_produces_a_vmcore_and_a_shut_off_domain_is_r
                 assert "Kernel panic - not syncing: NMI: Not continuing" in dmesg
                 rows = store.audit_rows(instance_id=instance_id)
                 assert [(r.outcome, r.backend) for r in rows] == [("sent", "libvirt")]
+                _events_and_host_dump(libvirtd, watch, settings, instance_id, target)
 
                 # the guest reboots after the dump: power it off and try again
                 domain.destroy()
@@ -146,7 +186,13 @@ def test_kdiag_send_through_libvirt_produces_a_vmcore_and_a_shut_off_domain_is_r
                 assert refused.returncode == 4, refused.stderr
                 assert "IncorrectInstanceState" in refused.stderr
                 assert "stopped" in refused.stderr
+            deadline = time.monotonic() + 30
+            while not watch.powered_off and time.monotonic() < deadline:
+                watch.poll()
+                time.sleep(0.2)
+            assert watch.powered_off, watch.excerpt  # the destroy: a STOPPED event
         finally:
+            watch.close()
             ctx.close()
         outcomes = [r.outcome for r in store.audit_rows(instance_id=instance_id)]
         assert outcomes[0] == "sent"
