@@ -216,9 +216,6 @@ class _Run:
                 self.clock.finish(
                     "send", "pass", f"accepted by {self.endpoint} (request {outcome.request_id})"
                 )
-        if sent and isinstance(self.watch, QMPEventWatch):
-            # QEMU serves one monitor client at a time: connect once the backend let go
-            self._start_events("panic")
         return sent
 
     def _hypervisor_watch(self) -> HypervisorWatch:
@@ -292,6 +289,9 @@ class _Run:
         self.clock.start("panic")
         watch = self.watch
         if isinstance(watch, HypervisorWatch):
+            if isinstance(watch, QMPEventWatch):
+                # QEMU serves one monitor client at a time: connect once the backend let go
+                self._start_events("panic")
             return self._panic_hv(watch)
         if not isinstance(watch, LabWatch):
             self.clock.finish("panic", "skipped", "not observable for this instance")
