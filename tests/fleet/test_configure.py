@@ -36,7 +36,9 @@ def snapshot(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "~" not in p.name and not p.name.endswith(cfg.BACKUP_SUFFIX)
+        if p.is_file()
+        and "~" not in p.name
+        and not p.name.endswith((cfg.BACKUP_SUFFIX, ".kdiag-backup"))
     }
 
 
@@ -78,8 +80,10 @@ def test_hostile_facts_paths_are_refused(tmp_path: Path) -> None:
             host_plan({**doc, "files": files})
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> dict[str, Path]:
+@pytest.fixture(params=[False, True], ids=["modules", "raw"])
+def fleet(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Path]:
+    """The trees as hosts: through Ansible's modules, or (``kdiag_raw=true``) through raw
+    shell commands, as for targets without Python."""
     lines = ["[trees]"]
     out: dict[str, Path] = {}
     for name, build in TREES.items():
@@ -87,7 +91,7 @@ def fleet(tmp_path: Path) -> dict[str, Path]:
         out[f"{name}-oracle"] = build(tmp_path / f"{name}-oracle")
         lines.append(
             f"{name} ansible_connection=local ansible_python_interpreter={sys.executable} "
-            f"kdiag_collect_root={out[name]}"
+            f"kdiag_collect_root={out[name]}" + (" kdiag_raw=true" if request.param else "")
         )
     (tmp_path / "inv.ini").write_text("\n".join(lines) + "\n")
     out["inventory"] = tmp_path / "inv.ini"

@@ -13,7 +13,11 @@ plan as host variables of one playbook that kdiag ships (:data:`PLAYBOOK`):
 
 Running it again changes nothing (``copy`` compares content; the plan of a fixed host is
 empty).  ``--check --diff`` is Ansible's own dry run.  The file tasks use Ansible modules, so
-``fleet configure`` needs Python on the targets (``fleet doctor`` does not).
+they need Python on the targets; a host with the variable ``kdiag_raw=true`` gets the same
+edits through ``raw`` shell commands instead (a POSIX shell with ``sha1sum``, ``base64 -d``,
+``cp``, ``mv``: busybox is enough): the sha1 comparison, the write (backup kept, ``mv`` into
+place), the follow-up commands; ``--check`` runs only the comparison, and ``--diff`` is
+computed here from the plan (the raw module gives none).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = (
 _TASKS = """\
   tasks:
     - name: kdiag files unchanged since collected
+      when: not (kdiag_raw | default(false) | bool)
       ansible.builtin.stat:
         path: "{{ (kdiag_collect_root | default('')) ~ item.path }}"
         checksum_algorithm: sha1
@@ -55,16 +60,18 @@ _TASKS = """\
         label: "{{ item.path }}"
       register: kdiag_stat
     - name: kdiag refuse files changed since the plan
+      when: not (kdiag_raw | default(false) | bool)
       ansible.builtin.assert:
         that: >-
           (item.stat.checksum | default('absent')) in
           [item.item.old_sha1, item.item.new_sha1]
         fail_msg: "{{ item.item.path }} changed since kdiag read it; run again"
         quiet: true
-      loop: "{{ kdiag_stat.results }}"
+      loop: "{{ kdiag_stat.results | default([]) }}"
       loop_control:
         label: "{{ item.item.path }}"
     - name: kdiag directories
+      when: not (kdiag_raw | default(false) | bool)
       ansible.builtin.file:
         path: "{{ ((kdiag_collect_root | default('')) ~ item.path) | dirname }}"
         state: directory
@@ -72,6 +79,7 @@ _TASKS = """\
       loop_control:
         label: "{{ item.path }}"
     - name: kdiag files
+      when: not (kdiag_raw | default(false) | bool)
       ansible.builtin.copy:
         dest: "{{ (kdiag_collect_root | default('')) ~ item.path }}"
         content: "{{ item.content }}"
@@ -84,7 +92,36 @@ _TASKS = """\
     - name: kdiag follow-up commands (never a reboot)
       ansible.builtin.shell: "{{ item }}"
       loop: "{{ kdiag_commands | default([]) }}"
-      when: kdiag_written is changed and not (kdiag_collect_root | default(''))
+      when: >-
+        not (kdiag_raw | default(false) | bool) and kdiag_written is changed
+        and not (kdiag_collect_root | default(''))
+    - name: kdiag files (raw)
+      when: kdiag_raw | default(false) | bool
+      check_mode: false
+      ansible.builtin.raw: >-
+        p={{ ((kdiag_collect_root | default('')) ~ item.path) | quote }};
+        if [ -e "$p" ]; then cur=$(sha1sum "$p" | cut -d' ' -f1); else cur=absent; fi;
+        if [ "$cur" = {{ item.new_sha1 | quote }} ]; then echo kdiag-unchanged; exit 0; fi;
+        if [ "$cur" != {{ item.old_sha1 | quote }} ]; then
+        echo "$p changed since kdiag read it; run again"; exit 3; fi;
+        if [ {{ ansible_check_mode | ternary('1', '0') }} = 1 ]; then
+        echo kdiag-changed; exit 0; fi;
+        mkdir -p "$(dirname "$p")" &&
+        if [ -e "$p" ]; then cp -p "$p" "$p.kdiag-backup" && cp -p "$p" "$p.kdiag-new";
+        else : > "$p.kdiag-new" && chmod {{ item.mode | default('0644') }} "$p.kdiag-new"; fi &&
+        printf %s {{ item.content | b64encode | quote }} | base64 -d > "$p.kdiag-new" &&
+        mv -f "$p.kdiag-new" "$p" && echo kdiag-changed
+      changed_when: "'kdiag-changed' in kdiag_raw_written.stdout"
+      loop: "{{ kdiag_files | default([]) }}"
+      loop_control:
+        label: "{{ item.path }}"
+      register: kdiag_raw_written
+    - name: kdiag follow-up commands (raw, never a reboot)
+      ansible.builtin.raw: "{{ item }}"
+      loop: "{{ kdiag_commands | default([]) }}"
+      when: >-
+        (kdiag_raw | default(false) | bool) and kdiag_raw_written is changed
+        and not ansible_check_mode and not (kdiag_collect_root | default(''))
 """
 
 #: the playbook ``kdiag fleet configure`` runs; each host's plan comes in its host variables
@@ -348,26 +385,50 @@ def fleet_configure(
             host_vars={h: host_vars(p) for h, p in plans.items()},
         )
         for host, plan in plans.items():
-            outcome[host] = _host_outcome(host, plan, results.by_host.get(host, ()))
+            outcome[host] = _host_outcome(host, plan, results.by_host.get(host, ()), diff=diff)
     ordered = tuple(outcome[v.host] for v in collected.hosts)
     notes = {h: p.notes for h, p in plans.items() if p.notes}
     return ConfigureReport(check, ordered, started, dt.datetime.now(dt.UTC), notes)
 
 
-def _host_outcome(host: str, plan: cfg.Plan, results: tuple[TaskResult, ...]) -> HostChange:
+def _raw_diff(plan: cfg.Plan, path: str) -> str:
+    """The diff of a file the raw task wrote (or would): the raw module gives none, and
+    the task only writes when the host's file is still what was planned from."""
+    for change in plan.changes:
+        if change.path == path:
+            return _unified(
+                {
+                    "before": change.old or "",
+                    "after": change.new,
+                    "before_header": f"{path} (before)",
+                    "after_header": f"{path} (after)",
+                }
+            )
+    return ""
+
+
+def _host_outcome(
+    host: str, plan: cfg.Plan, results: tuple[TaskResult, ...], *, diff: bool = False
+) -> HostChange:
     planned = tuple(c.path for c in plan.changes)
     failed = [r for r in results if r.outcome in ("failed", "unreachable")]
     changed: list[str] = []
     diffs: list[str] = []
     for result in results:
-        if result.item is None or result.task != "kdiag files":
+        if result.item is None or result.task not in ("kdiag files", "kdiag files (raw)"):
+            continue
+        if result.outcome == "skipped":
             continue
         if result.changed:
             changed.append(str(result.item.get("path", "?")))
+            if diff and result.task == "kdiag files (raw)":
+                diffs.append(_raw_diff(plan, str(result.item.get("path", ""))))
         diffs += [text for d in result.diff if (text := _unified(d))]
     if failed:
         first = failed[0]
         why = first.msg or first.stderr.strip()[-300:] or first.outcome
+        if first.stdout.strip():
+            why = first.stdout.strip().splitlines()[-1][:300]
         return HostChange(host, "failed", planned, tuple(changed), message=f"{first.task}: {why}")
     if not results:
         return HostChange(host, "failed", planned, message="no answer from the playbook")
