@@ -72,10 +72,10 @@ class Deployment:
             target = {"address": str(sock), "timeout": timeout}
             return store.add_instance(backend="qmp", target=target).id
 
-    def start(self) -> str:
+    def start(self, *extra: str) -> str:
         """Start `kdiag serve`; return what it wrote on stderr before it answered."""
         self.server = subprocess.Popen(
-            [KDIAG, "serve", "--port", str(self.port), "--db", self.db],
+            [KDIAG, "serve", "--port", str(self.port), "--db", self.db, *extra],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -206,10 +206,20 @@ def test_aws_cli_is_not_invited_to_retry_after_inject_nmi(deployment, tmp_path):
     assert f"audit row {row.id}" in last
 
 
+def _restart_keeps_fresh_row(deployment, iid: str) -> None:
+    """A fresh pending row survives a restart with the default bound (it could be another
+    host's request in flight)."""
+    assert "left pending" not in deployment.start()
+    with deployment.store() as store:
+        assert [r.outcome for r in store.audit_rows(instance_id=iid)] == ["pending"]
+    deployment.kill(signal.SIGTERM)
+
+
 def test_killed_between_intent_and_outcome_is_reconciled_to_unknown(deployment, tmp_path):
     """The peer takes inject-nmi and never answers; the server is SIGKILLed while it waits.
-    The row is left pending; the next `kdiag serve` marks it unknown (not sent, not failed)
-    and says so, and `kdiag audit` shows it in every format."""
+    The row is left pending; a restart right away leaves it so (it could be another
+    replica's request in flight); once it is older than --reconcile-after a start marks it
+    unknown (not sent, not failed) and says so, and `kdiag audit` shows it in every format."""
     with QMPPeer(tmp_path / "vm.sock", drop_at="inject-nmi", hang=True) as peer:
         iid = deployment.add_qmp_instance(peer.path, timeout=60)
         deployment.start()
@@ -237,7 +247,9 @@ def test_killed_between_intent_and_outcome_is_reconciled_to_unknown(deployment, 
     with deployment.store() as store:
         (row,) = store.audit_rows(instance_id=iid)
         assert row.outcome == "pending"  # nobody reconciles until the service starts
-    banner = deployment.start()
+    _restart_keeps_fresh_row(deployment, iid)
+    time.sleep(1.1)
+    banner = deployment.start("--reconcile-after", "1")
     assert f"audit rows {row.id}" in banner
     assert "unknown" in banner
     with deployment.store() as store:

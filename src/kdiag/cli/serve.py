@@ -64,6 +64,15 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (uvicorn access log).")
     ] = False,
+    reconcile_after: Annotated[
+        float,
+        typer.Option(
+            "--reconcile-after",
+            help="Seconds after which a 'pending' interrupt is marked 'unknown' (at start-up "
+            "and every minute). Default 1800: longer than any request stays in flight on "
+            "any replica. Lower it only when no other host serves this database.",
+        ),
+    ] = 1800.0,
 ) -> None:
     """Serve SendDiagnosticInterrupt and DescribeInstances (EC2 Query, SigV4) until stopped.
 
@@ -83,6 +92,8 @@ def serve(
         raise ConfigError("--workers must be 1..64")
     if not 1 <= max_connections <= 100_000:
         raise ConfigError("--max-connections must be 1..100000")
+    if not 0 <= reconcile_after <= 30 * 86400:
+        raise ConfigError("--reconcile-after must be 0..2592000 seconds")
     _raise_fd_limit(max_connections)
     regions = tuple(region or ("us-east-1",))
     _configure_logging()
@@ -93,7 +104,7 @@ def serve(
             sock = bind_socket(host, port)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        _reconcile(store)
+        _reconcile(store, reconcile_after)
         store.prune_ledger(time.time())
         url = store.url
     if not is_loopback(host):
@@ -101,7 +112,9 @@ def serve(
             f"warning: listening on {host}, not loopback: anyone who can reach this address "
             "can try credentials against it; put TLS in front of it\n"
         )
-    settings = _Settings(db, regions, rate, burst, max_connections, forwarded_allow_ips, access_log)
+    settings = _Settings(
+        db, regions, rate, burst, max_connections, forwarded_allow_ips, access_log, reconcile_after
+    )
     shown = f"[{host}]" if ":" in host else host
     many = f"  workers: {workers}" if workers > 1 else ""
     sys.stderr.write(
@@ -131,6 +144,7 @@ class _Settings:
     max_connections: int
     forwarded_allow_ips: str | None
     access_log: bool
+    reconcile_after: float
 
 
 def _serve_on(sock: socket.socket, settings: _Settings) -> signal.Signals | None:
@@ -141,6 +155,7 @@ def _serve_on(sock: socket.socket, settings: _Settings) -> signal.Signals | None
     from kdiag.service import ServiceContext, create_app  # noqa: PLC0415 - see serve()
     from kdiag.service.ratelimit import Throttle  # noqa: PLC0415 - see serve()
     from kdiag.service.server import run_foreground, uvicorn_config  # noqa: PLC0415
+    from kdiag.service.sweep import PendingSweeper  # noqa: PLC0415 - see serve()
     from kdiag.store import Store  # noqa: PLC0415 - see serve()
 
     store = Store.open(settings.db, checkpoint_every=1.0)  # WAL checkpoints off requests
@@ -160,9 +175,11 @@ def _serve_on(sock: socket.socket, settings: _Settings) -> signal.Signals | None
             max_connections=settings.max_connections,
         )
     )
+    sweeper = PendingSweeper(store, older_than=settings.reconcile_after).start()
     try:
         return run_foreground(server, sock)
     finally:
+        sweeper.stop()
         ctx.close()
         store.close()
 
@@ -187,9 +204,11 @@ def _raise_fd_limit(max_connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def _reconcile(store: Store) -> None:
-    """Rows a killed predecessor left ``pending`` become ``unknown``: said once on stderr."""
-    ids = store.reconcile_pending()
+def _reconcile(store: Store, older_than: float) -> None:
+    """Rows a killed process left ``pending`` longer than ``older_than`` seconds become
+    ``unknown``: said once on stderr.  Younger ones may be another replica's requests in
+    flight; the serving processes' sweep takes them later."""
+    ids = store.reconcile_pending(older_than=older_than)
     if ids:
         shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
         sys.stderr.write(

@@ -13,7 +13,13 @@ from kdiag.store._base import StoreBase
 from kdiag.store.models import AuditRow
 from kdiag.store.records import AuditEntry
 
-__all__ = ("MAX_AUDIT_TEXT", "UNCONFIRMED_CODE", "AuditLog")
+__all__ = (
+    "MAX_AUDIT_TEXT",
+    "MAX_BACKEND_TIMEOUT",
+    "PENDING_STALE_AFTER",
+    "UNCONFIRMED_CODE",
+    "AuditLog",
+)
 
 #: The error code of a row whose delivery is unconfirmed (``kdiag.errors.DeliveryUnconfirmed``).
 UNCONFIRMED_CODE = "DeliveryUnconfirmed"
@@ -21,6 +27,17 @@ _RECONCILED = (
     "the service stopped between recording the intent and recording the outcome; "
     "the NMI may or may not have been delivered"
 )
+
+#: The longest timeout any backend's target settings accept, in seconds (openstack's; the
+#: others allow 300).  A delivery makes at most two bounded backend calls after the row's
+#: time (``state``, then ``send_nmi``).
+MAX_BACKEND_TIMEOUT = 600.0
+#: Seconds after its time when a ``pending`` row can no longer belong to a request in
+#: flight anywhere (any host, any replica): two backend calls at their longest, plus a
+#: generous margin for the store writes around them (each bounded by the driver's own
+#: timeouts) and a slow host.  Only older rows are reconciled, so one host's restart
+#: never marks another host's in-flight request ``unknown``.
+PENDING_STALE_AFTER = 2 * MAX_BACKEND_TIMEOUT + 600.0
 
 #: The most characters of an audit row's message or reason kept; longer ones are cut,
 #: marked with an ellipsis.  Every other text column is cut to its own width, so no caller
@@ -136,25 +153,35 @@ class AuditLog(StoreBase):
             if result.rowcount == 0:
                 raise NoSuchEntity(f"no audit row {audit_id}")
 
-    def reconcile_pending(self) -> list[int]:
-        """Mark every ``pending`` row ``unknown`` (error ``DeliveryUnconfirmed``) and return
-        their ids, oldest first: a row still pending when the service starts was left by a
-        process that died between intent and outcome.  Never ``sent`` or ``failed``: there
-        is no evidence either way.  Only for a store no running service is writing to."""
+    def reconcile_pending(
+        self,
+        *,
+        older_than: float = PENDING_STALE_AFTER,
+        now: dt.datetime | None = None,
+    ) -> list[int]:
+        """Mark ``pending`` rows older than ``older_than`` seconds ``unknown`` (error
+        ``DeliveryUnconfirmed``) and return their ids, oldest first.
+
+        A row pending longer than any request can stay in flight
+        (:data:`PENDING_STALE_AFTER`) was left by a process that died between intent and
+        outcome.  Younger rows may belong to a request another replica or host is still
+        serving, so they are left alone (a later sweep takes them).  Never ``sent`` or
+        ``failed``: there is no evidence either way.  Safe to run from every replica at
+        once: each row changes at most once.
+        """
+        if older_than < 0:
+            raise ValueError("older_than must not be negative")
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=older_than)
         with self._writer.begin() as conn:
-            ids = [
-                int(i)
-                for i in conn.execute(
-                    select(_TABLE.c.id).where(_TABLE.c.outcome == "pending").order_by(_TABLE.c.id)
-                ).scalars()
-            ]
-            if ids:
-                conn.execute(
-                    update(_TABLE)
-                    .where(_TABLE.c.id.in_(ids), _TABLE.c.outcome == "pending")
-                    .values(outcome="unknown", error_code=UNCONFIRMED_CODE, message=_RECONCILED)
-                )
-        return ids
+            # one statement: a row finished meanwhile (outcome no longer pending) is untouched
+            # and not reported
+            ids = conn.execute(
+                update(_TABLE)
+                .where(_TABLE.c.outcome == "pending", _TABLE.c.time < cutoff)
+                .values(outcome="unknown", error_code=UNCONFIRMED_CODE, message=_RECONCILED)
+                .returning(_TABLE.c.id)
+            ).scalars()
+            return sorted(int(i) for i in ids)
 
     def audit_rows(
         self,
