@@ -265,7 +265,7 @@ def drill_cmd(
     Every drill is recorded. Exit 1 when a drill failed."""
     from kdiag.cli.drill import _endpoint  # noqa: PLC0415 - the drill's own API fallback
     from kdiag.drill import setup as drill_setup  # noqa: PLC0415 - not for --help
-    from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - see above
+    from kdiag.fleet.ansible import list_hosts, play_order  # noqa: PLC0415 - see above
     from kdiag.fleet.drill import (  # noqa: PLC0415 - see above
         DrillOutcome,
         fleet_drill,
@@ -273,7 +273,7 @@ def drill_cmd(
     )
 
     _check_options(canary=canary, batch=batch)
-    hostvars = list_hosts(inventory, limit)
+    hostvars = play_order(inventory, list_hosts(inventory, limit), limit)
     console = err_console()
 
     def show(o: DrillOutcome) -> None:

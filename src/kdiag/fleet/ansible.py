@@ -187,6 +187,41 @@ def list_hosts(inventory: str, limit: str | None = None) -> dict[str, dict[str, 
     return dict(sorted(hosts.items()))
 
 
+def play_order(
+    inventory: str, hosts: Mapping[str, dict[str, Any]], limit: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """``hosts`` (from :func:`list_hosts`, sorted by name) in the order Ansible plays them:
+    the inventory's own order, as ``ansible all --list-hosts`` prints it (what a canary
+    first, then batches, must follow).
+
+    :raises ConfigError: the inventory cannot be listed.
+    """
+    args = [_which("ansible"), "all", "-i", check_inventory(inventory), "--list-hosts"]
+    if limit:
+        args += ["--limit", limit]
+    try:
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **_env()},
+            timeout=_INVENTORY_SECONDS,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"ansible --list-hosts -i {inventory} took over {_INVENTORY_SECONDS:.0f} s"
+        ) from None
+    if proc.returncode != 0 or len(proc.stdout) > _INVENTORY_MAX:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise ConfigError(f"ansible --list-hosts -i {inventory} failed: {tail[0][:300]}")
+    order = [line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()]
+    ordered = {h: hosts[h] for h in order if h in hosts}
+    ordered.update((h, v) for h, v in hosts.items() if h not in ordered)
+    return ordered
+
+
 def _text(value: object) -> str:
     text = value if isinstance(value, str) else ("" if value is None else str(value))
     return text[:MAX_OUTPUT]

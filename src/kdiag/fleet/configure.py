@@ -16,7 +16,8 @@ empty).  ``--check --diff`` is Ansible's own dry run.  The file tasks use Ansibl
 they need Python on the targets; a host with the variable ``kdiag_raw=true`` gets the same
 edits through ``raw`` shell commands instead (a POSIX shell with ``sha1sum``, ``base64 -d``,
 ``cp``, ``mv``: busybox is enough): the sha1 comparison, the write (backup kept, ``mv`` into
-place), the follow-up commands; ``--check`` runs only the comparison, and ``--diff`` is
+place), the follow-up commands (``sysctl --system``, which busybox lacks, falls back to
+``sysctl -p`` of each file in order); ``--check`` runs only the comparison, and ``--diff`` is
 computed here from the plan (the raw module gives none).
 """
 
@@ -117,7 +118,13 @@ _TASKS = """\
         label: "{{ item.path }}"
       register: kdiag_raw_written
     - name: kdiag follow-up commands (raw, never a reboot)
-      ansible.builtin.raw: "{{ item }}"
+      ansible.builtin.raw: >-
+        {{ (item == 'sysctl --system') | ternary(kdiag_sysctl_each, item) }}
+      vars:
+        kdiag_sysctl_each: >-
+          sysctl --system 2>/dev/null || for f in /usr/lib/sysctl.d/*.conf
+          /etc/sysctl.d/*.conf /etc/sysctl.conf; do [ ! -f "$f" ] || sysctl -p "$f" || exit 1;
+          done
       loop: "{{ kdiag_commands | default([]) }}"
       when: >-
         (kdiag_raw | default(false) | bool) and kdiag_raw_written is changed

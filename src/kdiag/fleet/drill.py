@@ -3,7 +3,8 @@
 Each inventory host must be a kdiag instance already (``kdiag instances import``): its id
 comes from the host variable ``kdiag_instance_id``, or the ``aws_ec2`` plugin's
 ``instance_id``, or the instance tagged ``Name`` = the host.  The canary hosts are drilled
-first (together), then the others ``batch`` at a time: never more than ``batch`` machines
+first (together), then the others ``batch`` at a time, in the inventory's order (Ansible's
+play order, not ``ansible-inventory``'s sorted list): never more than ``batch`` machines
 are down at once.  The roll stops after the first batch with a failure, and that failure's
 diagnosis is the answer; the hosts not reached are listed as not drilled.  Every drill is
 recorded (``kdiag drill history``) and the roll itself is a fleet run in the store.
@@ -20,7 +21,7 @@ from typing import Any
 
 from kdiag.drill import DrillLimits, DrillReport, run_drill
 from kdiag.errors import ConfigError, KdiagError
-from kdiag.fleet.ansible import list_hosts
+from kdiag.fleet.ansible import list_hosts, play_order
 from kdiag.fleet.importer import NAME_TAG
 from kdiag.store import Store
 from kdiag.store.fleet import FleetHost, FleetRun, record_fleet_run
@@ -127,7 +128,8 @@ def fleet_drill(
     hostvars: Mapping[str, Mapping[str, Any]] | None = None,
     account_id: str | None = None,
 ) -> RollReport:
-    """Drill every host of ``inventory``: ``canary`` first, then ``batch`` at a time,
+    """Drill every host of ``inventory`` in the inventory's play order (``hostvars``, when
+    given, in its own order): ``canary`` first, then ``batch`` at a time,
     stopping after the first batch with a failure.  A host variable ``kdiag_dump_dir`` names
     the directory where that host's dumps appear on this machine (as ``drill --dump-dir``).
 
@@ -137,7 +139,9 @@ def fleet_drill(
         raise ConfigError(f"--canary must be 0 to 1000, not {canary!r}")
     if isinstance(batch, bool) or not 1 <= batch <= 1000:
         raise ConfigError(f"--batch must be 1 to 1000, not {batch!r}")
-    hv = hostvars if hostvars is not None else list_hosts(inventory, limit)
+    if hostvars is None:
+        hostvars = play_order(inventory, list_hosts(inventory, limit), limit)
+    hv = hostvars
     if not hv:
         raise ConfigError(f"-i {inventory}: the inventory has no hosts")
     ids = resolve_instances(store, hv, account_id=account_id)
