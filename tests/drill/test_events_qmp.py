@@ -225,3 +225,19 @@ def test_silence_leaves_the_steps_unobserved_and_the_dump_decides(api: dict[str,
     steps = _steps(report)
     assert steps["panic"] == "pass"  # inferred from the dump
     assert steps["reboot"] == "skipped"
+
+
+@pytest.mark.parametrize("address", ["/nonexistent/x.sock", "", "host:notaport", "x" * 5000])
+def test_an_unreachable_monitor_ends_the_watch_with_a_bounded_reason(address: str) -> None:
+    from kdiag.drill.hypervisor_events import QMPEventWatch
+
+    watch = QMPEventWatch(address, None, connect_timeout=0.3)
+    watch.start()
+    watch.close()
+    assert not watch.connected
+    assert watch.error is not None
+    assert "ConnectError" in watch.error
+    assert len(watch.error) < 600
+    (note,) = watch.poll()
+    assert note.startswith("QMP event watch ended")
+    assert not watch.panic_seen
