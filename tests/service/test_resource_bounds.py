@@ -88,23 +88,38 @@ def test_disconnects_mid_head_and_mid_body_are_audited(bounded):
 
 
 @pytest.mark.parametrize(
-    ("payload", "reason"),
+    ("payload", "status", "code", "reason"),
     [
-        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "malformed"),
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 4, "malformed"),  # TLS to plain HTTP
-        (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "more than 100 header"),
-        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 40_000, "over 32768 bytes"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "BadRequest", "malformed"),
+        # TLS to plain HTTP
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 4, 400, "BadRequest", "malformed"),
+        # the head bounds: 431 Request Header Fields Too Large (RFC 6585), not 400
+        (
+            b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n",
+            431,
+            "RequestHeaderFieldsTooLarge",
+            "more than 100 header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 40_000,
+            431,
+            "RequestHeaderFieldsTooLarge",
+            "over 32768 bytes",
+        ),
     ],
     ids=["bad-header", "tls-hello", "too-many-headers", "head-too-large"],
 )
-def test_parser_rejections_are_answered_400_and_audited(bounded, payload, reason):
+def test_parser_rejections_are_answered_and_audited(bounded, payload, status, code, reason):
     mark = _last_id(bounded)
     with socket.create_connection(_address(bounded), timeout=5) as sock:
         sock.sendall(payload)
         answer = _read_all(sock)
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
-    row = _row(bounded, "BadRequest", mark)
+    assert answer.startswith(b"HTTP/1.1 %d" % status), answer[:200]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-length: %d" % len(body) in head.lower()
+    row = _row(bounded, code, mark)
     assert reason in row.message
+    assert f"(answered {status})" in row.message
     assert (row.outcome, row.source_ip) == ("rejected", "127.0.0.1")
     assert len(row.message) < 300
 
@@ -127,6 +142,7 @@ def _fds():
 def test_connections_beyond_the_cap_are_refused_and_descriptors_stay_bounded(bounded):
     """200 idle connections against a cap of 20: the server holds at most 20 (plus the
     ones it is closing); each connection over the cap gets 503 and is closed at once."""
+    mark = _last_id(bounded)
     before = _fds()
     idle = []
     try:
@@ -151,3 +167,35 @@ def test_connections_beyond_the_cap_are_refused_and_descriptors_stay_bounded(bou
     with socket.create_connection(_address(bounded), timeout=5) as sock:  # served again
         sock.sendall(b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert _read_all(sock).startswith(b"HTTP/1.1 200")
+    # every connection left an audit row's worth: refused ones and the idle ones that sent
+    # nothing are counted into a few aggregated rows (one per kind and interval), not 200
+    assert _tallied(bounded, "ConnectionRefused", mark) == refused
+    assert _tallied(bounded, "EmptyConnection", mark) == 200 - refused
+
+
+def _tallied(svc, code, since_id, timeout=15.0):
+    """The connections counted by the aggregated ``code`` rows after ``since_id``, once the
+    count stops growing (the rows are written after the tally interval)."""
+    deadline = time.monotonic() + timeout
+    last, steady = -1, 0
+    while time.monotonic() < deadline:
+        rows = [r for r in svc.store.audit_rows() if r.id > since_id and r.error_code == code]
+        total = sum(int(r.message.split()[0]) for r in rows)
+        steady = steady + 1 if total == last and total else 0
+        if steady >= 10:
+            assert len(rows) <= 4, [r.message for r in rows]  # aggregated, not one each
+            for row in rows:
+                assert row.source_ip == "127.0.0.1"
+                assert "127.0.0.1" in row.message
+                assert len(row.message) < 400
+            return total
+        last = total
+        time.sleep(0.3)
+    pytest.fail(f"the {code} tally never settled (last {last})")
+
+
+def test_a_connection_that_sends_nothing_is_audited(bounded):
+    mark = _last_id(bounded)
+    for _ in range(3):
+        socket.create_connection(_address(bounded), timeout=5).close()
+    assert _tallied(bounded, "EmptyConnection", mark) == 3

@@ -32,6 +32,7 @@ __all__ = (
     "MAX_CONNECTIONS",
     "MAX_HEADERS",
     "MAX_HEAD_BYTES",
+    "TALLY_INTERVAL",
     "BoundedHttpProtocol",
     "ServerThread",
     "bind_socket",
@@ -82,8 +83,65 @@ BODY_TIMEOUT = 10.0
 MAX_CONNECTIONS = 1000
 
 
+#: Seconds over which connections that carry no request (refused over the cap, or closed
+#: or timed out before their first byte) are counted into one audit row per kind: a flood
+#: costs at most one row per kind, per process, per interval.
+TALLY_INTERVAL = 5.0
+#: The most distinct peer addresses one tally row names.
+_TALLY_PEERS = 5
+
+
 class _HeadTooLarge(Exception):
     pass
+
+
+class _WireTally:
+    """Counts connections that carry no request and audits them in aggregate: the first
+    one arms a timer; when it fires, one row per kind says how many, over how long, and
+    from which peers (the first few)."""
+
+    def __init__(self, interval: float = TALLY_INTERVAL) -> None:
+        self.interval = interval
+        self._counts: dict[tuple[str, int | None], int] = {}
+        self._peers: dict[tuple[str, int | None], list[str]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        auditor: WireAuditor,
+        kind: tuple[str, int | None],
+        peer: str | None,
+    ) -> None:
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        peers = self._peers.setdefault(kind, [])
+        if peer is not None and peer not in peers and len(peers) < _TALLY_PEERS:
+            peers.append(peer)
+        if self._timer is None:
+            self._timer = loop.call_later(self.interval, self._flush, loop, auditor)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop, auditor: WireAuditor) -> None:
+        self._timer = None
+        counts, peers = self._counts, self._peers
+        self._counts, self._peers = {}, {}
+        for (code, status), count in counts.items():
+            what = _TALLY_TEXT[code]
+            shown = ", ".join(peers.get((code, status), []))
+            more = ", ..." if len(peers.get((code, status), [])) >= _TALLY_PEERS else ""
+            message = (
+                f"{count} connection(s) {what} within {self.interval:g} s "
+                f"(peers: {shown or '-'}{more})"
+            )
+            named = peers.get((code, status))
+            first = named[0] if named else None
+            event = WireEvent(code, message, status, first)
+            loop.run_in_executor(None, _run_auditor, auditor, event)
+
+
+_TALLY_TEXT = {
+    "ConnectionRefused": "refused over the connection cap before anything was read",
+    "EmptyConnection": "closed or timed out without sending a byte",
+}
 
 
 #: Writes a :class:`WireEvent`'s audit row (called in a worker thread, never on the loop).
@@ -118,7 +176,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     max_connections = MAX_CONNECTIONS
     #: Where requests ended here (parser rejections, timeouts, disconnects) are audited.
     auditor: WireAuditor | None = None
+    #: Where connections that carry no request are counted (one per server).
+    tally: _WireTally | None = None
     _last_refusal_log = 0.0
+    #: The status a parser rejection is answered with (431 for the head bounds).
+    _reject_status = 400
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -129,9 +191,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _refuse_connection(self) -> None:
         """Over :attr:`max_connections`: answer 503 before reading anything and close, so
-        the descriptor is free again at once.  Logged at most once a second; no audit row
-        (no request was read)."""
+        the descriptor is free again at once.  Logged at most once a second; counted into
+        an aggregated ``ConnectionRefused`` audit row (:class:`_WireTally`)."""
         self._refused = True
+        self._tally("ConnectionRefused", 503)
         self.transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         )
@@ -150,7 +213,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 "the client closed the connection before its request head was complete",
                 None,
             )
+        elif not self._refused and not self._ended_here and self._in_head:
+            self._tally("EmptyConnection", None)  # connected, sent nothing, left
         super().connection_lost(exc)
+
+    def _tally(self, code: str, status: int | None) -> None:
+        if self.auditor is None or self.tally is None:
+            return
+        peer = peer_address(self.client[0]) if self.client else None
+        self.tally.add(self.loop, self.auditor, (code, status), peer)
 
     def _audit(self, code: str, message: str, status: int | None) -> None:
         if self.auditor is None:
@@ -161,11 +232,23 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.loop.run_in_executor(None, _run_auditor, self.auditor, event)
 
     def send_400_response(self, msg: str) -> None:
+        """A parser rejection: 400, or 431 when a head bound was crossed; audited."""
         self._ended_here = True
         reason = self._reject_reason or "malformed HTTP request"
-        self._reject_reason = None
-        self._audit("BadRequest", reason, 400)
-        super().send_400_response(msg)
+        status, self._reject_reason, self._reject_status = self._reject_status, None, 400
+        if status != 431:
+            self._audit("BadRequest", reason, 400)
+            super().send_400_response(msg)
+            return
+        self._audit("RequestHeaderFieldsTooLarge", reason, 431)
+        body = f"Request header fields too large: {reason}.".encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: text/plain; charset=utf-8\r\n"
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        self.transport.close()
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
@@ -180,12 +263,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self._in_head and not self.transport.is_closing():
             self._ended_here = True
-            if self._head_bytes:  # a silent connection sent no request: nothing to audit
+            if self._head_bytes:
                 self._audit(
                     "RequestTimeout",
                     f"request head not complete within {self.head_timeout:g} s",
                     408,
                 )
+            else:  # a silent connection sent no request: counted, not one row each
+                self._tally("EmptyConnection", 408)
             self.transport.write(_TIMEOUT_408)
             self.transport.close()
 
@@ -215,6 +300,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._reject_reason = f"request head over {MAX_HEAD_BYTES} bytes"
+                self._reject_status = 431
                 self.send_400_response("Request header fields too large.")
 
     def on_message_begin(self) -> None:
@@ -225,6 +311,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_HEADERS:
             self._reject_reason = f"more than {MAX_HEADERS} header fields"
+            self._reject_status = 431
             raise _HeadTooLarge  # httptools: HttpParserCallbackError, answered 400, closed
         super().on_header(name, value)
 
@@ -285,6 +372,7 @@ def uvicorn_config(
         "body_timeout": body_timeout,
         "max_connections": max_connections,
         "auditor": staticmethod(auditor) if auditor is not None else None,
+        "tally": _WireTally(),
     }
     protocol = type(
         "KdiagHttpProtocol",
