@@ -109,3 +109,115 @@ def test_lab_ssh_runs_a_command_with_the_pinned_host_key(
     argv = [a.replace(str(guest.ssh.known_hosts), str(other)) for a in argv]
     refused = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
     assert refused.returncode == 255
+
+
+def test_fleet_drill_passes_the_canary_and_stops_at_the_first_broken_guest(
+    guests: dict[str, Any],
+    module_lab_root: Path,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Last in the module: the default guest crashes and reboots, no-crashkernel is spared.
+
+    The inventory registers each guest as a qmp instance (``kdiag instances import``); the
+    canary (ready) passes, batch 1 (unprepared) fails with nmi-ignored, batch 2 is not
+    drilled, and ``kdiag drill history`` holds exactly the two drills that ran."""
+    order = ("default", "unprepared", "no-crashkernel")
+    lines = ["[lab]"]
+    for p in order:
+        g = guests[p]
+        lines.append(f"{g.name} kdiag_backend=qmp kdiag_target={g.qmp_socket}")
+    inv = module_lab_root / "drill-inventory.ini"
+    inv.write_text("\n".join(lines) + "\n")
+    assert run(["instances", "import", "-i", str(inv)]) == 0
+    capsys.readouterr()
+    boots_before = guests["default"].status().get("boots", 0)
+    code = run(
+        ["fleet", "drill", "-i", str(inv), "--canary", "1", "--batch", "1", "--setup", "--json"]
+    )
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 1, captured.err[-3000:]
+    hosts = {h["host"]: h for h in report["hosts"]}
+    assert [h["host"] for h in report["hosts"]] == [guests[p].name for p in order]
+    ready, broken, spared = (hosts[guests[p].name] for p in order)
+    assert (ready["phase"], ready["status"], ready["diagnosis"]) == ("canary", "pass", "ok")
+    assert (broken["phase"], broken["status"], broken["diagnosis"]) == (
+        "batch 1",
+        "fail",
+        "nmi-ignored",
+    )
+    assert broken["fix"]
+    assert (spared["status"], spared["drill_id"]) == ("not-drilled", None)
+    assert report["passed"] is False
+    assert report["stopped_at"]["host"] == broken["host"]
+    # the ready guest really crashed and came back (an independent look: the lab's own status)
+    assert guests["default"].status().get("boots", 0) > boots_before
+    assert guests["no-crashkernel"].status().get("crashes", 0) == 0
+    assert run(["drill", "history", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["Drills"]
+    got = {(r["id"], r["instance_id"], r["verdict"]) for r in rows}
+    assert got == {
+        (ready["drill_id"], ready["instance_id"], "pass"),
+        (broken["drill_id"], broken["instance_id"], "fail"),
+    }
+
+
+def _ssh(guest: Any, *argv: str) -> str:
+    """The output of a command line run by the guest's shell (ssh joins the words)."""
+    import subprocess
+
+    done = subprocess.run(
+        guest.ssh.argv(list(argv)), capture_output=True, text=True, check=False, timeout=60
+    )
+    return done.stdout
+
+
+def test_fleet_configure_raw_fixes_a_guest_without_python(
+    guests: dict[str, Any],
+    module_lab_root: Path,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The unprepared guest (busybox, no Python; NMI-ignored by the drill above, so still up)
+    configured through raw: --check --diff shows the sysctl fix and writes nothing, apply
+    writes it and runs the follow-up (the kernel's own value is the oracle), again: nothing."""
+    guest = guests["unprepared"]
+    assert _ssh(guest, "command -v python3 python || echo none").strip() == "none"
+    inv = module_lab_root / "configure-inventory.ini"
+    head, line = ansible_inventory([(guest.name, guest.ssh)]).splitlines()
+    inv.write_text(f"{head}\n{line} kdiag_raw=true\n")
+    # the lab's busybox image has no /etc/os-release, and kdiag configure's planner refuses
+    # a host whose distribution family it cannot tell: give the guest a Fedora-family one
+    # (a plan of the panic sysctls alone; crashkernel is already reserved on this profile)
+    _ssh(guest, "printf 'ID=fedora\\nVERSION_ID=40\\n' > /etc/os-release")
+    listing = "ls /etc/sysctl.d/ /etc/sysctl.conf 2>&1; cat /proc/sys/kernel/unknown_nmi_panic"
+    before = _ssh(guest, listing)
+    code = run(["fleet", "configure", "-i", str(inv), "--check", "--diff"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = [x for x in out.splitlines() if x.startswith(f"{guest.name}: would change ")]
+    assert len(lines) == 1, out
+    target = next(p for p in lines[0].split(" ", 3)[3].split(", ") if "sysctl" in p)
+    assert "+kernel.unknown_nmi_panic = 1" in out, out
+    assert _ssh(guest, listing) == before
+    assert before.split()[-1] == "0"
+    code = run(["fleet", "configure", "-i", str(inv), "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 0, captured
+    host = report["hosts"][0]
+    assert (host["host"], host["status"]) == (guest.name, "changed"), host
+    assert target in host["changed"]
+    assert "kernel.unknown_nmi_panic = 1" in _ssh(guest, "cat", target)
+    assert _ssh(guest, "cat", "/proc/sys/kernel/unknown_nmi_panic").strip() == "1"
+    # the fixed host: doctor's defining failure is gone, and configure has nothing left
+    code = run(["fleet", "doctor", "-i", str(inv), "--json"])
+    doctor = json.loads(capsys.readouterr().out)
+    assert "unknown-nmi-panic" not in doctor["hosts"][0]["failing"]
+    after = _ssh(guest, f"cat {target}; ls /etc/sysctl.d/")
+    code = run(["fleet", "configure", "-i", str(inv)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "nothing to change" in out, out
+    assert _ssh(guest, f"cat {target}; ls /etc/sysctl.d/") == after
