@@ -91,7 +91,7 @@ def test_store_add_instance_validates_for_library_callers(state_dir):
     with Store.open(f"sqlite:///{state_dir / 'k.db'}") as store:
         with pytest.raises(ConfigError, match='qmp target setting "address" is required'):
             store.add_instance(backend="qmp", target={})
-        with pytest.raises(ConfigError, match='"timeout": must be a positive number'):
+        with pytest.raises(ConfigError, match='"timeout": must be in '):
             store.add_instance(backend="qmp", target={"address": "/x", "timeout": -1})
         with pytest.raises(ConfigError, match="unknown or disabled backend 'vmware'"):
             store.add_instance(backend="vmware", target={"uri": "qemu:///system"})

@@ -74,6 +74,9 @@ __all__ = (
 log = logging.getLogger("kdiag.backends.qmp")
 
 DEFAULT_TIMEOUT = 5.0
+#: The longest ``timeout`` a target may set: every in-flight delivery must end well inside the
+#: store's PENDING_STALE_AFTER, after which a pending audit row is reconciled to 'unknown'.
+_MAX_TIMEOUT = 300.0
 _T = TypeVar("_T")
 # A monitor socket that another client holds refuses (or, on Linux, answers EINVAL/EAGAIN).
 _BUSY_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EINVAL, errno.EAGAIN})
@@ -112,8 +115,10 @@ class QMPSettings(TargetSettings):
     def __post_init__(self) -> None:
         if not self.address:
             raise self.invalid("address", "a QMP socket path or host:port is required")
-        if self.timeout is not None and self.timeout <= 0:
-            raise self.invalid("timeout", f"must be a positive number, not {self.timeout!r}")
+        if self.timeout is not None and not 0 < self.timeout <= _MAX_TIMEOUT:
+            raise self.invalid(
+                "timeout", f"must be in (0, {_MAX_TIMEOUT:g}] seconds, not {self.timeout!r}"
+            )
 
 
 def parse_address(address: str) -> str | tuple[str, int]:
