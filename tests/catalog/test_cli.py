@@ -145,5 +145,7 @@ def test_scan_shows_progress_on_a_terminal(env: dict[str, str], tree: Path) -> N
     out, _ = proc.communicate(timeout=120)
     os.close(primary)
     assert proc.returncode == 0
-    assert b"vmcore." in seen  # the bar names the file it is on
+    # The bar names the file it is on; a fast scan may draw only the last one.
+    names = {f.name.encode() for f in tree.rglob("*") if f.is_file()}
+    assert any(name in seen for name in names), seen[-400:]
     assert b"12 scanned: 4 new, 8 matched" in out

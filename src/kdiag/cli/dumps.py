@@ -93,7 +93,10 @@ class _Progress:
             self.bar = Progress(console=err_console(), transient=True)
             self.bar.start()
             self.task = self.bar.add_task("indexing", total=total)
-        self.bar.update(self.task, completed=done, description=Path(path).name[:40])
+        # The last file is drawn for sure: a fast scan can end before the first refresh.
+        self.bar.update(
+            self.task, completed=done, description=Path(path).name[:40], refresh=done == total
+        )
 
     def close(self) -> None:
         if self.bar is not None:
