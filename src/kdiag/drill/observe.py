@@ -7,12 +7,21 @@ and the reboot cannot be seen there, only the dump.
 
 Both offer ``poll()`` (returns what is new, as short notes for the progress display) and
 the observations as attributes the runner turns into :class:`~kdiag.drill.evidence.Evidence`.
+
+A Debian lab guest (:mod:`kdiag.lab.distro`) captures with Debian's kdump-tools, which
+announces nothing to the lab: the capture kernel is seen by its command line
+(``elfcorehdr=``, which only a kexec'd capture kernel has) and by the drop-in's mark, a
+failed save by kdump-tools' own console lines, and the dump by the crash directories
+``debian-ready.sh`` lists at the next boot. A directory that was not listed before the send
+and holds a ``dump.*`` file is this crash's: it is copied out of the running guest's disk
+(vCPUs stopped for the copy) once the guest is ready again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,13 +39,20 @@ _MARKS = (
     ("Dazed and confused", "nmi_continued"),
     ("Kernel panic - not syncing", "panic"),
     ("LAB: capture kernel", "capture_started"),
+    # a kexec'd capture kernel's own "Command line:": kexec -p adds elfcorehdr=
+    ("elfcorehdr=", "capture_started"),
     ("LAB-CAPTURE-HANG", "capture_hang"),
     ("LAB-DUMP-FAILED", "capture_failed"),
     ("LAB-SAVED", "saved"),
     ("LAB-DUMP-DONE", "dump_done"),
     ("LAB: first kernel", "boot"),
     ("LAB: LAB-READY", "ready"),
+    # Debian's kdump-config savecore, when it cannot write the dump
+    ("Cannot save core", "capture_failed"),
+    ("failed to save vmcore", "capture_failed"),
 )
+#: debian-ready.sh, at every boot: one line per /var/crash/<YYYYMMDDHHMM>/ directory
+_DEBIAN_CRASH = re.compile(r"LAB: LAB-DEBIAN-CRASH dir=/var/crash/(\d{12})/ files=(\S*)")
 
 
 def lab_guest_for(target: dict[str, Any]) -> Guest | None:
@@ -78,7 +94,12 @@ class LabWatch:
         self.boot_after = self.boot_before
         self.ready_after = self.ready_before
         self.new_dump: Path | None = None
+        self.dump_error: str | None = None
         self.phase = str(status.get("phase"))
+        self.debian = guest.config.get("kind") == "debian"
+        self._crashes_before = _debian_crashes(guest.console_path, size) if self.debian else {}
+        self._new_crash: tuple[str, list[str]] | None = None
+        self._debian_done = False
 
     # ------------------------------------------------------------------ observations
     @property
@@ -99,8 +120,17 @@ class LabWatch:
 
     def poll(self) -> list[str]:
         """Read what is new; returns notes for the display."""
+        notes = self._poll_console()
+        notes += self._poll_events()
+        notes += self._poll_status()
+        notes += self._debian_dump()
+        return notes
+
+    def _poll_console(self) -> list[str]:
         notes: list[str] = []
         for _, text in self._console.lines():
+            if self.debian:
+                notes += self._debian_line(text)
             for needle, mark in _MARKS:
                 if needle in text:
                     self._remember(text)
@@ -111,8 +141,63 @@ class LabWatch:
                         self.panic_line = text.strip()[:300]
                     if mark == "capture_failed" and self.capture_failed is None:
                         self.capture_failed = f"console: {text.strip()[:200]}"
-        notes += self._poll_events()
-        notes += self._poll_status()
+        return notes
+
+    def _debian_line(self, text: str) -> list[str]:
+        found = _DEBIAN_CRASH.search(text)
+        if found is None or self._new_crash is not None:
+            return []
+        stamp, files = found.group(1), [f for f in found.group(2).split(",") if f]
+        if stamp in self._crashes_before:
+            return []  # listed before the send: an older crash
+        self._new_crash = (stamp, files)
+        return [f"console: new crash directory /var/crash/{stamp}/ ({', '.join(files)})"]
+
+    def _debian_dump(self) -> list[str]:
+        """Once a Debian guest is ready again: this crash's dump, copied out of its disk,
+        or why there is none."""
+        if not self.debian or self._debian_done or not (self.rebooted and self.ready_again):
+            return []
+        self._debian_done = True
+        # debian-ready.sh lists the crash directories before LAB-READY: read up to here
+        notes = self._poll_console()
+        dumps = (
+            []
+            if self._new_crash is None
+            else [
+                f for f in self._new_crash[1] if f.startswith("dump.") or re.match(r"vmcore\.\d", f)
+            ]
+        )
+        if self._new_crash is None or not dumps:
+            if self.capture_started and self.capture_failed is None:
+                left = (
+                    f" (only {', '.join(self._new_crash[1]) or 'an empty directory'})"
+                    if self._new_crash
+                    else ""
+                )
+                self.capture_failed = (
+                    f"kdump-tools saved no dump: no new dump in /var/crash after the reboot{left}"
+                )
+                notes.append(self.capture_failed)
+            return notes
+        from kdiag.errors import KdiagError  # noqa: PLC0415 - only for Debian guests
+        from kdiag.lab.distro import copy_crash_live, vmcore_of  # noqa: PLC0415 - see above
+
+        stamp = self._new_crash[0]
+        try:
+            directory = copy_crash_live(self.guest, stamp)
+        except KdiagError as exc:
+            self.dump_error = f"copying /var/crash/{stamp} out of the guest's disk failed: {exc}"
+            notes.append(self.dump_error)
+            return notes
+        self.new_dump = vmcore_of(directory)
+        if self.new_dump is None:
+            self.dump_error = f"no dump file in the copy of /var/crash/{stamp} ({directory})"
+            notes.append(self.dump_error)
+        else:
+            notes.append(
+                f"vmcore saved by kdump-tools: /var/crash/{stamp}/, copied to {self.new_dump}"
+            )
         return notes
 
     def _remember(self, text: str) -> None:
@@ -165,6 +250,19 @@ class LabWatch:
     @property
     def stopped(self) -> bool:
         return self.phase == "stopped"
+
+
+def _debian_crashes(console: Path, end: int) -> dict[str, list[str]]:
+    """The crash directories (and their files) the console listed before ``end``: the last
+    listing of each wins."""
+    try:
+        with open(console, "rb") as fh:
+            text = fh.read(end).decode(errors="replace")
+    except OSError:
+        return {}
+    return {
+        m.group(1): [f for f in m.group(2).split(",") if f] for m in _DEBIAN_CRASH.finditer(text)
+    }
 
 
 class DumpDirWatch:

@@ -144,6 +144,7 @@ class _Run:
         )
         self.notes: list[str] = []
         self.started_at = _now()
+        self.host_dump_early = False
 
     # ------------------------------------------------------------------ helpers
     def left(self) -> float:
@@ -453,6 +454,12 @@ class _Run:
         while True:
             self.poll("reboot")
             self._sync_lab()
+            if watch.capture_started and self.want_host_dump and not self._host_dump_tried():
+                # the crashed kernel's memory is whole while the capture kernel runs (it
+                # lives in its reservation); a failed save reboots at once (kdump-tools:
+                # reboot -f), so this is the moment to have it from the host as well
+                self.host_dump(pause=True)
+                self.host_dump_early = True
             if watch.rebooted and watch.ready_again:
                 self.clock.finish(
                     "reboot",
@@ -480,6 +487,22 @@ class _Run:
             self.sleep(self.limits.poll)
 
     # ------------------------------------------------------------------ host dump
+    def _host_dump_tried(self) -> bool:
+        return self.ev.host_dump is not None or self.ev.host_dump_error is not None
+
+    def drop_early_host_dump(self) -> None:
+        """The host dump taken as the capture kernel started is not needed once the
+        machine's own dump is good (``--host-dump`` is for a failed capture): removed."""
+        found = self.ev.host_dump
+        if not self.host_dump_early or found is None:
+            return
+        Path(found.path).unlink(missing_ok=True)
+        self.update(host_dump=None)
+        self.notes.append(
+            "the host-side dump taken as the capture kernel started was removed: the "
+            "machine's own dump is good"
+        )
+
     def host_dump(self, *, pause: bool) -> None:
         if not self.want_host_dump or self.ev.host_dump is not None:
             return
@@ -528,7 +551,7 @@ class _Run:
                 self.clock.finish("dump", "fail", f"no new dump under {self.dump_dir}")
                 return None
             if isinstance(watch, LabWatch) and time.monotonic() > settle:
-                why = watch.capture_failed or "no new vmcore in the crash tree"
+                why = watch.capture_failed or watch.dump_error or "no new vmcore in the crash tree"
                 self.clock.finish("dump", "fail", why)
                 return None
             if self.left() <= 0:
@@ -555,6 +578,7 @@ class _Run:
         if bad is not None:
             self.clock.finish("triage", "fail", bad.summary)
             return
+        self.drop_early_host_dump()
         after = ""
         if found.crash_time is not None and self.ev.sent_at is not None:
             delta = (found.crash_time - self.ev.sent_at).total_seconds()

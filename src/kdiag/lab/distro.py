@@ -31,6 +31,8 @@ readiness code ``configure`` runs, so changing any of them rebuilds (a few minut
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -45,18 +47,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kdiag.errors import BackendError, ConfigError
+from qemu.qmp import ConnectError, QMPClient, QMPError
+
+from kdiag.errors import BackendError, BackendUnavailable, ConfigError
 from kdiag.lab.build import collector_path, lab_cache
 from kdiag.lab.guest import Guest, GuestSpec, Lab, _start
 from kdiag.lab.qemu import GuestFiles, choose_accel, command_line
 from kdiag.readiness import configure
 
 __all__ = (
+    "FAULTS",
+    "GUEST_VARIANTS",
     "IMAGE_VARIANTS",
     "PACKAGES",
     "SUITE",
     "DebianBuild",
     "build_debian",
+    "copy_crash_live",
     "debian_mirror",
     "debian_up",
     "extract_crash",
@@ -80,6 +87,17 @@ PACKAGES = (
     "iproute2",
 )
 IMAGE_VARIANTS = ("fresh", "configured")
+#: guests of the ``configured`` image with one thing broken in their own disk copy before the
+#: boot (written with debugfs, so no image rebuild): the drill's failure modes on Debian
+FAULTS = {
+    "panic-0": "kernel.panic=0 and kdump-tools switched off (USE_KDUMP=0): a panic never ends",
+    "unreachable-target": "kdump-tools dumps to an NFS export the capture kernel cannot reach",
+}
+GUEST_VARIANTS = (*IMAGE_VARIANTS, *FAULTS)
+#: sorts after configure's 99-kdiag-kdump.conf, so systemd-sysctl applies it last
+FAULT_SYSCTL_FILE = "/etc/sysctl.d/99-zz-kdiag-lab-fault.conf"
+#: RFC 5737 TEST-NET-1: never routed (and the lab guest has no network at all)
+UNREACHABLE_NFS = "192.0.2.1:/srv/crash"
 #: bumped whenever the layout or the customisation of the image changes
 DEBIAN_FORMAT = 1
 #: size of the (sparse) root image; the tree takes about 700 MB, dumps go to /var/crash
@@ -376,14 +394,17 @@ def debian_up(
 ) -> Guest:
     """Start a Debian guest on a copy of the ``variant`` image under the lab supervisor.
 
+    ``variant``: an image (``fresh``, ``configured``) or one of :data:`FAULTS`, the
+    ``configured`` image with that fault written into the guest's copy before the boot.
     ``makedump_args`` replaces kdump-tools' ``MAKEDUMP_ARGS`` in the copy (written with
     debugfs before the boot), to compare capture options on Debian's own capture path.
     ``build``: the images to boot (default: :func:`build_debian`, which rebuilds them when
     the inputs changed since); a long benchmark passes the build it started with."""
     if makedump_args is not None and not re.fullmatch(r"[-A-Za-z0-9 ]{1,64}", makedump_args):
         raise ConfigError(f"bad makedumpfile options {makedump_args!r}")
-    if variant not in IMAGE_VARIANTS:
-        raise ConfigError(f"unknown Debian image {variant!r} (known: {', '.join(IMAGE_VARIANTS)})")
+    if variant not in GUEST_VARIANTS:
+        raise ConfigError(f"unknown Debian image {variant!r} (known: {', '.join(GUEST_VARIANTS)})")
+    image = "configured" if variant in FAULTS else variant
     spec = GuestSpec.check(name, "default", memory, cpus)
     info = build if build is not None else build_debian(progress)
     lab.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -405,15 +426,17 @@ def debian_up(
     for stale in ("console.log", "qmp.sock", "events.sock", "cmd.sock", "status.json",
                   "state.json", "events.jsonl", "facts.json", "disk.img"):  # fmt: skip
         (directory / stale).unlink(missing_ok=True)
-    _run(["cp", "--sparse=always", "--reflink=auto", str(info.image(variant)), str(files.disk)])
+    _run(["cp", "--sparse=always", "--reflink=auto", str(info.image(image)), str(files.disk)])
     if makedump_args is not None:
         _set_makedump_args(files.disk, directory, makedump_args)
+    if variant in FAULTS:
+        _break(files.disk, directory, variant)
     if accel is None:
         choice = choose_accel(info.vmlinuz, lab_cache())
         accel, reason = choice.accel, choice.reason
     else:
         reason = "requested"
-    append = f"root=/dev/vda rw console=ttyS0 {info.cmdlines[variant]}".strip()
+    append = f"root=/dev/vda rw console=ttyS0 {info.cmdlines[image]}".strip()
     args = command_line(
         files, accel=accel, memory_mib=spec.memory_mib, cpus=spec.cpus, append=append
     )
@@ -423,6 +446,8 @@ def debian_up(
         "arch": "x86_64",
         "kind": "debian",
         "profile": f"debian-{variant}",
+        "image": image,
+        "fault": variant if variant in FAULTS else None,
         "accel": accel,
         "accel_reason": reason,
         "memory_mib": spec.memory_mib,
@@ -438,25 +463,51 @@ def debian_up(
     return _start(directory)
 
 
-def _set_makedump_args(disk: Path, scratch: Path, args: str) -> None:
-    """Set ``MAKEDUMP_ARGS`` in the image's /etc/default/kdump-tools (debugfs, unmounted)."""
+def _edit_kdump_defaults(disk: Path, scratch: Path, values: dict[str, str]) -> None:
+    """Set variables of the image's /etc/default/kdump-tools (debugfs, unmounted): earlier
+    assignments of each are dropped, ``KEY="value"`` appended."""
     conf = "/etc/default/kdump-tools"
     text = _run(["debugfs", "-R", f"cat {conf}", str(disk)])
-    lines = [ln for ln in text.splitlines() if not re.match(r"\s*MAKEDUMP_ARGS=", ln)]
-    lines.append(f'MAKEDUMP_ARGS="{args}"')
-    local = scratch / "kdump-tools.default"
-    local.write_text("\n".join(lines) + "\n")
-    _run(["debugfs", "-w", "-R", f"rm {conf}", str(disk)])
-    _run(["debugfs", "-w", "-R", f"write {local} {conf}", str(disk)])
-    local.unlink()
+    keys = "|".join(map(re.escape, values))
+    lines = [ln for ln in text.splitlines() if not re.match(rf"\s*({keys})=", ln)]
+    lines += [f'{key}="{value}"' for key, value in values.items()]
+    _write_guest_file(disk, scratch, conf, "\n".join(lines) + "\n")
 
 
-def extract_crash(guest: Guest) -> list[Path]:
-    """Copy the stopped guest's ``/var/crash/<stamp>/`` directories into its crash tree
-    (files 0600) with ``debugfs``; returns the new directories, oldest first."""
-    if guest.running:
-        raise BackendError(f"lab guest {guest.name} is running: stop it before reading its disk")
-    disk = guest.directory / "disk.img"
+def _set_makedump_args(disk: Path, scratch: Path, args: str) -> None:
+    """Set ``MAKEDUMP_ARGS`` in the image's /etc/default/kdump-tools (debugfs, unmounted)."""
+    _edit_kdump_defaults(disk, scratch, {"MAKEDUMP_ARGS": args})
+
+
+def _write_guest_file(disk: Path, scratch: Path, path: str, text: str) -> None:
+    """Write (or replace) one file of the unmounted image with debugfs, mode 0644."""
+    local = scratch / "debugfs-write.tmp"
+    local.write_text(text)
+    local.chmod(0o644)
+    try:
+        subprocess.run(
+            ["debugfs", "-w", "-R", f"rm {path}", str(disk)], capture_output=True, check=False
+        )
+        _run(["debugfs", "-w", "-R", f"write {local} {path}", str(disk)])
+    finally:
+        local.unlink(missing_ok=True)
+
+
+def _break(disk: Path, scratch: Path, fault: str) -> None:
+    """Write one of :data:`FAULTS` into a guest's disk copy before its boot."""
+    if fault == "panic-0":
+        # Debian's own switch: kdump-tools.service loads no capture kernel
+        _edit_kdump_defaults(disk, scratch, {"USE_KDUMP": "0"})
+        _write_guest_file(disk, scratch, FAULT_SYSCTL_FILE, "kernel.panic = 0\n")
+    elif fault == "unreachable-target":
+        # kdump-config savecore mounts it in the capture kernel: no network, no NFS client
+        _edit_kdump_defaults(disk, scratch, {"NFS": UNREACHABLE_NFS})
+    else:
+        raise ConfigError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+
+
+def _crash_stamps(disk: Path) -> list[str]:
+    """The ``/var/crash/<YYYYMMDDHHMM>`` directory names of the image, sorted."""
     listing = subprocess.run(
         ["debugfs", "-R", "ls -p /var/crash", str(disk)],
         capture_output=True,
@@ -474,27 +525,100 @@ def extract_crash(guest: Guest) -> list[Path]:
             and re.fullmatch(r"\d{12}", parts[4])
         ):
             names.append(parts[4])
-    out = []
+    return sorted(names)
+
+
+def _copy_stamp(guest: Guest, stamp: str) -> Path:
+    """``/var/crash/<stamp>/`` of the guest's disk into its crash tree as
+    ``<name>-<stamp>/`` (files 0600); an existing copy is kept as it is."""
+    if not re.fullmatch(r"\d{12}", stamp):
+        raise ConfigError(f"not a kdump-tools crash directory name: {stamp!r}")
+    final = guest.crash_dir / f"{guest.name}-{stamp}"
+    if final.exists():
+        return final
     guest.crash_dir.mkdir(mode=0o700, exist_ok=True)
     old = os.umask(0o077)
     try:
-        for stamp in sorted(names):
-            final = guest.crash_dir / f"{guest.name}-{stamp}"
-            if final.exists():
-                continue
-            with tempfile.TemporaryDirectory(dir=guest.crash_dir) as tmp:
-                _run(["debugfs", "-R", f"rdump /var/crash/{stamp} {tmp}", str(disk)])
-                got = Path(tmp) / stamp
-                for path in got.iterdir():
-                    path.chmod(0o600)
-                got.rename(final)
-            out.append(final)
+        with tempfile.TemporaryDirectory(dir=guest.crash_dir) as tmp:
+            disk = guest.directory / "disk.img"
+            _run(["debugfs", "-R", f"rdump /var/crash/{stamp} {tmp}", str(disk)])
+            got = Path(tmp) / stamp
+            if not got.is_dir():
+                raise BackendError(f"no /var/crash/{stamp} on the disk of {guest.name}")
+            for path in got.iterdir():
+                path.chmod(0o600)
+            got.rename(final)
     finally:
         os.umask(old)
+    return final
+
+
+def extract_crash(guest: Guest) -> list[Path]:
+    """Copy the stopped guest's ``/var/crash/<stamp>/`` directories into its crash tree
+    (files 0600) with ``debugfs``; returns the new directories, oldest first."""
+    if guest.running:
+        raise BackendError(f"lab guest {guest.name} is running: stop it before reading its disk")
+    out = []
+    for stamp in _crash_stamps(guest.directory / "disk.img"):
+        if (guest.crash_dir / f"{guest.name}-{stamp}").exists():
+            continue
+        out.append(_copy_stamp(guest, stamp))
     return out
 
 
+#: how long the copy may wait for QEMU's monitor (another client may hold it a moment)
+_MONITOR_WAIT = 10.0
+
+
+async def _stopped_while(address: str, work: Callable[[], Path]) -> Path:
+    deadline = time.monotonic() + _MONITOR_WAIT
+    while True:
+        client = QMPClient("kdiag-lab-crash-copy")
+        try:
+            await client.connect(address)
+            break
+        except ConnectError as exc:
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(f"QMP {address}: monitor busy or gone: {exc}") from exc
+            await asyncio.sleep(0.1)
+    stopped = False
+    try:
+        status: Any = await client.execute("query-status")
+        if status.get("running"):
+            await client.execute("stop")  # QEMU drains and flushes the disk before it stops
+            stopped = True
+        return await asyncio.to_thread(work)
+    finally:
+        if stopped:
+            with contextlib.suppress(QMPError, OSError):
+                await client.execute("cont")
+        with contextlib.suppress(Exception):  # the guest's state is settled either way
+            await client.disconnect()
+
+
+def copy_crash_live(guest: Guest, stamp: str) -> Path:
+    """Copy ``/var/crash/<stamp>/`` out of a *running* guest's disk into its crash tree.
+
+    The guest's vCPUs are stopped through its QMP monitor for the copy (QEMU drains and
+    flushes its disk first), so debugfs reads a still image, and resumed afterwards. Call
+    it once the guest is up again after the capture: the capture kernel's ``reboot -f``
+    leaves the new files in ext4's journal, and the next boot's mount replays it into place.
+
+    :raises BackendUnavailable: the monitor could not be had.
+    :raises BackendError: no such directory, or debugfs failed.
+    """
+    if not guest.running:
+        raise BackendError(f"lab guest {guest.name} is not running")
+    try:
+        return asyncio.run(_stopped_while(str(guest.qmp_socket), lambda: _copy_stamp(guest, stamp)))
+    except ConfigError as exc:
+        raise BackendError(str(exc)) from exc
+    except (QMPError, OSError, EOFError) as exc:
+        raise BackendError(f"copying /var/crash/{stamp} of {guest.name}: {exc}") from exc
+
+
 def vmcore_of(crash: Path) -> Path | None:
-    """The dump file kdump-tools saved in one ``/var/crash/<stamp>`` directory."""
-    dumps = sorted(crash.glob("dump.*"))
+    """The dump file kdump-tools saved in one ``/var/crash/<stamp>`` directory:
+    ``dump.<stamp>`` (makedumpfile), else ``vmcore.<stamp>`` (its ``cp`` fallback)."""
+    dumps = sorted(crash.glob("dump.*")) or sorted(crash.glob("vmcore.[0-9]*"))
     return dumps[0] if dumps else None
