@@ -80,13 +80,20 @@ def _serve(url, key_file, state, port):
     )
 
 
-def _wait_until_up(base, server):
-    for _ in range(300):
+def _wait_until_up(base, server, timeout=120.0):
+    """Poll until ``kdiag serve`` answers; a loaded CI machine can take well over 15 s to
+    start it (imports, migrations), so the bound is a deadline, not a count of tries."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
         try:
             if httpx.get(base + "/v1/openapi.json", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.05)
+    if server.poll() is None:
+        server.kill()
     raise AssertionError("kdiag serve did not come up: " + server.stderr.read()[-2000:])
 
 
@@ -130,6 +137,45 @@ def _held_request(base, creds, instance_id):
     return sock, body[1:].encode()
 
 
+def _tcp_sockets():
+    """(local port, remote port, state, receive queue) of every IPv4 TCP socket of this
+    network namespace, from ``/proc/net/tcp`` (state ``01`` established, ``0A`` listening)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+        found.append(
+            (
+                int(local.rsplit(":", 1)[1], 16),
+                int(remote.rsplit(":", 1)[1], 16),
+                state,
+                int(queues.split(":")[1], 16),
+            )
+        )
+    return found
+
+
+def _server_read_all_of(port, client):
+    """The server's end of ``client``'s connection exists and holds no unread byte: the
+    server accepted it and read what was sent (the head of the held request is in)."""
+    mine = client.getsockname()[1]
+    return any(
+        (local, remote, state, unread) == (port, mine, "01", 0)
+        for local, remote, state, unread in _tcp_sockets()
+    )
+
+
+def _listening(port):
+    return any(local == port and state == "0A" for local, _, state, _ in _tcp_sockets())
+
+
+def _wait_for(condition, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.01)
+
+
 def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path, db_url):  # noqa: F811
     key_file, record = tmp_path / "kdiag.key", tmp_path / "nmi.log"
     instances, creds = _deploy(db_url, key_file, record)
@@ -146,12 +192,21 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path, db_url):  # n
         _wait_until_up(base, server)
         for t in threads:
             t.start()
-        while not record.exists() or len(record.read_text().splitlines()) < 10:
-            time.sleep(0.01)
+        _wait_for(
+            lambda: record.exists() and len(record.read_text().splitlines()) >= 10,
+            "10 NMIs delivered under the load",
+        )
         held, rest = _held_request(base, creds, instances[THREADS])
-        time.sleep(0.2)  # the held request's head is in: it is in flight
+        # the held request is in flight once the server has read its head (a fixed pause
+        # was not enough under load: a connection not yet read when the stop begins is
+        # closed unanswered, rightly)
+        _wait_for(lambda: _server_read_all_of(port, held), "the server read the held head")
         server.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        # the stop has begun once the server no longer listens; send the rest after that
+        # (within the body timeout, 10 s, should the stop be slow to show)
+        deadline = time.monotonic() + 5
+        while _listening(port) and time.monotonic() < deadline:
+            time.sleep(0.01)
         held.sendall(rest)  # after the signal: the server still finishes it
         answer = b""
         while data := held.recv(4096):

@@ -101,13 +101,18 @@ def _serve(deployment, port):
     )
 
 
-def _wait_until_up(url, server):
-    for _ in range(300):
+def _wait_until_up(url, server, timeout=120.0):
+    """Poll until ``kdiag serve`` answers; a loaded CI machine can take well over 15 s to
+    start it (imports, migrations), so the bound is a deadline, not a count of tries."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(url + "/v1/openapi.json", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.05)
+    if server.poll() is None:
+        server.kill()
     pytest.fail("kdiag serve did not come up: " + server.stderr.read().decode()[-2000:])
 
 
@@ -131,7 +136,9 @@ class Load:
             region_name=REGION,
             aws_access_key_id=self.deployment.key_id,
             aws_secret_access_key=self.deployment.secret,
-            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+            # any failed call ends the thread: generous timeouts, so that only the kill
+            # ends it, not one slow answer on a loaded machine
+            config=Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=30),
         )
         client.meta.events.register("before-sign.ec2.SendDiagnosticInterrupt", _nonce)
         while not self._stop.is_set():

@@ -71,17 +71,19 @@ class Replicas:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(600):
-            try:
-                if httpx.get(self.base + "/v1/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            self.stop()
-            pytest.fail("kdiag serve --workers 2 did not come up")
-        while len(self.workers()) < 2:
+        # a deadline, not a count of tries: start-up takes far longer on a loaded machine
+        deadline = time.monotonic() + 120
+        while not self._answers() or len(self.workers()) < 2:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                code, err = self.stop()
+                pytest.fail(f"kdiag serve --workers 2 did not come up (status {code}):\n{err}")
             time.sleep(0.05)
+
+    def _answers(self):
+        try:
+            return httpx.get(self.base + "/v1/openapi.json", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     @staticmethod
     def options(rate, burst):
@@ -138,7 +140,10 @@ def _at_once(base, requests):
     def send(i):
         gate.wait()
         r = requests[i]
-        answers[i] = httpx.post(base + "/", content=r.body, headers=dict(r.headers.items()))
+        # httpx's default timeout (5 s) is not an answer the test waits for on a loaded machine
+        answers[i] = httpx.post(
+            base + "/", content=r.body, headers=dict(r.headers.items()), timeout=60
+        )
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
     for t in threads:
@@ -230,16 +235,19 @@ def test_sigkill_of_one_replica_under_load_loses_no_audit_row(tmp_path, db_url):
     try:
         for t in threads:
             t.start()
-        while len(replicas.delivered()) < 40:
+        deadline = time.monotonic() + 120
+        while len(replicas.delivered()) < 40 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert len(replicas.delivered()) >= 40, "the load did not get going"
         first = replicas.workers()
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(replicas.workers() - first) < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         replaced = replicas.workers() - first
         count = len(replicas.delivered())
+        deadline = time.monotonic() + 60  # its own deadline: the replacement may be slow
         while len(replicas.delivered()) < count + 20 and time.monotonic() < deadline:
             time.sleep(0.01)  # the survivor and the replacement keep serving
     finally:
