@@ -68,6 +68,38 @@ def test_settings_parser_types_and_names_every_field():
     assert _Example.parse({"host": "b", "ratio": None}).ratio is None
 
 
+@dataclass(frozen=True, slots=True)
+class _Timed(TargetSettings):
+    BACKEND: ClassVar[str] = "timed"
+    MAX_TIMEOUT: ClassVar[float] = 42.0
+
+    host: str
+    timeout: float | None = None
+
+    def validate(self) -> None:
+        if self.host == "bad":
+            raise self.invalid("host", "not this one")
+
+
+def test_the_base_bounds_every_timeout_by_the_class_bound_after_the_backends_checks():
+    assert _Timed.parse({"host": "h", "timeout": 42}).timeout == 42.0
+    assert _Timed.parse({"host": "h"}).timeout is None
+    for bad in (0, -1, 42.5):
+        with pytest.raises(
+            ConfigError,
+            match=r'timed target setting "timeout": must be in '
+            r"\(0, 42\] seconds, not ",
+        ):
+            _Timed.parse({"host": "h", "timeout": bad})
+    with pytest.raises(ConfigError, match='"host": not this one'):
+        _Timed.parse({"host": "bad", "timeout": 0})
+    with pytest.raises(ConfigError, match='"timeout": must be in'):  # constructed directly too
+        _Timed("h", timeout=43.0)
+    # the default bound, and a settings class without a timeout is left alone
+    assert TargetSettings.MAX_TIMEOUT == 300.0
+    assert _Example("bmc").port == 623
+
+
 def test_fake_settings_keep_unknown_keys_but_check_their_own():
     assert FakeSettings.parse({"state": "paused", "rack": "x"}).state is InstanceState.PAUSED
     with pytest.raises(ConfigError, match='"fail": one of unavailable'):

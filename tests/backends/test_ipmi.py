@@ -139,7 +139,7 @@ def test_settings():
         ({"address": "-bmc"}, "a host name or an IP address"),
         ({"address": "bmc", "port": 0}, "a UDP port"),
         ({"address": "bmc", "port": 70000}, "a UDP port"),
-        ({"address": "bmc", "timeout": -1}, "more than 0"),
+        ({"address": "bmc", "timeout": -1}, r"must be in \(0, 300\] seconds"),
         ({"address": "bmc", "password": PASSWORD}, "looks like a secret"),
         ({"address": "bmc", "credentials": PASSWORD}, "name:NAME"),
         ({"address": "bmc", "user": "admin"}, "unknown ipmi target setting"),

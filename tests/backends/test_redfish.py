@@ -231,7 +231,7 @@ def test_settings_parse_and_defaults():
         ({"url": "https://bmc:99999", "system": "1"}, "port"),
         ({"url": "https://bmc", "system": "a b"}, "system Id or"),
         ({"url": "https://bmc", "system": "/etc/passwd"}, "must start with /redfish/"),
-        ({"url": "https://bmc", "system": "1", "timeout": 0}, "more than 0"),
+        ({"url": "https://bmc", "system": "1", "timeout": 0}, r"must be in \(0, 300\] seconds"),
         ({"url": "https://bmc", "system": "1", "verify": "no"}, "true or false"),
         ({"url": "https://bmc", "system": "1", "credentials": "hunter2"}, "name:NAME"),
         ({"url": "https://bmc", "system": "1", "password": PASSWORD}, "looks like a secret"),

@@ -124,15 +124,32 @@ class TargetSettings:
     :class:`~kdiag.backends.credentials.CredentialsRef`, or one of those ``| None``) are
     the settings, and call :meth:`parse`.  Secrets are refused wherever they appear: a
     backend that needs one declares ``credentials: CredentialsRef | None`` and resolves
-    it at delivery time.  Range checks go in ``__post_init__`` and raise
-    :meth:`invalid`.
+    it at delivery time.  Range checks go in :meth:`validate` and raise :meth:`invalid`.
 
     ``BACKEND`` names the backend in messages; ``KEEPS_UNKNOWN`` lets a backend accept
-    (and ignore) keys it does not declare, which only the fake does.
+    (and ignore) keys it does not declare, which only the fake does.  A ``timeout``
+    field (seconds) is bounded here, for every backend, by ``MAX_TIMEOUT``: every
+    in-flight delivery must end well inside the store's ``PENDING_STALE_AFTER``, after
+    which a pending audit row is reconciled to 'unknown'.  A backend whose calls may
+    take longer (openstack waits for the compute host's verdict) raises it, and the
+    store's bound with it.
     """
 
     BACKEND: ClassVar[str] = "backend"
     KEEPS_UNKNOWN: ClassVar[bool] = False
+    MAX_TIMEOUT: ClassVar[float] = 300.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+        timeout = getattr(self, "timeout", None)
+        if timeout is not None and not 0 < timeout <= self.MAX_TIMEOUT:
+            raise self.invalid(
+                "timeout", f"must be in (0, {self.MAX_TIMEOUT:g}] seconds, not {timeout!r}"
+            )
+
+    def validate(self) -> None:
+        """The backend's own checks of its fields (formats, ranges), run on construction
+        before the ``timeout`` bound; raise :meth:`invalid`.  None by default."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> Self:

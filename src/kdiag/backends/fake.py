@@ -85,7 +85,7 @@ class FakeSettings(TargetSettings):
     address: str | None = None
     credentials: CredentialsRef | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.fail is not None and self.fail not in _FAILURES:
             raise self.invalid("fail", f"one of {', '.join(_FAILURES)}, not {self.fail!r}")
 
