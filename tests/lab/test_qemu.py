@@ -9,22 +9,11 @@ from kdiag.lab.qemu import ACCEL_OPTIONS, GuestFiles, choose_accel, command_line
 from tests.conftest import require_tool
 
 
-def _files(tmp_path: Path) -> GuestFiles:
-    return GuestFiles(
-        directory=tmp_path / "g1",
-        vmlinuz=tmp_path / "vmlinuz",
-        initrd=tmp_path / "main.img",
-        disk=tmp_path / "disk.img",
-        console=tmp_path / "console.log",
-        qmp=tmp_path / "qmp.sock",
-        events=tmp_path / "events.sock",
-        commands=tmp_path / "cmd.sock",
-    )
-
-
-def test_command_line_has_what_the_capture_path_needs(tmp_path: Path) -> None:
+def test_command_line_has_what_the_capture_path_needs(
+    tmp_path: Path, guest_files: GuestFiles
+) -> None:
     require_tool("qemu-system-x86_64")
-    args = command_line(_files(tmp_path), accel="tcg", memory_mib=512, cpus=2, append="x")
+    args = command_line(guest_files, accel="tcg", memory_mib=512, cpus=2, append="x")
     joined = " ".join(args)
     assert "-accel tcg,thread=multi -cpu max" in joined
     assert "-device vmcoreinfo" in joined
@@ -48,11 +37,9 @@ def test_accel_can_be_forced(forced: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert "KDIAG_LAB_ACCEL" in choice.reason
 
 
-def test_arm64_command_line_is_virt_with_a_virtio_command_channel(tmp_path: Path) -> None:
+def test_arm64_command_line_is_virt_with_a_virtio_command_channel(guest_files: GuestFiles) -> None:
     require_tool("qemu-system-aarch64")
-    args = command_line(
-        _files(tmp_path), accel="tcg", memory_mib=1024, cpus=2, append="x", arch="arm64"
-    )
+    args = command_line(guest_files, accel="tcg", memory_mib=1024, cpus=2, append="x", arch="arm64")
     joined = " ".join(args)
     assert Path(args[0]).name == "qemu-system-aarch64"
     assert "-machine virt -accel tcg,thread=multi -cpu max,pauth-impdef=on" in joined
@@ -73,8 +60,6 @@ def test_arm64_never_probes_kvm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert not (tmp_path / "accel.json").exists()
 
 
-def test_unknown_arch_is_a_config_error(tmp_path: Path) -> None:
+def test_unknown_arch_is_a_config_error(guest_files: GuestFiles) -> None:
     with pytest.raises(ConfigError, match="unknown lab architecture 'riscv64'"):
-        command_line(
-            _files(tmp_path), accel="tcg", memory_mib=512, cpus=1, append="", arch="riscv64"
-        )
+        command_line(guest_files, accel="tcg", memory_mib=512, cpus=1, append="", arch="riscv64")

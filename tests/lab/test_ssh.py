@@ -13,19 +13,6 @@ from kdiag.lab.ssh import FW_CFG_HOST_KEY, access, free_port, lab_keys
 from tests.conftest import require_tool
 
 
-def _files(tmp_path: Path) -> GuestFiles:
-    return GuestFiles(
-        directory=tmp_path / "g1",
-        vmlinuz=tmp_path / "vmlinuz",
-        initrd=tmp_path / "main.img",
-        disk=tmp_path / "disk.img",
-        console=tmp_path / "console.log",
-        qmp=tmp_path / "qmp.sock",
-        events=tmp_path / "events.sock",
-        commands=tmp_path / "cmd.sock",
-    )
-
-
 def test_keys_are_made_once_per_root_private_and_pinned(tmp_path: Path) -> None:
     require_tool("ssh-keygen")
     first = lab_keys(tmp_path)
@@ -52,12 +39,14 @@ def test_keys_are_made_once_per_root_private_and_pinned(tmp_path: Path) -> None:
     assert other.client_public != first.client_public
 
 
-def test_command_line_forwards_loopback_only_and_restricts(tmp_path: Path) -> None:
+def test_command_line_forwards_loopback_only_and_restricts(
+    tmp_path: Path, guest_files: GuestFiles
+) -> None:
     require_tool("qemu-system-x86_64")
     port = free_port()
     hostkey = tmp_path / "host"
     args = command_line(
-        _files(tmp_path),
+        guest_files,
         accel="tcg",
         memory_mib=512,
         cpus=1,
@@ -70,7 +59,7 @@ def test_command_line_forwards_loopback_only_and_restricts(tmp_path: Path) -> No
     assert args[args.index("-device", args.index("-netdev")) + 1] == "virtio-net-pci,netdev=n0"
     assert args[args.index("-fw_cfg") + 1] == f"name={FW_CFG_HOST_KEY},file={hostkey}"
     assert "-nic" not in args
-    plain = command_line(_files(tmp_path), accel="tcg", memory_mib=512, cpus=1, append="x")
+    plain = command_line(guest_files, accel="tcg", memory_mib=512, cpus=1, append="x")
     assert plain[plain.index("-nic") + 1] == "none"
 
 
