@@ -16,30 +16,19 @@ needs the whole file); ``makedumpfile --split`` members are indexed one by one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import posixpath
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from kdiag.catalog.records import ScanReport
 from kdiag.catalog.scan import ScanProgress, scan_files
-from kdiag.errors import BackendUnavailable, ConfigError, KdiagError
-from kdiag.fleet.ansible import EXTRA
-from kdiag.fleet.remote import (
-    CONNECT_TIMEOUT,
-    READ_TIMEOUT,
-    SSHLocation,
-    _config_paths,
-    inventory_options,
-    parse_ssh_url,
-)
+from kdiag.errors import ConfigError
+from kdiag.fleet.sftp import READ_TIMEOUT, SFTPSession, SSHLocation, parse_ssh_url
 from kdiag.store import dumps as dumpdb
 from kdiag.store._base import StoreBase
-from kdiag.vmcore import Dump, open_source
+from kdiag.vmcore import Dump
 from kdiag.vmcore.discover import is_dump_name
-from kdiag.vmcore.source import RangeSource
 
 __all__ = ("MAX_ENTRIES", "RemoteTree", "scan_remote")
 
@@ -57,57 +46,16 @@ class _Found:
 
 
 class RemoteTree:
-    """One SFTP session over which a remote tree is listed and its dumps are read."""
+    """A remote tree listed, and its dumps read, over one :class:`SFTPSession`."""
 
     def __init__(self, where: SSHLocation) -> None:
-        try:
-            import asyncssh  # noqa: PLC0415 - optional extra (kdiag[fleet])
-        except ImportError:
-            raise BackendUnavailable(f"asyncssh is not installed ({EXTRA})") from None
-        self._ssh: Any = asyncssh
         self.where = where
-        self._loop = asyncio.new_event_loop()
-        self._conn: Any = None
-        self._sftp: Any = None
-        try:
-            self._run(self._connect(), CONNECT_TIMEOUT, "no SSH connection")
-        except BaseException:
-            self.close()
-            raise
-
-    def _run(self, coro: Any, timeout: float, what: str) -> Any:
-        ssh = self._ssh
-        where = self.where
-        try:
-            return self._loop.run_until_complete(asyncio.wait_for(coro, timeout=timeout))
-        except TimeoutError:
-            raise BackendUnavailable(f"{where}: {what} within {timeout:.0f} s") from None
-        except ssh.SFTPNoSuchFile:
-            raise ConfigError(f"{where}: no such file or directory") from None
-        except ssh.SFTPPermissionDenied:
-            raise ConfigError(f"{where}: permission denied") from None
-        except ssh.HostKeyNotVerifiable as exc:
-            raise BackendUnavailable(f"{where}: host key not verifiable ({exc.reason})") from None
-        except ssh.PermissionDenied:
-            raise BackendUnavailable(f"{where}: SSH authentication failed") from None
-        except (ssh.Error, ssh.SFTPError) as exc:
-            raise BackendUnavailable(f"{where}: {type(exc).__name__}: {exc.reason}") from None
-        except OSError as exc:
-            raise BackendUnavailable(f"{where}: {exc.strerror or exc}") from None
-
-    async def _connect(self) -> None:
-        where = self.where
-        options: dict[str, Any] = {"config": _config_paths(), **inventory_options(where.host)}
-        host = options.pop("host", where.host)
-        if where.user:
-            options["username"] = where.user
-        if where.port:
-            options["port"] = where.port
-        self._conn = await self._ssh.connect(host, **options)
-        self._sftp = await self._conn.start_sftp_client()
+        self._session = SFTPSession(where)
+        self._sftp: Any = self._session.sftp
+        self._ssh: Any = self._session.asyncssh
 
     def url(self, path: str) -> str:
-        return str(replace(self.where, path=path))
+        return self._session.url(path)
 
     # --- the walk ---------------------------------------------------------------------------
 
@@ -166,42 +114,17 @@ class RemoteTree:
 
     def walk(self) -> list[_Found]:
         """Every dump file under the URL's path (or the file itself)."""
-        found: list[_Found] = self._run(self._walk(), READ_TIMEOUT, "no listing")
+        found: list[_Found] = self._session.run(self._walk(), READ_TIMEOUT, "no listing")
         return found
 
     # --- reading one dump -------------------------------------------------------------------
 
     def open_dump(self, path: str, size: int) -> Dump:
         """The dump at ``path`` of this host, read by ranges over this session."""
-        handle = self._run(self._sftp.open(path, "rb"), READ_TIMEOUT, "no open")
-
-        def fetch(offset: int, length: int) -> bytes:
-            data = self._run(handle.read(length, offset), READ_TIMEOUT, "a read took too long")
-            return bytes(data)
-
-        def close() -> None:
-            with contextlib.suppress(KdiagError):  # gone with a broken connection anyway
-                self._run(handle.close(), READ_TIMEOUT, "no close")
-
-        source = RangeSource(fetch, size, on_close=close)
-        return open_source(source, name=self.url(path))
+        return self._session.open_dump(path, size)
 
     def close(self) -> None:
-        async def shut() -> None:
-            if self._sftp is not None:
-                self._sftp.exit()
-            if self._conn is not None:
-                self._conn.close()
-                await self._conn.wait_closed()
-
-        if self._loop.is_closed():
-            return
-        try:
-            self._loop.run_until_complete(shut())
-        except (OSError, KdiagError, self._ssh.Error, self._ssh.SFTPError):
-            pass  # closing a broken connection: nothing more to release
-        finally:
-            self._loop.close()
+        self._session.close()
 
 
 def scan_remote(
