@@ -6,8 +6,10 @@ reach it).  Each inventory host is a different loopback address (127.0.1.1, 127.
 so Ansible opens a real SSH session per host, and judges one of the readiness test trees
 (tests/readiness/trees.py; host variable ``kdiag_collect_root``).  For each --forks value
 the whole ``kdiag fleet doctor`` process runs inside the namespace; printed: wall time,
-hosts per second, CPU seconds, and peak memory (the largest sum of RSS over kdiag, ansible
-and ssh processes, sampled every 0.1 s; and GNU time's largest single process).  The
+hosts per second, CPU seconds (the controller side; and apart, the hosts' side: sshd's
+session processes with the collector they run, "host ms/host"), peak
+memory (the largest sum of RSS over kdiag, ansible and ssh processes, sampled every 0.1 s;
+and GNU time's largest single process), and the load average before and at most during.  The
 verdicts are checked against the trees' own (each host must fail exactly its tree's checks)
 so a fast wrong run cannot pass for a fast one.  Asserts nothing else.
 
@@ -78,11 +80,28 @@ class PeakSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak = 0
+        self.peak_load = 0.0
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.1):
             self.peak = max(self.peak, sum(_rss_kib(p) for p in _descendants(self.pid)))
+            self.peak_load = max(self.peak_load, os.getloadavg()[0])
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds of a process tree (sshd's per-connection processes): each live process's
+    own and its reaped children's."""
+    ticks = 0
+    for pid in _descendants(root):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        own = int(fields[11]) + int(fields[12])
+        ticks += own * (pid != root) + int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _address(i: int) -> str:
@@ -93,6 +112,9 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=300)
     parser.add_argument("--forks", default="5,20,50")
+    # the endpoints' sshd shares this machine's CPUs with the controller (a real fleet's
+    # hosts have their own), so ssh's 10 s default to the banner is not the hosts' fault
+    parser.add_argument("--connect-timeout", type=int, default=60)
     opts = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (ip netns)", file=sys.stderr)
@@ -136,7 +158,7 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
             lines.append(
                 f"{name} ansible_host={_address(i)} ansible_user=root "
                 f"ansible_ssh_private_key_file={server.key} kdiag_collect_root={roots[kind]} "
-                f"ansible_ssh_common_args='{common}'"
+                f"ansible_ssh_common_args='{common}' ansible_timeout={opts.connect_timeout}"
             )
         inventory = work / "inventory.ini"
         inventory.write_text("\n".join(lines) + "\n")
@@ -160,6 +182,8 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
                 "--db",
                 f"sqlite:///{db}",
             ]
+            load_before = os.getloadavg()[0]
+            sshd_before = _tree_cpu(server.process.pid)
             start = time.perf_counter()
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", ns, *argv],
@@ -173,6 +197,8 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
             wall = time.perf_counter() - start
             sampler.done.set()
             sampler.join()
+            load_after = os.getloadavg()[0]
+            sshd_cpu = _tree_cpu(server.process.pid) - sshd_before
             max_single, user, system = (work / "time.txt").read_text().split()[-3:]
             report = json.loads(out)
             wrong = [
@@ -189,6 +215,9 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
                     sampler.peak,
                     int(max_single),
                     len(wrong),
+                    load_before,
+                    max(sampler.peak_load, load_after),
+                    sshd_cpu,
                 )
             )
             why: dict[str, int] = {}
@@ -196,7 +225,12 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
                 if h["host"] in wrong:
                     key = f"{h['status']}: {(h['message'] or '')[:60]}"
                     why[key] = why.get(key, 0) + 1
-            print(f"  forks {forks}: {wall:.1f} s, {len(wrong)} wrong {why}", file=sys.stderr)
+            print(
+                f"  forks {forks}: {wall:.1f} s, {len(wrong)} wrong {why}, load average "
+                f"{load_before:.1f} before, {sampler.peak_load:.1f} at most during",
+                file=sys.stderr,
+                flush=True,
+            )
         server.stop()
     finally:
         pids = subprocess.run(
@@ -213,13 +247,14 @@ def main() -> int:  # noqa: PLR0915 - one linear benchmark script
     )
     print(
         f"{'forks':>6} {'wall s':>8} {'hosts/s':>8} {'CPU s':>8} {'CPU ms/host':>12} "
-        f"{'peak tree MiB':>14} {'largest proc MiB':>17} {'wrong':>6}"
+        f"{'peak tree MiB':>14} {'largest proc MiB':>17} {'wrong':>6} {'load avg':>12} "
+        f"{'host ms/host':>13}"
     )
-    for forks, wall, cpu, peak, single, wrong in rows:
+    for forks, wall, cpu, peak, single, wrong, load0, load1, sshd_cpu in rows:
         print(
-            f"{forks:>6} {wall:>8.1f} {opts.hosts / wall:>8.1f} {cpu:>8.1f} "
+            f"{forks:>6} {wall:>8.1f} {opts.hosts / wall:>8.2f} {cpu:>8.1f} "
             f"{1000 * cpu / opts.hosts:>12.0f} {peak / 1024:>14.0f} {single / 1024:>17.0f} "
-            f"{wrong:>6}"
+            f"{wrong:>6} {f'{load0:.0f}->{load1:.0f}':>12} {1000 * sshd_cpu / opts.hosts:>13.0f}"
         )
     base = rows[0]
     for forks, wall, *_ in rows[1:]:

@@ -80,18 +80,35 @@ def test_hostile_facts_paths_are_refused(tmp_path: Path) -> None:
             host_plan({**doc, "files": files})
 
 
-@pytest.fixture(params=[False, True], ids=["modules", "raw"])
-def fleet(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Path]:
-    """The trees as hosts: through Ansible's modules, or (``kdiag_raw=true``) through raw
-    shell commands, as for targets without Python."""
+#: per fixture variant: each tree host's extra variables, and the mode kdiag must pick
+VARIANTS: dict[str, dict[str, tuple[str, str]]] = {
+    "modules": {n: (f"ansible_python_interpreter={sys.executable}", "modules") for n in TREES},
+    # no usable Python (the interpreter named is not there): detected, raw; and a host with
+    # Python that the operator's kdiag_raw=true sends through raw anyway
+    "raw": {
+        "rhel-unprepared": ("ansible_python_interpreter=/nonexistent/python3", "raw"),
+        "suse": (f"ansible_python_interpreter={sys.executable} kdiag_raw=true", "raw"),
+    },
+}
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def variant(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, variant: str) -> dict[str, Path]:
+    """The trees as hosts: through Ansible's modules, or through raw shell commands (a host
+    without Python, detected; a host that the ``kdiag_raw`` override sends there)."""
     lines = ["[trees]"]
     out: dict[str, Path] = {}
     for name, build in TREES.items():
         out[name] = build(tmp_path / name)
         out[f"{name}-oracle"] = build(tmp_path / f"{name}-oracle")
         lines.append(
-            f"{name} ansible_connection=local ansible_python_interpreter={sys.executable} "
-            f"kdiag_collect_root={out[name]}" + (" kdiag_raw=true" if request.param else "")
+            f"{name} ansible_connection=local {VARIANTS[variant][name][0]} "
+            f"kdiag_collect_root={out[name]}"
         )
     (tmp_path / "inv.ini").write_text("\n".join(lines) + "\n")
     out["inventory"] = tmp_path / "inv.ini"
@@ -99,7 +116,10 @@ def fleet(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Path]:
 
 
 def test_check_diff_then_apply_then_nothing_left(
-    fleet: dict[str, Path], state_dir: Path, capsys: pytest.CaptureFixture[str]
+    fleet: dict[str, Path],
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    variant: str,
 ) -> None:
     inv = str(fleet["inventory"])
     before = {n: snapshot(fleet[n]) for n in TREES}
@@ -121,6 +141,7 @@ def test_check_diff_then_apply_then_nothing_left(
         cfg.apply(plan)
         host = next(h for h in report["hosts"] if h["host"] == name)
         assert host["status"] == "changed"
+        assert host["mode"] == VARIANTS[variant][name][1], host
         assert host["changed"] == [c.path for c in plan.changes]
         assert host["reboot"] == list(plan.needs_reboot)
         assert snapshot(fleet[name]) == snapshot(oracle), name

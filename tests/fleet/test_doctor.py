@@ -136,6 +136,40 @@ def test_evaluate_turns_every_bad_answer_into_a_finding() -> None:
     assert evaluate("h1", None, "nmi").status == "error"
 
 
+def test_a_host_that_hangs_is_a_timed_out_finding(
+    tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host whose connection never completes (its ssh client hangs, as on a host stuck
+    in the kernel) ends at --timeout as its own finding, named as such, and the run ends."""
+    hang = tmp_path / "ssh-that-hangs"
+    hang.write_text("#!/bin/sh\nexec sleep 60\n")  # bounded: ends by itself if orphaned
+    hang.chmod(0o755)
+    inv = tmp_path / "inv.ini"
+    inv.write_text(f"hung ansible_host=127.0.0.1 ansible_ssh_executable={hang}\n")
+    code = run(["fleet", "doctor", "-i", str(inv), "--timeout", "3", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    [host] = report["hosts"]
+    assert host["status"] == "error", host
+    assert report["findings"] == {"timed-out": ["hung"]}
+    assert host["message"].startswith("no answer within 3 s"), host
+    assert run(["fleet", "doctor", "-i", str(inv), "--timeout", "0"]) == 2
+
+
+def test_evaluate_names_a_task_timeout() -> None:
+    for msg in (
+        "Task failed: Timed out after 120",
+        "The ansible.builtin.script action "
+        "failed to execute in the expected time frame (120) and was terminated",
+    ):
+        verdict = evaluate(
+            "h1", TaskResult("h1", "t", "failed", False, None, "", "", msg), "nmi", timeout=120
+        )
+        assert (verdict.status, verdict.findings) == ("error", ("timed-out",))
+        assert verdict.message is not None
+        assert verdict.message.startswith("no answer within 120 s")
+
+
 def test_banner_around_the_document_is_ignored(fleet: dict[str, Path]) -> None:
     collector = Path(facts.__file__).with_name("collect.sh")
     text = subprocess.run(

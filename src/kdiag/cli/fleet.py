@@ -37,6 +37,14 @@ _Limit = Annotated[
 ]
 _Forks = Annotated[int, typer.Option("--forks", "-f", help="Hosts worked on at once.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_Timeout = Annotated[
+    int,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Per host: the collect task's limit, counted here from the connection on.",
+    ),
+]
 
 
 class _Bar:
@@ -77,9 +85,11 @@ def _check_options(
     purpose: str = "nmi",
     canary: int = 0,
     batch: int = 1,
+    timeout: int = 1,
 ) -> None:
     """Refuse bad options before the inventory is read (ansible-inventory takes seconds)."""
     from kdiag.errors import ConfigError  # noqa: PLC0415 - not for --help
+    from kdiag.fleet.doctor import MAX_COLLECT_TIMEOUT  # noqa: PLC0415 - see above
     from kdiag.readiness.registry import TRIGGERS  # noqa: PLC0415 - see above
 
     if purpose not in (*TRIGGERS, "all"):
@@ -87,6 +97,8 @@ def _check_options(
     for name, value, low in (("--forks", forks, 1), ("--canary", canary, 0), ("--batch", batch, 1)):
         if not low <= value <= 1000:
             raise ConfigError(f"{name} must be {low} to 1000, not {value}")
+    if not 1 <= timeout <= MAX_COLLECT_TIMEOUT:
+        raise ConfigError(f"--timeout must be 1 to {MAX_COLLECT_TIMEOUT} seconds")
 
 
 def _print_report(report: FleetReport, run_id: int | None) -> None:
@@ -126,6 +138,7 @@ def doctor_cmd(
         float,
         typer.Option("--ssm-timeout", metavar="SECONDS", help="Per host, with --via ssm."),
     ] = 300.0,
+    timeout: _Timeout = 600,
     db: DbOption = None,
     json_out: _Json = False,
 ) -> None:
@@ -137,7 +150,7 @@ def doctor_cmd(
     from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible, SQLAlchemy: not --help
     from kdiag.fleet.doctor import fleet_doctor, record_report  # noqa: PLC0415 - see above
 
-    _check_options(forks=forks, purpose=purpose)
+    _check_options(forks=forks, purpose=purpose, timeout=timeout)
     if via not in ("ansible", "ssm"):
         raise ConfigError("--via must be ansible or ssm")
     if not 1 <= ssm_timeout <= 86_400:
@@ -161,7 +174,13 @@ def doctor_cmd(
             )
         else:
             report = fleet_doctor(
-                inventory, limit=limit, forks=forks, purpose=purpose, progress=bar, hosts=names
+                inventory,
+                limit=limit,
+                forks=forks,
+                purpose=purpose,
+                progress=bar,
+                hosts=names,
+                timeout=timeout,
             )
     with open_store(db) as store:
         run = record_report(store, report)
@@ -190,15 +209,17 @@ def configure_cmd(
     panic_timeout: Annotated[
         int, typer.Option("--panic-timeout", metavar="SECONDS", help="kernel.panic.")
     ] = 10,
+    timeout: _Timeout = 600,
     json_out: _Json = False,
 ) -> None:
     """Plan each host's fixes from its own files (as kdiag configure would) and apply them
     with the playbook kdiag ships: idempotent, never reboots (the hosts that need one are
-    listed). Needs Python on the targets (Ansible's copy module). Exit 1 if a host failed."""
+    listed). Hosts without Python get the same edits through raw shell commands (detected;
+    the host variable kdiag_raw overrides). Exit 1 if a host failed."""
     from kdiag.fleet.ansible import list_hosts  # noqa: PLC0415 - ansible: not for --help
     from kdiag.fleet.configure import fleet_configure  # noqa: PLC0415 - see above
 
-    _check_options(forks=forks, purpose=purpose)
+    _check_options(forks=forks, purpose=purpose, timeout=timeout)
     names = list(list_hosts(inventory, limit))
     with _Bar(f"{len(names)} hosts") as bar:
         report = fleet_configure(
@@ -210,6 +231,7 @@ def configure_cmd(
             diff=diff,
             purpose=purpose,
             panic_timeout=panic_timeout,
+            timeout=timeout,
         )
     if json_out:
         print_json(report.to_json())

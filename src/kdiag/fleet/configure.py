@@ -13,8 +13,10 @@ plan as host variables of one playbook that kdiag ships (:data:`PLAYBOOK`):
 
 Running it again changes nothing (``copy`` compares content; the plan of a fixed host is
 empty).  ``--check --diff`` is Ansible's own dry run.  The file tasks use Ansible modules, so
-they need Python on the targets; a host with the variable ``kdiag_raw=true`` gets the same
-edits through ``raw`` shell commands instead (a POSIX shell with ``sha1sum``, ``base64 -d``,
+they need Python on the targets; a host without a usable Python (found by a ``raw`` probe:
+the collection's own probe in ``fleet configure``, a first task of the playbook otherwise) gets
+the same edits through ``raw`` shell commands instead, and the host variable ``kdiag_raw``
+(true or false) overrides the probe (a POSIX shell with ``sha1sum``, ``base64 -d``,
 ``cp``, ``mv``: busybox is enough): the sha1 comparison, the write (backup kept, ``mv`` into
 place), the follow-up commands (``sysctl --system``, which busybox lacks, falls back to
 ``sysctl -p`` of each file in order); ``--check`` runs only the comparison, and ``--diff`` is
@@ -35,7 +37,7 @@ from typing import Any
 
 from kdiag.errors import ConfigError
 from kdiag.fleet.ansible import TaskResult, run_playbook
-from kdiag.fleet.doctor import HostVerdict, fleet_doctor
+from kdiag.fleet.doctor import COLLECT_TIMEOUT, PYTHON_PROBE, HostVerdict, fleet_doctor
 from kdiag.readiness import configure as cfg
 from kdiag.readiness import facts as facts_mod
 
@@ -49,10 +51,26 @@ __all__ = (
     "playbook_for",
 )
 
-_TASKS = """\
+_TASKS = (
+    """\
   tasks:
+    - name: kdiag python probe
+      when: kdiag_raw is not defined and kdiag_raw_detected is not defined
+      ansible.builtin.raw: >-
+        """
+    + PYTHON_PROBE
+    + """
+      changed_when: false
+      check_mode: false
+      register: kdiag_python_probe
+    - name: kdiag mode (raw without a usable Python; kdiag_raw overrides)
+      ansible.builtin.set_fact:
+        kdiag_use_raw: >-
+          {{ (kdiag_raw if kdiag_raw is defined else kdiag_raw_detected
+          if kdiag_raw_detected is defined
+          else ('kdiag-python' not in kdiag_python_probe.stdout)) | bool }}
     - name: kdiag files unchanged since collected
-      when: not (kdiag_raw | default(false) | bool)
+      when: not (kdiag_use_raw | bool)
       ansible.builtin.stat:
         path: "{{ (kdiag_collect_root | default('')) ~ item.path }}"
         checksum_algorithm: sha1
@@ -61,7 +79,7 @@ _TASKS = """\
         label: "{{ item.path }}"
       register: kdiag_stat
     - name: kdiag refuse files changed since the plan
-      when: not (kdiag_raw | default(false) | bool)
+      when: not (kdiag_use_raw | bool)
       ansible.builtin.assert:
         that: >-
           (item.stat.checksum | default('absent')) in
@@ -72,7 +90,7 @@ _TASKS = """\
       loop_control:
         label: "{{ item.item.path }}"
     - name: kdiag directories
-      when: not (kdiag_raw | default(false) | bool)
+      when: not (kdiag_use_raw | bool)
       ansible.builtin.file:
         path: "{{ ((kdiag_collect_root | default('')) ~ item.path) | dirname }}"
         state: directory
@@ -80,7 +98,7 @@ _TASKS = """\
       loop_control:
         label: "{{ item.path }}"
     - name: kdiag files
-      when: not (kdiag_raw | default(false) | bool)
+      when: not (kdiag_use_raw | bool)
       ansible.builtin.copy:
         dest: "{{ (kdiag_collect_root | default('')) ~ item.path }}"
         content: "{{ item.content }}"
@@ -94,10 +112,10 @@ _TASKS = """\
       ansible.builtin.shell: "{{ item }}"
       loop: "{{ kdiag_commands | default([]) }}"
       when: >-
-        not (kdiag_raw | default(false) | bool) and kdiag_written is changed
+        not (kdiag_use_raw | bool) and kdiag_written is changed
         and not (kdiag_collect_root | default(''))
     - name: kdiag files (raw)
-      when: kdiag_raw | default(false) | bool
+      when: kdiag_use_raw | bool
       check_mode: false
       ansible.builtin.raw: >-
         p={{ ((kdiag_collect_root | default('')) ~ item.path) | quote }};
@@ -127,9 +145,10 @@ _TASKS = """\
           done
       loop: "{{ kdiag_commands | default([]) }}"
       when: >-
-        (kdiag_raw | default(false) | bool) and kdiag_raw_written is changed
+        (kdiag_use_raw | bool) and kdiag_raw_written is changed
         and not ansible_check_mode and not (kdiag_collect_root | default(''))
 """
+)
 
 #: the playbook ``kdiag fleet configure`` runs; each host's plan comes in its host variables
 PLAYBOOK = (
@@ -255,9 +274,14 @@ def _yaml_lines(value: Any, indent: int) -> list[str]:
     return [pad + _scalar(value)]
 
 
-def host_vars(plan: cfg.Plan) -> str:
-    """The host variables document (YAML) carrying ``plan`` to the playbook."""
-    return "\n".join(_yaml_lines(_plan_vars(plan), 0)) + "\n"
+def host_vars(plan: cfg.Plan, *, python: bool | None = None) -> str:
+    """The host variables document (YAML) carrying ``plan`` to the playbook; ``python``:
+    whether the collection's probe found a usable Python there (then the playbook does
+    not probe again), None when it does not know."""
+    values = _plan_vars(plan)
+    if python is not None:
+        values["kdiag_raw_detected"] = not python
+    return "\n".join(_yaml_lines(values, 0)) + "\n"
 
 
 def playbook_for(plan: cfg.Plan, hosts: str = "all") -> str:
@@ -287,11 +311,15 @@ class HostChange:
     reboot: tuple[str, ...] = ()
     diffs: tuple[str, ...] = ()
     message: str | None = None
+    #: how the plan went to the host: ``modules`` (Ansible's, Python there) or ``raw``
+    #: (shell commands); None when no file task ran
+    mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "status": self.status,
+            "mode": self.mode,
             "planned": list(self.planned),
             "changed": list(self.changed),
             "reboot": list(self.reboot),
@@ -351,6 +379,7 @@ def fleet_configure(
     purpose: str = "nmi",
     panic_timeout: int = 10,
     progress: Callable[[HostVerdict, int, int], None] | None = None,
+    timeout: int = COLLECT_TIMEOUT,
 ) -> ConfigureReport:
     """Collect every host's facts, plan each host's fixes here, apply them with one playbook.
 
@@ -359,10 +388,17 @@ def fleet_configure(
     """
     started = dt.datetime.now(dt.UTC)
     collected = fleet_doctor(
-        inventory, limit=limit, forks=forks, purpose=purpose, progress=progress, probe=True
+        inventory,
+        limit=limit,
+        forks=forks,
+        purpose=purpose,
+        progress=progress,
+        probe=True,
+        timeout=timeout,
     )
     plans: dict[str, cfg.Plan] = {}
     outcome: dict[str, HostChange] = {}
+    python = {v.host: v.python for v in collected.hosts}
     for verdict in collected.hosts:
         if verdict.facts is None:
             outcome[verdict.host] = HostChange(verdict.host, "skipped", message=verdict.message)
@@ -389,7 +425,7 @@ def fleet_configure(
             forks=forks,
             check=check,
             diff=diff,
-            host_vars={h: host_vars(p) for h, p in plans.items()},
+            host_vars={h: host_vars(p, python=python.get(h)) for h, p in plans.items()},
         )
         for host, plan in plans.items():
             outcome[host] = _host_outcome(host, plan, results.by_host.get(host, ()), diff=diff)
@@ -414,10 +450,23 @@ def _raw_diff(plan: cfg.Plan, path: str) -> str:
     return ""
 
 
+_MODULE_TASKS = frozenset(
+    ("kdiag files unchanged since collected", "kdiag directories", "kdiag files")
+)
+
+
+def _mode(results: tuple[TaskResult, ...]) -> str | None:
+    ran = {r.task for r in results if r.outcome != "skipped"}
+    if "kdiag files (raw)" in ran:
+        return "raw"
+    return "modules" if ran & _MODULE_TASKS else None
+
+
 def _host_outcome(
     host: str, plan: cfg.Plan, results: tuple[TaskResult, ...], *, diff: bool = False
 ) -> HostChange:
     planned = tuple(c.path for c in plan.changes)
+    mode = _mode(results)
     failed = [r for r in results if r.outcome in ("failed", "unreachable")]
     changed: list[str] = []
     diffs: list[str] = []
@@ -436,9 +485,11 @@ def _host_outcome(
         why = first.msg or first.stderr.strip()[-300:] or first.outcome
         if first.stdout.strip():
             why = first.stdout.strip().splitlines()[-1][:300]
-        return HostChange(host, "failed", planned, tuple(changed), message=f"{first.task}: {why}")
+        return HostChange(
+            host, "failed", planned, tuple(changed), message=f"{first.task}: {why}", mode=mode
+        )
     if not results:
         return HostChange(host, "failed", planned, message="no answer from the playbook")
     reboot = tuple(p for p in plan.needs_reboot if p in changed)
     status = "changed" if changed else "unchanged"
-    return HostChange(host, status, planned, tuple(changed), reboot, tuple(diffs))
+    return HostChange(host, status, planned, tuple(changed), reboot, tuple(diffs), mode=mode)

@@ -25,9 +25,11 @@ from kdiag.store.fleet import FleetHost, FleetRun, record_fleet_run
 __all__ = (
     "COLLECTOR_FAILED",
     "COLLECT_PLAYBOOK",
+    "TIMED_OUT",
     "UNREACHABLE",
     "FleetReport",
     "HostVerdict",
+    "collect_playbook",
     "evaluate",
     "fleet_doctor",
     "record_report",
@@ -35,8 +37,16 @@ __all__ = (
 
 UNREACHABLE = "unreachable"
 COLLECTOR_FAILED = "collector-failed"
-#: seconds the collector may run on one host
-COLLECT_TIMEOUT = 120
+TIMED_OUT = "timed-out"
+#: seconds one host's collect task may take by default.  Ansible counts them on the
+#: controller's clock, from the connection on (transfer, run, clean-up), so they include the
+#: time the host waits for the controller's CPU among the other forks: on a loaded
+#: controller at 40 forks that alone was over 120 s a host (bench/fleet.py)
+COLLECT_TIMEOUT = 600
+#: the largest --timeout accepted
+MAX_COLLECT_TIMEOUT = 86_400
+#: how ansible-core words a task that reached its ``timeout`` (2.19; before 2.19)
+_TIMEOUT_MESSAGES = ("Timed out after", "failed to execute in the expected time frame")
 
 #: paths whose existence ``kdiag configure``'s planner looks at besides the collected files
 PROBE_PATHS = (
@@ -53,17 +63,50 @@ PROBE_PATHS = (
     "/usr/bin/dnf",
     "/usr/bin/yum",
 )
+#: the oldest Python that ansible-core's modules run on (a target with an older one is
+#: treated as having none)
+MIN_TARGET_PYTHON = (3, 8)
+#: Jinja + POSIX sh run through ``raw``: prints ``kdiag-python PATH`` for the interpreter
+#: Ansible's modules would use, or ``kdiag-no-python``.  An explicit
+#: ``ansible_python_interpreter`` is the only candidate (Ansible would use no other);
+#: otherwise the usual places Ansible's interpreter discovery looks.
+PYTHON_PROBE = (
+    "for py in {% if ansible_python_interpreter is defined and not "
+    "(ansible_python_interpreter is match('auto')) %}{{ ansible_python_interpreter | quote }}"
+    "{% else %}python3 /usr/bin/python3 /usr/libexec/platform-python /usr/bin/python"
+    '{% endif %}; do command -v "$py" >/dev/null 2>&1 && "$py" -c '
+    f"'import sys; sys.exit(sys.version_info < {MIN_TARGET_PYTHON})' >/dev/null 2>&1 "
+    '&& { echo "kdiag-python $py"; exit 0; }; done; echo kdiag-no-python'
+)
 _PROBE_TASK = f"""\
     - name: kdiag probe
       ansible.builtin.raw: >-
         R={{{{ kdiag_collect_root | default('') | quote }}}};
         for p in {" ".join(PROBE_PATHS)};
-        do [ -e "$R$p" ] && echo "kdiag-present $p"; done; true
+        do [ -e "$R$p" ] && echo "kdiag-present $p"; done;
+        {PYTHON_PROBE}
       changed_when: false
       check_mode: false
 """
 
-COLLECT_PLAYBOOK = f"""\
+
+def python_found(stdout: str) -> bool | None:
+    """Whether a probe's output (:data:`PYTHON_PROBE`) found a usable Python; None: the
+    output does not say (the probe did not run to its end)."""
+    lines = {ln.strip().split(" ", 1)[0] for ln in stdout.splitlines()}
+    if "kdiag-python" in lines:
+        return True
+    if "kdiag-no-python" in lines:
+        return False
+    return None
+
+
+def collect_playbook(timeout: int = COLLECT_TIMEOUT) -> str:
+    """The collect playbook, each host's task bounded to ``timeout`` seconds."""
+    return _COLLECT_PLAYBOOK.replace("@TIMEOUT@", str(int(timeout)))
+
+
+_COLLECT_PLAYBOOK = """\
 # kdiag fleet doctor: run the readiness collector (POSIX sh) on every host; no Python needed
 - name: kdiag readiness facts
   hosts: all
@@ -75,11 +118,12 @@ COLLECT_PLAYBOOK = f"""\
         executable: /bin/sh
       changed_when: false
       check_mode: false
-      timeout: {COLLECT_TIMEOUT}
+      timeout: @TIMEOUT@
       # a host variable kdiag_collect_root judges a tree on the host (an image, a chroot)
       environment:
-        KDIAG_ROOT: "{{{{ kdiag_collect_root | default('') }}}}"
+        KDIAG_ROOT: "{{ kdiag_collect_root | default('') }}"
 """
+COLLECT_PLAYBOOK = collect_playbook()
 
 
 @dataclass(frozen=True)
@@ -97,6 +141,10 @@ class HostVerdict:
     answered_at: dt.datetime
     #: of :data:`PROBE_PATHS`, those that exist on the host (``probe=True`` runs only)
     present: tuple[str, ...] = ()
+    #: whether Ansible's modules can run there (a usable Python); None: not probed
+    python: bool | None = None
+    #: the collect task reached its time limit (status ``error``)
+    timed_out: bool = False
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -104,7 +152,7 @@ class HostVerdict:
         if self.status == "unreachable":
             return (UNREACHABLE,)
         if self.status == "error":
-            return (COLLECTOR_FAILED,)
+            return (TIMED_OUT,) if self.timed_out else (COLLECTOR_FAILED,)
         return self.failing
 
     def to_json(self) -> dict[str, Any]:
@@ -183,7 +231,9 @@ def _first_line(text: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def evaluate(host: str, result: TaskResult | None, purpose: str) -> HostVerdict:
+def evaluate(
+    host: str, result: TaskResult | None, purpose: str, *, timeout: int = COLLECT_TIMEOUT
+) -> HostVerdict:
     """One host's verdict from its collect task result (None: it never answered)."""
     now = _now()
 
@@ -194,6 +244,13 @@ def evaluate(host: str, result: TaskResult | None, purpose: str) -> HostVerdict:
         return broken("error", "no answer: the playbook run ended before this host answered")
     if result.outcome == "unreachable":
         return broken("unreachable", result.msg or "unreachable")
+    if result.outcome == "failed" and any(m in result.msg for m in _TIMEOUT_MESSAGES):
+        why = (
+            f"no answer within {timeout} s (--timeout; counted on this machine from the "
+            "connection on, so waiting for its CPU counts too): the host hangs, or this "
+            "machine runs too many forks for its CPUs"
+        )
+        return replace(broken("error", why), timed_out=True)
     if result.outcome != "ok":
         why = result.msg or _first_line(result.stderr) or _first_line(result.stdout)
         return broken("error", f"collector failed (rc {result.rc}): {why}")
@@ -229,6 +286,7 @@ def fleet_doctor(
     progress: Progress | None = None,
     hosts: list[str] | None = None,
     probe: bool = False,
+    timeout: int = COLLECT_TIMEOUT,
 ) -> FleetReport:
     """Collect and judge every host of ``inventory`` (matching ``limit``).
 
@@ -241,6 +299,8 @@ def fleet_doctor(
     """
     if purpose not in PURPOSES:
         raise ConfigError(f"--for must be one of {', '.join(PURPOSES)}")
+    if isinstance(timeout, bool) or not 1 <= timeout <= MAX_COLLECT_TIMEOUT:
+        raise ConfigError(f"--timeout must be 1 to {MAX_COLLECT_TIMEOUT} seconds")
     names = hosts if hosts is not None else list(list_hosts(inventory, limit))
     if not names:
         raise ConfigError(f"-i {inventory}: the inventory has no hosts")
@@ -248,21 +308,25 @@ def fleet_doctor(
     verdicts: dict[str, HostVerdict] = {}
 
     present: dict[str, tuple[str, ...]] = {}
+    python: dict[str, bool | None] = {}
 
     def on_result(result: TaskResult) -> None:
         if result.task == "kdiag probe":
-            found = (ln.split(" ", 1)[1] for ln in result.stdout.splitlines() if " " in ln)
+            lines = result.stdout.splitlines()
+            found = (ln.split(" ", 1)[1] for ln in lines if ln.startswith("kdiag-present "))
             present[result.host] = tuple(p.strip() for p in found if p.strip() in PROBE_PATHS)
+            if result.outcome == "ok":
+                python[result.host] = python_found(result.stdout)
             return
         if result.host in verdicts or result.outcome == "skipped" or result.item is not None:
             return
-        verdict = evaluate(result.host, result, purpose)
+        verdict = evaluate(result.host, result, purpose, timeout=timeout)
         verdicts[result.host] = verdict
         if progress is not None:
             progress(verdict, len(verdicts), len(names))
 
     run: PlaybookRun = run_playbook(
-        COLLECT_PLAYBOOK + (_PROBE_TASK if probe else ""),
+        collect_playbook(timeout) + (_PROBE_TASK if probe else ""),
         inventory,
         files={"collect.sh": facts_mod.collector_source()},
         limit=limit,
@@ -273,7 +337,7 @@ def fleet_doctor(
         raise ConfigError(f"ansible-playbook failed (rc {run.rc}): {run.stderr_tail}")
     for host, paths in present.items():
         if host in verdicts:
-            verdicts[host] = replace(verdicts[host], present=paths)
+            verdicts[host] = replace(verdicts[host], present=paths, python=python.get(host))
     ordered = tuple(verdicts.get(h) or evaluate(h, None, purpose) for h in names)
     extra = tuple(v for h, v in verdicts.items() if h not in set(names))
     return FleetReport(inventory, limit, purpose, ordered + extra, started, _now())
