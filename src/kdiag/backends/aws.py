@@ -23,7 +23,6 @@ connection, an unparsable reply, a 5xx other than an explicit "not processed" (t
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import re
 import threading
@@ -50,7 +49,8 @@ from botocore.parsers import ResponseParserError
 
 from kdiag._version import __version__
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
-from kdiag.backends.credentials import Credentials, CredentialsRef, mask_text
+from kdiag.backends.credentials import Credentials, CredentialsRef
+from kdiag.backends.remote import StatusErrors, endpoint_problem, remote_text
 from kdiag.errors import (
     BackendAuthFailure,
     BackendError,
@@ -71,7 +71,6 @@ DEFAULT_TIMEOUT = 10.0
 _INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]+)+-\d{1,2}")
 _RETURN_TRUE = re.compile(rb"<return>\s*true\s*</return>")
-_MAX_REMOTE_TEXT = 300
 
 _THROTTLED = frozenset(
     {
@@ -109,15 +108,8 @@ _NOT_FOUND = frozenset(
 _NOT_PROCESSED = frozenset({"Unavailable", "ServiceUnavailable", "BackendUnavailable"})
 # The back kdiag's answers for "the NMI may have left".
 _UNCONFIRMED = frozenset({"DeliveryUnconfirmed", "BackendTimeout"})
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+#: What is left once the error code was read: the status (the codes are AWS's own).
+_HTTP = StatusErrors("the endpoint refused", "SendDiagnosticInterrupt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +136,9 @@ class AWSSettings(TargetSettings):
             raise self.invalid(
                 "instance_id", f"not i- followed by 8 or 17 hex digits: {self.instance_id!r}"
             )
-        if self.endpoint_url is not None:
-            url = urllib.parse.urlsplit(self.endpoint_url)
-            host = url.hostname or ""
-            if url.scheme not in ("https", "http") or not host:
-                raise self.invalid("endpoint_url", "must be an https:// URL")
-            if url.scheme == "http" and not _is_loopback(host):
-                raise self.invalid(
-                    "endpoint_url", "plain http is allowed only to a loopback address"
-                )
+        problem = None if self.endpoint_url is None else endpoint_problem(self.endpoint_url)
+        if problem is not None:
+            raise self.invalid("endpoint_url", problem)
 
     @property
     def seconds(self) -> float:
@@ -170,12 +156,6 @@ def _import_boto3() -> Any:
     except ImportError as exc:
         raise BackendUnavailable("the aws backend needs boto3: pip install 'kdiag[aws]'") from exc
     return boto3
-
-
-def _remote_text(text: object) -> str:
-    """What the endpoint said, bounded and masked, fit for a message."""
-    shown = mask_text(" ".join(str(text).split()))
-    return shown if len(shown) <= _MAX_REMOTE_TEXT else shown[:_MAX_REMOTE_TEXT] + "..."
 
 
 @contextlib.contextmanager
@@ -221,7 +201,7 @@ def _client_error(exc: ClientError, where: str, iid: str, *, sending: bool) -> B
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "")) or "Unknown"
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    said = f"{code}: {_remote_text(error.get('Message', ''))}"
+    said = f"{code}: {remote_text(error.get('Message', ''))}"
     if code in _UNCONFIRMED and sending:
         return DeliveryUnconfirmed(
             f"{where}: the endpoint cannot confirm delivery ({said})", target=iid
@@ -239,15 +219,7 @@ def _client_error(exc: ClientError, where: str, iid: str, *, sending: bool) -> B
             f"{where}: the endpoint refused kdiag's credentials or authorization ({said})",
             target=iid,
         )
-    if status >= 500:
-        if sending and code not in _NOT_PROCESSED:
-            return DeliveryUnconfirmed(
-                f"{where}: HTTP {status} after SendDiagnosticInterrupt was sent ({said}); "
-                "delivery of the NMI is unconfirmed",
-                target=iid,
-            )
-        return BackendUnavailable(f"{where}: HTTP {status} ({said})", target=iid)
-    return BackendError(f"{where}: the endpoint refused ({said})", target=iid)
+    return _HTTP.error(status, said, where, iid, on_wire=sending and code not in _NOT_PROCESSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +345,7 @@ class AWSBackend:
                         return InstanceState.parse(name, ec2_only=True)
                     except ConfigError:
                         raise BackendError(
-                            f"aws {settings.where}: unknown instance state {_remote_text(name)!r}",
+                            f"aws {settings.where}: unknown instance state {remote_text(name)!r}",
                             target=target.instance_id,
                         ) from None
         raise TargetNotFound(

@@ -39,9 +39,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
-from kdiag.backends.aws import _is_loopback
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
-from kdiag.backends.credentials import CredentialsRef, mask_text
+from kdiag.backends.credentials import CredentialsRef
+from kdiag.backends.remote import Refusal, StatusErrors, endpoint_problem, remote_text
 from kdiag.errors import (
     BackendAuthFailure,
     BackendError,
@@ -69,7 +69,6 @@ log = logging.getLogger("kdiag.backends.azure")
 ARM_ENDPOINT = "https://management.azure.com"
 COMPUTE_API_VERSION = "2024-07-01"
 DEFAULT_TIMEOUT = 30.0
-_MAX_REMOTE_TEXT = 300
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _GROUP = re.compile(r"[-\w._()]{1,90}")
 _VM = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,63}")
@@ -92,14 +91,6 @@ def power_state(instance_view: Mapping[str, Any]) -> InstanceState:
         if code.startswith("PowerState/"):
             return _POWER.get(code.removeprefix("PowerState/"), InstanceState.PAUSED)
     return InstanceState.PAUSED
-
-
-def _http_ok(url: str, secure: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    return bool(parts.hostname) and (
-        parts.scheme == secure
-        or (parts.scheme == secure.removesuffix("s") and _is_loopback(parts.hostname or ""))
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +116,9 @@ class AzureSettings(TargetSettings):
             raise self.invalid("resource_group", f"not a group name: {self.resource_group!r}")
         if not _VM.fullmatch(self.vm):
             raise self.invalid("vm", f"not a VM name: {self.vm!r}")
-        if self.arm_endpoint is not None and not _http_ok(self.arm_endpoint, "https"):
-            raise self.invalid(
-                "arm_endpoint", "must be an https:// URL (plain http only to a loopback address)"
-            )
+        problem = None if self.arm_endpoint is None else endpoint_problem(self.arm_endpoint)
+        if problem is not None:
+            raise self.invalid("arm_endpoint", problem)
 
     @property
     def seconds(self) -> float:
@@ -167,33 +157,19 @@ def _import_sdk() -> tuple[Any, Any]:
     return serialconsole, websocket
 
 
-def _said(text: object) -> str:
-    shown = mask_text(" ".join(str(text).split()))
-    return shown if len(shown) <= _MAX_REMOTE_TEXT else shown[:_MAX_REMOTE_TEXT] + "..."
-
-
-def _status_error(status: int, said: str, where: str, iid: str, *, on_wire: bool) -> BackendError:
-    if status == 404:
-        return TargetNotFound(f"{where}: no such VM or subscription ({said})", target=iid)
-    if status in (401, 403):
-        return BackendAuthFailure(
-            f"{where}: Azure refused kdiag's credentials or role (the serial console needs "
-            f"Virtual Machine Contributor or higher) ({said})",
-            target=iid,
-        )
-    if status == 409:
-        return IncorrectState(f"{where}: the VM cannot take an NMI now ({said})", target=iid)
-    if status == 429:
-        return BackendUnavailable(f"{where}: throttled, nothing sent ({said})", target=iid)
-    if status >= 500 and on_wire:
-        return DeliveryUnconfirmed(
-            f"{where}: HTTP {status} after the NMI command was sent ({said}); "
-            "delivery of the NMI is unconfirmed",
-            target=iid,
-        )
-    if status >= 500:
-        return BackendUnavailable(f"{where}: HTTP {status} ({said})", target=iid)
-    return BackendError(f"{where}: Azure refused: HTTP {status} ({said})", target=iid)
+_HTTP = StatusErrors(
+    "Azure refused",
+    "the NMI command",
+    Refusal((404,), TargetNotFound, "no such VM or subscription"),
+    Refusal(
+        (401, 403),
+        BackendAuthFailure,
+        "Azure refused kdiag's credentials or role (the serial console needs Virtual Machine "
+        "Contributor or higher)",
+    ),
+    Refusal((409,), IncorrectState, "the VM cannot take an NMI now"),
+    Refusal((429,), BackendUnavailable, "throttled, nothing sent"),
+)
 
 
 @contextlib.contextmanager
@@ -216,13 +192,15 @@ def _mapped(exc: Exception, where: str, iid: str, on_wire: bool) -> Exception:
     from azure.core import exceptions as core  # noqa: PLC0415 - with the optional extra
 
     if isinstance(exc, core.HttpResponseError) and exc.status_code is not None:
-        return _status_error(int(exc.status_code), _said(exc.message), where, iid, on_wire=on_wire)
+        return _HTTP.error(
+            int(exc.status_code), remote_text(exc.message), where, iid, on_wire=on_wire
+        )
     if isinstance(exc, core.ClientAuthenticationError):  # no status: getting a token failed
-        return BackendAuthFailure(f"{where}: cannot get a token: {_said(exc)}", target=iid)
+        return BackendAuthFailure(f"{where}: cannot get a token: {remote_text(exc)}", target=iid)
     if isinstance(exc, core.ServiceRequestTimeoutError):
         return BackendTimeout(f"{where}: connect timed out", target=iid)
     if isinstance(exc, core.ServiceRequestError):  # the request never left
-        return BackendUnavailable(f"{where}: cannot connect: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: cannot connect: {remote_text(exc)}", target=iid)
     if on_wire:
         return DeliveryUnconfirmed(
             f"{where}: {type(exc).__name__} after the NMI command was sent; "
@@ -232,12 +210,12 @@ def _mapped(exc: Exception, where: str, iid: str, on_wire: bool) -> Exception:
     if isinstance(exc, core.ServiceResponseTimeoutError | TimeoutError):
         return BackendTimeout(f"{where}: no answer in time", target=iid)
     if isinstance(exc, core.AzureError | OSError | ValueError):
-        return BackendUnavailable(f"{where}: {type(exc).__name__}: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: {type(exc).__name__}: {remote_text(exc)}", target=iid)
     from websocket import WebSocketException  # noqa: PLC0415 - with the optional extra
 
     if isinstance(exc, WebSocketException):
         return BackendUnavailable(
-            f"{where}: the serial console session did not open: {_said(exc)}", target=iid
+            f"{where}: the serial console session did not open: {remote_text(exc)}", target=iid
         )
     return exc
 
@@ -377,10 +355,10 @@ class AzureBackend:
                 **self._options(settings),
             )
             socket_url = str(port.connection_string or "")
-            if not _http_ok(socket_url, "wss") or not socket_url.endswith("/client"):
+            if not socket_url.endswith("/client") or endpoint_problem(socket_url, "wss"):
                 raise BackendError(
                     f"{where}: the serial console gave an unexpected address "
-                    f"{_said(socket_url)!r}; not sending the ARM token there",
+                    f"{remote_text(socket_url)!r}; not sending the ARM token there",
                     target=iid,
                 )
             token = session.credential.get_token(settings.scope).token

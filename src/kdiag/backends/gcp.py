@@ -21,14 +21,13 @@ import contextlib
 import logging
 import re
 import threading
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from kdiag.backends.aws import _is_loopback
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
-from kdiag.backends.credentials import CredentialsRef, mask_text
+from kdiag.backends.credentials import CredentialsRef
+from kdiag.backends.remote import Refusal, StatusErrors, endpoint_problem, remote_text
 from kdiag.errors import (
     BackendAuthFailure,
     BackendError,
@@ -54,7 +53,6 @@ log = logging.getLogger("kdiag.backends.gcp")
 
 DEFAULT_TIMEOUT = 30.0
 COMPUTE_SCOPE = "https://www.googleapis.com/auth/compute"
-_MAX_REMOTE_TEXT = 300
 _NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[0-9]{1,20}")
 _PROJECT = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]")
 _ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
@@ -103,14 +101,9 @@ class GCPSettings(TargetSettings):
             raise self.invalid("zone", f"not a zone (like europe-west1-b): {self.zone!r}")
         if not _NAME.fullmatch(self.instance):
             raise self.invalid("instance", f"not an instance name or id: {self.instance!r}")
-        if self.endpoint_url is not None:
-            url = urllib.parse.urlsplit(self.endpoint_url)
-            if url.scheme not in ("https", "http") or not url.hostname:
-                raise self.invalid("endpoint_url", "must be an https:// URL")
-            if url.scheme == "http" and not _is_loopback(url.hostname):
-                raise self.invalid(
-                    "endpoint_url", "plain http is allowed only to a loopback address"
-                )
+        problem = None if self.endpoint_url is None else endpoint_problem(self.endpoint_url)
+        if problem is not None:
+            raise self.invalid("endpoint_url", problem)
 
     @property
     def seconds(self) -> float:
@@ -129,11 +122,6 @@ def _import_sdk() -> Any:
             "the gcp backend needs google-cloud-compute: pip install 'kdiag[gcp]'"
         ) from exc
     return compute_v1
-
-
-def _said(text: object) -> str:
-    shown = mask_text(" ".join(str(text).split()))
-    return shown if len(shown) <= _MAX_REMOTE_TEXT else shown[:_MAX_REMOTE_TEXT] + "..."
 
 
 @contextlib.contextmanager
@@ -158,15 +146,17 @@ def _mapped(exc: Exception, where: str, target: Target, on_wire: bool) -> Except
 
     iid = target.instance_id
     if isinstance(exc, api.GoogleAPICallError) and exc.code is not None:
-        return _status_error(int(exc.code), _said(exc.message), where, iid, on_wire=on_wire)
+        return _status_error(int(exc.code), remote_text(exc.message), where, iid, on_wire=on_wire)
     if isinstance(exc, auth.DefaultCredentialsError | auth.RefreshError | auth.TransportError):
-        return BackendUnavailable(f"{where}: cannot get an access token: {_said(exc)}", target=iid)
+        return BackendUnavailable(
+            f"{where}: cannot get an access token: {remote_text(exc)}", target=iid
+        )
     if isinstance(exc, auth.GoogleAuthError | ValueError) and not on_wire:
-        return BackendUnavailable(f"{where}: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: {remote_text(exc)}", target=iid)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return BackendTimeout(f"{where}: connect timed out", target=iid)
     if isinstance(exc, requests.exceptions.ConnectionError) and _not_connected(exc):
-        return BackendUnavailable(f"{where}: cannot connect: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: cannot connect: {remote_text(exc)}", target=iid)
     if isinstance(exc, requests.exceptions.RequestException | api.GoogleAPIError | ValueError):
         if on_wire:
             return DeliveryUnconfirmed(
@@ -176,7 +166,7 @@ def _mapped(exc: Exception, where: str, target: Target, on_wire: bool) -> Except
             )
         if isinstance(exc, requests.exceptions.Timeout):
             return BackendTimeout(f"{where}: no answer in time", target=iid)
-        return BackendUnavailable(f"{where}: {type(exc).__name__}: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: {type(exc).__name__}: {remote_text(exc)}", target=iid)
     if on_wire:  # an answer the SDK cannot read (not JSON), or anything else after the POST
         return DeliveryUnconfirmed(
             f"{where}: {type(exc).__name__} after sendDiagnosticInterrupt was sent; "
@@ -206,34 +196,30 @@ def _not_connected(exc: Exception) -> bool:
     return False
 
 
+_HTTP = StatusErrors(
+    "Google refused",
+    "sendDiagnosticInterrupt",
+    Refusal((404,), TargetNotFound, "no such instance"),
+    Refusal(
+        (401, 403),
+        BackendAuthFailure,
+        "Google refused kdiag's credentials or permission "
+        "(compute.instances.sendDiagnosticInterrupt)",
+    ),
+    Refusal(
+        (409, 412),
+        IncorrectState,
+        "the instance cannot take an NMI now, e.g. a live migration is in progress",
+    ),
+    Refusal((429,), BackendUnavailable, "throttled (quota), nothing sent"),
+    Refusal((501,), NMINotSupported, "not supported"),
+)
+
+
 def _status_error(status: int, said: str, where: str, iid: str, *, on_wire: bool) -> BackendError:
-    if status == 404:
-        return TargetNotFound(f"{where}: no such instance ({said})", target=iid)
-    if status in (401, 403):
-        return BackendAuthFailure(
-            f"{where}: Google refused kdiag's credentials or permission "
-            f"(compute.instances.sendDiagnosticInterrupt) ({said})",
-            target=iid,
-        )
-    if status in (409, 412) or (status == 400 and _STATE_WORDS.search(said)):
-        return IncorrectState(
-            f"{where}: the instance cannot take an NMI now, e.g. a live migration is in "
-            f"progress ({said})",
-            target=iid,
-        )
-    if status == 429:
-        return BackendUnavailable(f"{where}: throttled (quota), nothing sent ({said})", target=iid)
-    if status == 501:
-        return NMINotSupported(f"{where}: not supported ({said})", target=iid)
-    if status >= 500 and on_wire:
-        return DeliveryUnconfirmed(
-            f"{where}: HTTP {status} after sendDiagnosticInterrupt was sent ({said}); "
-            "delivery of the NMI is unconfirmed",
-            target=iid,
-        )
-    if status >= 500:
-        return BackendUnavailable(f"{where}: HTTP {status} ({said})", target=iid)
-    return BackendError(f"{where}: Google refused: HTTP {status} ({said})", target=iid)
+    if status == 400 and _STATE_WORDS.search(said):
+        status = 409  # Google says "not ready", "not running", "migrating" with a 400
+    return _HTTP.error(status, said, where, iid, on_wire=on_wire)
 
 
 class GCPBackend:

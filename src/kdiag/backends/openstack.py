@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
-from kdiag.backends.credentials import mask_text
+from kdiag.backends.remote import Refusal, StatusErrors, remote_text
 from kdiag.errors import (
     BackendAuthFailure,
     BackendError,
@@ -62,7 +62,6 @@ MIN_MICROVERSION = (2, 17)
 _EVENTS_MICROVERSION = "2.51"  # instance-action events visible to non-admin users
 _EVENT = "compute_trigger_crash_dump"
 _POLL_SECONDS = 0.5
-_MAX_REMOTE_TEXT = 300
 
 #: Nova server statuses as kdiag states; only ACTIVE takes the action here.
 _STATES = {
@@ -127,37 +126,20 @@ def _import_sdk() -> Any:
     return openstack
 
 
-def _said(text: object) -> str:
-    shown = mask_text(" ".join(str(text).split()))
-    return shown if len(shown) <= _MAX_REMOTE_TEXT else shown[:_MAX_REMOTE_TEXT] + "..."
-
-
-def _status_error(status: int, said: str, where: str, iid: str, *, sending: bool) -> BackendError:
-    """The kdiag error for an HTTP status from Keystone or Nova."""
-    if status == 404:
-        return TargetNotFound(f"{where}: no such server ({said})", target=iid)
-    if status == 409:
-        return IncorrectState(
-            f"{where}: the server is locked or not in a state that allows a crash dump ({said})",
-            target=iid,
-        )
-    if status == 400:
-        return NMINotSupported(f"{where}: Nova refused the crash dump ({said})", target=iid)
-    if status in (401, 403):
-        return BackendAuthFailure(
-            f"{where}: the cloud refused kdiag's credentials or policy ({said})", target=iid
-        )
-    if status == 429:
-        return BackendUnavailable(f"{where}: throttled, nothing sent ({said})", target=iid)
-    if status >= 500 and sending:
-        return DeliveryUnconfirmed(
-            f"{where}: HTTP {status} after trigger_crash_dump was sent ({said}); "
-            "delivery of the NMI is unconfirmed",
-            target=iid,
-        )
-    if status >= 500:
-        return BackendUnavailable(f"{where}: HTTP {status} ({said})", target=iid)
-    return BackendError(f"{where}: HTTP {status} ({said})", target=iid)
+#: HTTP statuses from Keystone or Nova.
+_HTTP = StatusErrors(
+    "the cloud refused",
+    "trigger_crash_dump",
+    Refusal((404,), TargetNotFound, "no such server"),
+    Refusal(
+        (409,),
+        IncorrectState,
+        "the server is locked or not in a state that allows a crash dump",
+    ),
+    Refusal((400,), NMINotSupported, "Nova refused the crash dump"),
+    Refusal((401, 403), BackendAuthFailure, "the cloud refused kdiag's credentials or policy"),
+    Refusal((429,), BackendUnavailable, "throttled, nothing sent"),
+)
 
 
 @contextlib.contextmanager
@@ -183,14 +165,14 @@ def _mapped(exc: Exception, where: str, iid: str, *, on_wire: bool) -> Exception
     from openstack import exceptions as sdk  # noqa: PLC0415 - with the optional extra
 
     if isinstance(exc, sdk.HttpException) and exc.status_code is not None:
-        said = _said(exc.details or exc.message)
-        return _status_error(int(exc.status_code), said, where, iid, sending=on_wire)
+        said = remote_text(exc.details or exc.message)
+        return _HTTP.error(int(exc.status_code), said, where, iid, on_wire=on_wire)
     if isinstance(exc, ks.HttpError) and exc.http_status is not None:
-        return _status_error(int(exc.http_status), _said(exc), where, iid, sending=on_wire)
+        return _HTTP.error(int(exc.http_status), remote_text(exc), where, iid, on_wire=on_wire)
     if isinstance(exc, sdk.DuplicateResource):
         return BackendError(f"{where}: more than one server has that name; use its id", target=iid)
     if isinstance(exc, sdk.ConfigException | ks.MissingRequiredOptions | ks.EndpointNotFound):
-        return BackendUnavailable(f"{where}: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: {remote_text(exc)}", target=iid)
     if isinstance(exc, ks.ConnectionError | ks.AuthorizationFailure):
         if on_wire:
             return DeliveryUnconfirmed(
@@ -200,11 +182,11 @@ def _mapped(exc: Exception, where: str, iid: str, *, on_wire: bool) -> Exception
             )
         if isinstance(exc, ks.ConnectTimeout):  # keystoneauth's name for every timeout
             return BackendTimeout(f"{where}: no answer in time", target=iid)
-        return BackendUnavailable(f"{where}: cannot connect: {_said(exc)}", target=iid)
+        return BackendUnavailable(f"{where}: cannot connect: {remote_text(exc)}", target=iid)
     if isinstance(exc, sdk.SDKException | ks.ClientException):
         if on_wire:
-            return DeliveryUnconfirmed(f"{where}: {_said(exc)}; unconfirmed", target=iid)
-        return BackendUnavailable(f"{where}: {_said(exc)}", target=iid)
+            return DeliveryUnconfirmed(f"{where}: {remote_text(exc)}; unconfirmed", target=iid)
+        return BackendUnavailable(f"{where}: {remote_text(exc)}", target=iid)
     return exc  # not an SDK error: a bug, raised as is (the send path calls it unconfirmed)
 
 
@@ -287,8 +269,8 @@ class OpenStackBackend:
                 raise_exc=False,
             )
             if response.status_code != 202:
-                raise _status_error(
-                    response.status_code, _said(response.text), where, iid, sending=True
+                raise _HTTP.error(
+                    response.status_code, remote_text(response.text), where, iid, on_wire=True
                 )
             request_id = response.headers.get("x-openstack-request-id") or response.headers.get(
                 "x-compute-request-id"
@@ -329,7 +311,7 @@ class OpenStackBackend:
                         )
                     raise BackendError(
                         f"{where}: the compute host failed trigger_crash_dump "
-                        f"(request {request_id}, result {_said(event.get('result'))}); "
+                        f"(request {request_id}, result {remote_text(event.get('result'))}); "
                         "see 'openstack server event show'",
                         target=iid,
                     )
