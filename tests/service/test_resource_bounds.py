@@ -39,7 +39,7 @@ def _read_all(sock):
     return answer
 
 
-def _row(svc, code, since_id, timeout=10.0):
+def _row(svc, code, since_id, timeout=30.0):
     """The first audit row with ``code`` after row ``since_id`` (written off the loop)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -58,14 +58,16 @@ def _last_id(svc):
 def test_half_sent_body_is_answered_408_and_audited(bounded):
     mark = _last_id(bounded)
     started = time.monotonic()
-    with socket.create_connection(_address(bounded), timeout=5) as sock:
+    with socket.create_connection(_address(bounded), timeout=30) as sock:
         sock.sendall(
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             b"Content-Length: 100\r\n\r\nAction=Send"
         )
         answer = _read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer
-    assert time.monotonic() - started < 5.0
+    # the body timer (0.5 s) answered, not the head timer (10 s, and the head was whole) nor
+    # the keep-alive (30 s); a generous bound, for a loaded machine
+    assert time.monotonic() - started < 9.0
     row = _row(bounded, "RequestTimeout", mark)
     assert (row.outcome, row.source_ip) == ("rejected", "127.0.0.1")
     assert "11 bytes" in row.message
@@ -151,27 +153,32 @@ def test_connections_beyond_the_cap_are_refused_and_descriptors_stay_bounded(bou
         for _ in range(200):
             idle.append(socket.create_connection(_address(bounded), timeout=5))
         # let the server accept (and refuse) them all: under load that takes more than a
-        # fixed pause (CI once saw 163 still open after 0.5 s), so wait until it settles
-        deadline = time.monotonic() + 15
+        # fixed pause (CI once saw 163 still open after 0.5 s), so wait until it settles.
+        # Settled means every refusal has arrived *and* the server holds no more than the
+        # cap: the count of held descriptors alone is low too before the server has
+        # accepted anything at all.
+        answered = set()  # the connections that got their 503
+        deadline = time.monotonic() + 60
         while True:
+            for n, sock in enumerate(idle):
+                if n not in answered and _refusal_arrived(sock):
+                    answered.add(n)
             held = _fds() - before - len(idle)  # the server's side of these connections
-            if held <= MAX_CONNECTIONS + 5 or time.monotonic() > deadline:
+            settled = len(answered) >= 200 - MAX_CONNECTIONS and held <= MAX_CONNECTIONS + 5
+            if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         assert held <= MAX_CONNECTIONS + 5, held
-        refused = 0
-        for sock in idle:
-            sock.settimeout(0.05)
-            try:
-                if sock.recv(64).startswith(b"HTTP/1.1 503"):
-                    refused += 1
-            except TimeoutError:
-                pass  # served: still waiting for a request
+        refused = len(answered)
         assert refused >= 200 - MAX_CONNECTIONS
     finally:
         for sock in idle:
             sock.close()
-    time.sleep(0.3)
+    # served again once the server has let go of the connections it held (a fixed pause
+    # was a guess: a new connection while 20 are still held is refused, rightly)
+    deadline = time.monotonic() + 60
+    while _fds() - before > MAX_CONNECTIONS // 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     with socket.create_connection(_address(bounded), timeout=5) as sock:  # served again
         sock.sendall(b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert _read_all(sock).startswith(b"HTTP/1.1 200")
@@ -179,6 +186,16 @@ def test_connections_beyond_the_cap_are_refused_and_descriptors_stay_bounded(bou
     # nothing are counted into a few aggregated rows (one per kind and interval), not 200
     assert _tallied(bounded, "ConnectionRefused", mark) == refused
     assert _tallied(bounded, "EmptyConnection", mark) == 200 - refused
+
+
+def _refusal_arrived(sock):
+    """Whether the server's 503 is waiting on ``sock`` (without blocking: a connection
+    the server serves stays silent)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(64, socket.MSG_PEEK).startswith(b"HTTP/1.1 503")
+    except BlockingIOError:
+        return False
 
 
 def _tallied(svc, code, since_id, timeout=30.0):
