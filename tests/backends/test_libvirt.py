@@ -292,7 +292,7 @@ def test_a_daemon_that_never_answers_times_out(tmp_path: Path):
         with LibvirtBackend() as backend:
             target = _target(f"qemu:///session?socket={path}", "x", timeout=0.5)
             started = time.monotonic()
-            with pytest.raises(BackendTimeout, match="no answer in time"):
+            with pytest.raises(BackendTimeout, match=r"no answer in 0\.5 s"):
                 backend.send_nmi(target)
             assert time.monotonic() - started < 3.0
     finally:

@@ -35,7 +35,6 @@ pyghmi keeps its sessions and event loop process-wide, so the backend's calls ta
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import ipaddress
@@ -55,7 +54,9 @@ from kdiag.backends.base import (
     Target,
     TargetSettings,
 )
-from kdiag.backends.credentials import Credentials, CredentialsRef, mask_text
+from kdiag.backends.bounded import BoundedCall
+from kdiag.backends.credentials import Credentials, CredentialsRef
+from kdiag.backends.remote import remote_text
 from kdiag.errors import (
     BackendAuthFailure,
     BackendError,
@@ -82,7 +83,6 @@ DEFAULT_PORT = 623
 DEFAULT_TIMEOUT = 10.0
 EXTRA = "kdiag[ipmi]"
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,252})")
-_MAX_REMOTE_TEXT = 300
 _T = TypeVar("_T")
 
 # IPMI: Chassis netfn 00h; Get Chassis Status 01h, Chassis Control 02h, data 04h = pulse
@@ -177,13 +177,6 @@ def _honour_bmc_cipher_suite(session: Any) -> None:
     _PATCHED = True
 
 
-def _remote_text(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if len(text) > _MAX_REMOTE_TEXT:
-        text = text[:_MAX_REMOTE_TEXT] + "..."
-    return mask_text(text)
-
-
 _AUTH_TEXT = re.compile(
     r"incorrect password|unauthorized name|invalid (user ?name|role|password)|"
     r"insufficient privilege|unauthorized role",
@@ -205,7 +198,7 @@ def map_pyghmi_errors(target: Target, where: str, *, sent: threading.Event) -> I
         raise
     except Exception as exc:
         _command, _session, exceptions = _import_pyghmi()
-        text = _remote_text(exc)
+        text = remote_text(exc) or type(exc).__name__
         if sent.is_set():
             raise DeliveryUnconfirmed(
                 f"{where}: {text} after the diagnostic interrupt was sent; "
@@ -225,26 +218,6 @@ def map_pyghmi_errors(target: Target, where: str, *, sent: threading.Event) -> I
         if isinstance(exc, exceptions.PyghmiException | OSError | ValueError):
             raise BackendUnavailable(f"{where}: {text}", target=iid) from exc
         raise
-
-
-class _Gate:
-    """Lets a worker send the interrupt only while its caller still waits for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open = True
-        self.sent = threading.Event()
-
-    def send(self) -> None:
-        with self._lock:
-            if not self._open:
-                raise BackendTimeout("abandoned before the interrupt was sent")
-            self.sent.set()
-
-    def close(self) -> bool:
-        with self._lock:
-            self._open = False
-            return self.sent.is_set()
 
 
 def _power(cmd: Any) -> InstanceState:
@@ -322,19 +295,19 @@ class IPMIBackend:
             )
         return creds
 
-    def _call(self, target: Target, work: Callable[[Any, Any, _Gate, float], _T]) -> _T:
-        """Run ``work(cmd, session_cls, gate, deadline)`` in a logged-in session, bounded
-        by the target's timeout."""
+    def _call(self, target: Target, work: Callable[[Any, Any, BoundedCall, float], _T]) -> _T:
+        """Run ``work(cmd, session_cls, call, deadline)`` in a logged-in session, bounded
+        by the target's timeout; ``work`` passes ``call.send()`` just before it sends."""
         settings = IPMISettings.stored(target)
         timeout = settings.timeout or self.timeout
         where = f"IPMI {settings.host}:{settings.port} ({target.instance_id})"
         creds = self._credentials(target, settings)
-        gate = _Gate()
+        call = BoundedCall(where, "the diagnostic interrupt", target.instance_id, timeout)
         deadline = time.monotonic() + timeout
 
         def run() -> _T:
             command, session, _exceptions = _import_pyghmi()
-            with _PYGHMI_LOCK, map_pyghmi_errors(target, where, sent=gate.sent):
+            with _PYGHMI_LOCK, map_pyghmi_errors(target, where, sent=call.sent):
                 cmd = command.Command(
                     bmc=settings.host,
                     userid=creds.username,
@@ -343,35 +316,13 @@ class IPMIBackend:
                     keepalive=False,
                 )
                 try:
-                    return work(cmd, session.Session, gate, deadline)
+                    return work(cmd, session.Session, call, deadline)
                 finally:
                     _end_session(session.Session, cmd.ipmi_session)
 
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-
-        def worker() -> None:
-            # A daemon thread, not a pool's: a worker abandoned in pyghmi's login (it gives
-            # up on a silent BMC after about 5 s) must not hold up the interpreter's exit.
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(run())
-            except Exception as exc:  # noqa: BLE001 - handed to the caller via the future
-                future.set_exception(exc)
-
-        threading.Thread(target=worker, name="kdiag-ipmi", daemon=True).start()
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            if gate.close():
-                raise DeliveryUnconfirmed(
-                    f"{where}: no answer in {timeout:g} s after the diagnostic interrupt was "
-                    "sent; delivery of the NMI is unconfirmed",
-                    target=target.instance_id,
-                ) from None
-            raise BackendTimeout(
-                f"{where}: no answer in {timeout:g} s", target=target.instance_id
-            ) from None
+        # pyghmi gives up on a silent BMC's login only after about 5 s: the worker is a
+        # daemon thread, abandoned at the deadline
+        return call.run(run, thread_name="kdiag-ipmi")
 
     # --- the Backend interface -------------------------------------------------------------
 
@@ -392,14 +343,14 @@ class IPMIBackend:
     def send_nmi(self, target: Target) -> NMIResult:
         iid = target.instance_id
 
-        def diag(cmd: Any, session_cls: Any, gate: _Gate, deadline: float) -> None:
+        def diag(cmd: Any, session_cls: Any, call: BoundedCall, deadline: float) -> None:
             before = _power(cmd)
             if before is not InstanceState.RUNNING:
                 raise IncorrectState(
                     f"IPMI: the BMC reports chassis power {before.value}, not on; NMI not sent",
                     target=iid,
                 )
-            gate.send()
+            call.send()
             answer = _pulse_diag(cmd, session_cls, deadline)
             if answer is None:
                 raise DeliveryUnconfirmed(

@@ -30,7 +30,6 @@ once ``injectNMI`` was called, anything that is not a clear refusal is
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import re
@@ -42,7 +41,9 @@ from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import unquote_plus
 
 from kdiag.backends.base import NMI_ARCHITECTURES, InstanceState, NMIResult, Target, TargetSettings
+from kdiag.backends.bounded import BoundedCall
 from kdiag.backends.credentials import mask_text
+from kdiag.backends.remote import remote_text
 from kdiag.errors import (
     BackendError,
     BackendTimeout,
@@ -75,7 +76,6 @@ _URI = re.compile(r"[a-z][a-z0-9]*(?:\+[a-z0-9]+)?://[^\s]*")
 # libvirt transports/parameters that make the client run a program of the URI's choosing
 _RUNS_A_COMMAND = re.compile(r"^[a-z0-9]+\+ext:|[?&]command=", re.IGNORECASE)
 _UNSUPPORTED_TEXT = re.compile(r"\bnot (?:currently )?supported\b", re.IGNORECASE)
-_MAX_REMOTE_TEXT = 300
 _T = TypeVar("_T")
 
 # libvirt's virErrorNumber values used here (stable: part of libvirt's ABI).
@@ -225,9 +225,7 @@ def _ignore_error(_ctx: object, _err: object) -> None:
 def _remote_text(exc: Exception) -> str:
     """libvirt's message, masked and bounded (it may quote a URI or a peer's text)."""
     get = getattr(exc, "get_error_message", None)
-    text = str(get() if callable(get) else exc) or type(exc).__name__
-    text = " ".join(text.split())
-    return mask_text(text[:_MAX_REMOTE_TEXT])
+    return remote_text(get() if callable(get) else exc) or type(exc).__name__
 
 
 def _error_code(exc: Exception) -> int | None:
@@ -240,12 +238,12 @@ def _error_code(exc: Exception) -> int | None:
 def map_libvirt_errors(
     target: Target, settings: LibvirtSettings, *, sent: threading.Event | None = None
 ) -> Iterator[None]:
-    """Turn ``libvirtError`` (and a worker's timeout) into kdiag's errors: the one boundary.
+    """Turn ``libvirtError`` into kdiag's errors: the one boundary.
 
     :param sent: set just before ``injectNMI`` is called.  Once set, anything but a clear
         refusal (not supported, not running, no such domain) is ``DeliveryUnconfirmed``.
     """
-    where = f"libvirt {mask_text(settings.uri)} domain {settings.domain!r}"
+    where = _where(settings)
     iid = target.instance_id
     try:
         yield
@@ -253,14 +251,6 @@ def map_libvirt_errors(
         raise
     except Exception as exc:
         after_send = sent is not None and sent.is_set()
-        if isinstance(exc, TimeoutError):
-            if after_send:
-                raise DeliveryUnconfirmed(
-                    f"{where}: injectNMI did not return in time; delivery of the NMI is "
-                    "unconfirmed",
-                    target=iid,
-                ) from exc
-            raise BackendTimeout(f"{where}: no answer in time", target=iid) from exc
         code = _error_code(exc)
         if code is None:  # not a libvirtError: a bug, or the binding itself failing
             if after_send:
@@ -271,6 +261,10 @@ def map_libvirt_errors(
                 ) from exc
             raise
         raise _classify(code, _remote_text(exc), where, iid, after_send=after_send) from exc
+
+
+def _where(settings: LibvirtSettings) -> str:
+    return f"libvirt {mask_text(settings.uri)} domain {settings.domain!r}"
 
 
 def _classify(code: int, text: str, where: str, iid: str, *, after_send: bool) -> BackendError:
@@ -303,27 +297,6 @@ def _classify(code: int, text: str, where: str, iid: str, *, after_send: bool) -
     return BackendError(f"{where}: {text} (libvirt error {code})", target=iid)
 
 
-class _Gate:
-    """Whether ``injectNMI`` was called, and whether it still may be: the worker passes
-    the gate just before the call; a caller that gave up closes it first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._closed = False
-        self.sent = threading.Event()
-
-    def pass_through(self) -> bool:
-        with self._lock:
-            if self._closed:
-                return False
-            self.sent.set()
-            return True
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-
-
 class LibvirtBackend:
     """Interrupt libvirt domains.  Thread-safe: every call opens its own connection."""
 
@@ -331,29 +304,19 @@ class LibvirtBackend:
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=8, thread_name_prefix="kdiag-libvirt"
-                )
-            return self._pool
-
     def _call(
-        self, settings: LibvirtSettings, work: Callable[[Any], _T], gate: _Gate | None = None
+        self, target: Target, settings: LibvirtSettings, work: Callable[[Any, BoundedCall], _T]
     ) -> _T:
-        """Run ``work(domain)`` on a fresh connection in a worker; wait ``timeout``.
-
-        On a timeout ``gate`` is closed, so a worker that had not yet called ``injectNMI``
-        never will (the caller is told nothing was sent, and that stays true).
-        """
+        """Run ``work(domain, call)`` on a fresh connection in a worker, waited for at most
+        ``timeout``; ``work`` passes ``call.send()`` just before ``injectNMI``, so a worker
+        abandoned before it never calls it (the caller is told nothing was sent, and that
+        stays true)."""
         libvirt = import_libvirt()
         timeout = self.timeout if settings.timeout is None else settings.timeout
+        call = BoundedCall(_where(settings), "injectNMI", target.instance_id, timeout)
 
         def run() -> _T:
             conn = libvirt.openAuth(non_interactive(settings.uri), [[], None, None], 0)
@@ -365,19 +328,13 @@ class LibvirtBackend:
                         dom = conn.lookupByUUIDString(uid)
                 if dom is None:
                     dom = conn.lookupByName(settings.domain)
-                return work(dom)
+                return work(dom, call)
             finally:
                 with contextlib.suppress(libvirt.libvirtError):
                     conn.close()
 
-        future = self._executor().submit(run)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()  # a worker stuck in C cannot be stopped: it is abandoned
-            if gate is not None:
-                gate.close()
-            raise TimeoutError(f"no answer within {timeout:g} s") from None
+        with map_libvirt_errors(target, settings, sent=call.sent):
+            return call.run(run, thread_name="kdiag-libvirt")
 
     # --- the Backend interface -------------------------------------------------------------
 
@@ -392,24 +349,22 @@ class LibvirtBackend:
     def state(self, target: Target) -> InstanceState:
         settings = LibvirtSettings.stored(target)
 
-        def read(dom: Any) -> InstanceState:
+        def read(dom: Any, _call: BoundedCall) -> InstanceState:
             if not dom.isActive():
                 return InstanceState.STOPPED
             state, reason = dom.state()
             return domain_state(int(state), int(reason))
 
-        with map_libvirt_errors(target, settings):
-            return self._call(settings, read)
+        return self._call(target, settings, read)
 
     def supports_nmi(self, target: Target) -> bool:
         return target.arch in NMI_ARCHITECTURES
 
     def send_nmi(self, target: Target) -> NMIResult:
         settings = LibvirtSettings.stored(target)
-        gate = _Gate()
         where = f"libvirt domain {settings.domain!r}"
 
-        def inject(dom: Any) -> None:
+        def inject(dom: Any, call: BoundedCall) -> None:
             if not dom.isActive():
                 raise IncorrectState(
                     f"{where} is shut off, not running; NMI not sent", target=target.instance_id
@@ -420,12 +375,10 @@ class LibvirtBackend:
                 raise IncorrectState(
                     f"{where} is {current}, not running; NMI not sent", target=target.instance_id
                 )
-            if not gate.pass_through():
-                raise BackendTimeout(f"{where}: given up before injectNMI; NMI not sent")
+            call.send()
             dom.injectNMI(0)
 
-        with map_libvirt_errors(target, settings, sent=gate.sent):
-            self._call(settings, inject, gate)
+        self._call(target, settings, inject)
         log.info("injectNMI accepted by libvirt for %s", target.instance_id)
         return NMIResult(
             self.name,
@@ -434,10 +387,8 @@ class LibvirtBackend:
         )
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to free: each call opens and closes its own connection (an abandoned
+        worker ends by itself, and never calls ``injectNMI``)."""
 
     def __enter__(self) -> Self:
         return self

@@ -30,9 +30,7 @@ sushy and requests error is mapped in :func:`map_sushy_errors`, the one boundary
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import ipaddress
 import logging
 import threading
 import urllib.parse
@@ -47,7 +45,9 @@ from kdiag.backends.base import (
     Target,
     TargetSettings,
 )
-from kdiag.backends.credentials import Credentials, CredentialsRef, mask_text
+from kdiag.backends.bounded import BoundedCall
+from kdiag.backends.credentials import Credentials, CredentialsRef
+from kdiag.backends.remote import Refusal, StatusErrors, is_loopback, remote_text
 from kdiag.errors import (
     BackendAuthFailure,
     BackendError,
@@ -76,7 +76,6 @@ EXTRA = "kdiag[redfish]"
 NMI = "Nmi"
 _MAX_URL = 2048
 _MAX_SYSTEM = 512
-_MAX_REMOTE_TEXT = 300
 _T = TypeVar("_T")
 
 #: Redfish ``PowerState`` -> kdiag's state; only ``On`` takes an NMI.
@@ -89,19 +88,19 @@ _POWER_STATES = {
 }
 
 
+#: The BMC's answer to the reset POST (before it, sushy's own errors say what went wrong).
+_HTTP = StatusErrors(
+    "the BMC refused the Nmi reset",
+    "the Nmi reset",
+    Refusal((405, 501), NMINotSupported, "the BMC refused the Nmi reset"),
+    Refusal((503,), BackendUnavailable, "the BMC is unavailable"),
+)
+
+
 def power_state(value: str | None) -> InstanceState | None:
     """The :class:`InstanceState` of a Redfish ``PowerState`` (``None``: not reported or
     unknown)."""
     return None if value is None else _POWER_STATES.get(value)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +130,7 @@ class RedfishSettings(TargetSettings):
             raise self.invalid("url", 'no user in the URL: name "credentials" instead')
         if parts.query or parts.fragment:
             raise self.invalid("url", "no query or fragment: the BMC's base URL")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise self.invalid(
                 "url",
                 "http:// only to a loopback address: Basic authentication would send the "
@@ -162,13 +161,6 @@ def _import_sushy() -> Any:
     except ImportError as exc:
         raise BackendUnavailable(f"the redfish backend needs sushy: pip install '{EXTRA}'") from exc
     return sushy, requests
-
-
-def _remote_text(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    if len(text) > _MAX_REMOTE_TEXT:
-        text = text[:_MAX_REMOTE_TEXT] + "..."
-    return mask_text(text)
 
 
 class _NotSent(Exception):
@@ -213,7 +205,7 @@ def map_sushy_errors(target: Target, where: str, *, sent: threading.Event) -> It
 def _map(exc: Exception, iid: str, where: str, sent: bool) -> BackendError | None:
     sushy, _requests = _import_sushy()
     errors = sushy.exceptions
-    text = _remote_text(exc)
+    text = remote_text(exc)
     status = _status(exc)
     never_made = any(isinstance(c, _NotSent) for c in _causes(exc))
     if isinstance(exc, errors.AccessError):
@@ -225,12 +217,8 @@ def _map(exc: Exception, iid: str, where: str, sent: bool) -> BackendError | Non
         return NMINotSupported(f"{where}: the system has no reset action: {text}", target=iid)
     if isinstance(exc, errors.ResourceNotFoundError) and not sent:
         return TargetNotFound(f"{where}: no such system: {text}", target=iid)
-    if isinstance(exc, errors.HTTPError) and sent:
-        if status == 501 or (status is not None and 400 <= status < 500):
-            cls = NMINotSupported if status in (405, 501) else BackendError
-            return cls(f"{where}: the BMC refused the Nmi reset: {text}", target=iid)
-        if status == 503:
-            return BackendUnavailable(f"{where}: the BMC is unavailable: {text}", target=iid)
+    if isinstance(exc, errors.HTTPError) and sent and status is not None:
+        return _HTTP.error(status, text, where, iid, on_wire=True)
     if sent and not never_made and not _ssl_error(exc):
         return DeliveryUnconfirmed(
             f"{where}: {type(exc).__name__} after the Nmi reset was sent: {text}; "
@@ -296,28 +284,6 @@ def _connector(sushy: Any, requests: Any, url: str, verify: bool, timeout: float
     return connector
 
 
-class _Gate:
-    """Lets a worker start the POST only while its caller still waits for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open = True
-        self.sent = threading.Event()
-
-    def send(self) -> None:
-        """Mark the POST as started; refuse once the caller gave up."""
-        with self._lock:
-            if not self._open:
-                raise BackendTimeout("abandoned before the reset was sent")
-            self.sent.set()
-
-    def close(self) -> bool:
-        """Abandon the worker; whether it had started the POST."""
-        with self._lock:
-            self._open = False
-            return self.sent.is_set()
-
-
 class RedfishBackend:
     """Interrupt servers through their Redfish BMC."""
 
@@ -325,18 +291,8 @@ class RedfishBackend:
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     # --- plumbing ------------------------------------------------------------------------
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=8, thread_name_prefix="kdiag-redfish"
-                )
-            return self._pool
 
     def _credentials(self, target: Target, settings: RedfishSettings) -> Credentials | None:
         if settings.credentials is None:
@@ -355,17 +311,18 @@ class RedfishBackend:
             )
         return creds
 
-    def _call(self, target: Target, work: Callable[[Any, Any, _Gate], _T]) -> _T:
-        """Run ``work(root, system, gate)`` against the target's system within its timeout."""
+    def _call(self, target: Target, work: Callable[[Any, Any, BoundedCall], _T]) -> _T:
+        """Run ``work(root, system, call)`` against the target's system within its timeout;
+        ``work`` passes ``call.send()`` just before it POSTs."""
         settings = RedfishSettings.stored(target)
         timeout = settings.timeout or self.timeout
         where = f"Redfish {settings.base_url} system {settings.system} ({target.instance_id})"
         creds = self._credentials(target, settings)
-        gate = _Gate()
+        call = BoundedCall(where, "the Nmi reset", target.instance_id, timeout)
 
         def run() -> _T:
             sushy, requests = _import_sushy()
-            with map_sushy_errors(target, where, sent=gate.sent):
+            with map_sushy_errors(target, where, sent=call.sent):
                 connector = _connector(sushy, requests, settings.base_url, settings.verify, timeout)
                 auth = (
                     None
@@ -377,24 +334,12 @@ class RedfishBackend:
                 )
                 try:
                     system = root.get_system(_system_path(root, settings.system))
-                    return work(root, system, gate)
+                    return work(root, system, call)
                 finally:
                     with contextlib.suppress(Exception):  # closing: nothing left to report
                         connector.close()
 
-        future = self._executor().submit(run)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            if gate.close():
-                raise DeliveryUnconfirmed(
-                    f"{where}: no answer in {timeout:g} s after the Nmi reset was sent; "
-                    "delivery of the NMI is unconfirmed",
-                    target=target.instance_id,
-                ) from None
-            raise BackendTimeout(
-                f"{where}: no answer in {timeout:g} s", target=target.instance_id
-            ) from None
+        return call.run(run, thread_name="kdiag-redfish")
 
     # --- the Backend interface -------------------------------------------------------------
 
@@ -407,7 +352,7 @@ class RedfishBackend:
         return RedfishSettings.parse(settings)
 
     def state(self, target: Target) -> InstanceState:
-        def read(_root: Any, system: Any, _gate: _Gate) -> InstanceState:
+        def read(_root: Any, system: Any, _call: BoundedCall) -> InstanceState:
             return _state_of(target, system)
 
         return self._call(target, read)
@@ -416,7 +361,7 @@ class RedfishBackend:
         return target.arch in NMI_ARCHITECTURES
 
     def send_nmi(self, target: Target) -> NMIResult:
-        def reset(_root: Any, system: Any, gate: _Gate) -> str:
+        def reset(_root: Any, system: Any, call: BoundedCall) -> str:
             sushy, _requests = _import_sushy()
             action = system._get_reset_action_element()  # MissingActionError: no reset at all
             allowed = action.get_allowed_values(system)
@@ -433,7 +378,7 @@ class RedfishBackend:
                     "NMI not sent",
                     target=target.instance_id,
                 )
-            gate.send()
+            call.send()
             system.reset_system(sushy.ResetType.NMI)
             return str(system.identity)
 
@@ -444,10 +389,8 @@ class RedfishBackend:
         )
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to free: each call connects on its own (an abandoned worker ends by
+        itself, and never POSTs)."""
 
     def __enter__(self) -> Self:
         return self
