@@ -85,7 +85,7 @@ def test_many_statements_within_the_bound_evaluate_quickly():
     decision = evaluate([text], "svc:Action1499", ARN, {})
     assert decision.allowed
     assert decision.statement_index == 1499
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 20  # ~0.15 s here; generous for a loaded machine
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_wildcard_heavy_patterns_cost_linear_time(prefix):
             text_pattern.endswith("a")
         )
         assert explain([policy], ACTION, value, {}).decision.allowed is text_pattern.endswith("a")
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 10  # milliseconds here; backtracking: hours
 
 
 def test_policy_size_does_not_count_whitespace():
@@ -170,4 +170,4 @@ def test_the_nesting_scan_is_linear(text):
     # The scan once retried a string that never closed from every later quote: 56 s here.
     started = time.perf_counter()
     assert refused(text).startswith("not valid JSON")
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 10  # milliseconds here; the quadratic scan: 56 s

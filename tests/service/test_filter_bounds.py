@@ -35,13 +35,16 @@ def test_backtracking_filter_answers_fast_over_http(service):
     hit = service.store.add_instance(backend="fake", target={}, tags={"Env": LONG + "X"})
     creds = service.user("filterer", allow(action="ec2:DescribeInstances"))
     ec2 = service.client(creds)
+    ec2.describe_instances()  # boto3 loads its service model on the first call: not timed
     started = time.monotonic()
     for name in ("tag:Env", "tag-value"):
         found = ec2.describe_instances(Filters=[{"Name": name, "Values": [HOSTILE]}])
         ids = [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
         assert ids == [hit.id], name
         assert box.id not in ids
-    assert time.monotonic() - started < 5.0
+    # backtracking takes minutes on these (65 s for 60 characters and eight '*'); a loaded
+    # machine takes seconds for two ordinary calls
+    assert time.monotonic() - started < 30.0
 
 
 @pytest.mark.parametrize(
@@ -65,7 +68,7 @@ def test_wildcards_are_linear_and_exact(service, pattern, value, expected):
     instance = service.store.add_instance(backend="fake", target={}, tags={"K": value})
     started = time.monotonic()
     assert match_filters(instance, [Filter("tag:K", (pattern,))]) is expected
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # backtracking: C(200, 8) steps, never ends
 
 
 def _raw(service, payload_chunks, *, timeout=10.0) -> bytes:
@@ -93,7 +96,7 @@ def test_huge_header_is_refused_without_buffering_it(service):
     answer = _raw(service, chunks)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
     assert b"too large" in answer
-    assert time.monotonic() - started < 10.0
+    assert time.monotonic() - started < 30.0
 
 
 def test_too_many_headers_are_refused(service):
