@@ -180,13 +180,14 @@ def test_fleet_configure_raw_fixes_a_guest_without_python(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The unprepared guest (busybox, no Python; NMI-ignored by the drill above, so still up)
-    configured through raw: --check --diff shows the sysctl fix and writes nothing, apply
-    writes it and runs the follow-up (the kernel's own value is the oracle), again: nothing."""
+    configured through raw, which fleet configure picks by itself (no kdiag_raw): --check
+    --diff shows the sysctl fix and writes nothing, apply writes it and runs the follow-up
+    (the kernel's own value is the oracle), again: nothing."""
     guest = guests["unprepared"]
     assert _ssh(guest, "command -v python3 python || echo none").strip() == "none"
     inv = module_lab_root / "configure-inventory.ini"
     head, line = ansible_inventory([(guest.name, guest.ssh)]).splitlines()
-    inv.write_text(f"{head}\n{line} kdiag_raw=true\n")
+    inv.write_text(f"{head}\n{line}\n")  # no kdiag_raw: fleet configure finds no Python
     # the lab's busybox image has no /etc/os-release, and kdiag configure's planner refuses
     # a host whose distribution family it cannot tell: give the guest a Fedora-family one
     # (a plan of the panic sysctls alone; crashkernel is already reserved on this profile)
@@ -207,7 +208,7 @@ def test_fleet_configure_raw_fixes_a_guest_without_python(
     report = json.loads(captured.out)
     assert code == 0, captured
     host = report["hosts"][0]
-    assert (host["host"], host["status"]) == (guest.name, "changed"), host
+    assert (host["host"], host["status"], host["mode"]) == (guest.name, "changed", "raw"), host
     assert target in host["changed"]
     assert "kernel.unknown_nmi_panic = 1" in _ssh(guest, "cat", target)
     assert _ssh(guest, "cat", "/proc/sys/kernel/unknown_nmi_panic").strip() == "1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -177,3 +178,30 @@ def test_configure_ansible_prints_a_playbook_ansible_accepts(
     [play] = yaml.safe_load(text.replace("!unsafe ", ""))
     assert [f["path"] for f in play["vars"]["kdiag_files"]] == [c.path for c in plan.changes]
     assert [f["content"] for f in play["vars"]["kdiag_files"]] == [c.new for c in plan.changes]
+    # run as a team would, on a host without a usable Python: the playbook's own probe
+    # sends it through raw (Ansible's modules would fail there), and the tree ends fixed
+    oracle = rhel9_unprepared(tmp_path / "oracle")
+    cfg.apply(cfg.plan(str(oracle)))
+    applied = subprocess.run(
+        [
+            str(bin_dir / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=/nonexistent/python3",
+            "-e",
+            f"kdiag_collect_root={root}",
+            "pb.yml",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    )
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
+    assert "TASK [kdiag files (raw)]" in applied.stdout
+    assert snapshot(root) == snapshot(oracle)
+    assert cfg.plan(str(root)).changes == ()
