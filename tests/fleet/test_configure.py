@@ -182,25 +182,36 @@ def test_configure_ansible_prints_a_playbook_ansible_accepts(
     # sends it through raw (Ansible's modules would fail there), and the tree ends fixed
     oracle = rhel9_unprepared(tmp_path / "oracle")
     cfg.apply(cfg.plan(str(oracle)))
-    applied = subprocess.run(
-        [
-            str(bin_dir / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            "ansible_python_interpreter=/nonexistent/python3",
-            "-e",
-            f"kdiag_collect_root={root}",
-            "pb.yml",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-    )
+    before = snapshot(root)
+
+    def playbook(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(bin_dir / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                "ansible_python_interpreter=/nonexistent/python3",
+                "-e",
+                f"kdiag_collect_root={root}",
+                *extra,
+                "pb.yml",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        )
+
+    # kdiag_raw=false overrides the probe: the modules are tried, and fail without Python
+    forced = playbook("-e", "kdiag_raw=false")
+    assert forced.returncode != 0, forced.stdout[-3000:]
+    assert "kdiag files unchanged since collected" in forced.stdout
+    assert snapshot(root) == before
+    applied = playbook()
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
     assert "TASK [kdiag files (raw)]" in applied.stdout
     assert snapshot(root) == snapshot(oracle)
