@@ -46,7 +46,39 @@ def check_range(offset: int, size: int, limit: int, what: str) -> None:
         )
 
 
-class FileSource:
+class _Counted:
+    """What every source does with its one primitive, ``_pread(offset, size)`` (the bytes
+    at ``offset``, fewer only at the end of the file): bound-checked and clipped reads, and
+    the count of bytes read."""
+
+    _size: int
+    _read: int
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def bytes_read(self) -> int:
+        return self._read
+
+    def read(self, offset: int, size: int, what: str = "data") -> bytes:
+        check_range(offset, size, self._size, what)
+        data = self._pread(offset, size)
+        if len(data) != size:
+            raise TruncatedDump(f"{what}: short read at {offset:#x}", offset=offset)
+        return data
+
+    def read_upto(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size <= 0 or offset >= self._size:
+            return b""
+        return self._pread(offset, min(size, self._size - offset))
+
+    def _pread(self, offset: int, size: int) -> bytes:
+        raise NotImplementedError
+
+
+class FileSource(_Counted):
     """A read-only file read with ``os.pread``; never loads more than a caller asks for.
 
     A path that cannot be opened is the caller's mistake, not a bad dump: it raises
@@ -86,26 +118,6 @@ class FileSource:
     def fd(self) -> int:
         return self._fd
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def bytes_read(self) -> int:
-        return self._read
-
-    def read(self, offset: int, size: int, what: str = "data") -> bytes:
-        check_range(offset, size, self._size, what)
-        data = self._pread(offset, size)
-        if len(data) != size:
-            raise TruncatedDump(f"{what}: short read at {offset:#x}", offset=offset)
-        return data
-
-    def read_upto(self, offset: int, size: int) -> bytes:
-        if offset < 0 or size <= 0 or offset >= self._size:
-            return b""
-        return self._pread(offset, min(size, self._size - offset))
-
     def _pread(self, offset: int, size: int) -> bytes:
         if self._closed:
             raise DumpFormatError("the dump is closed")
@@ -126,7 +138,7 @@ class FileSource:
 Fetch = Callable[[int, int], bytes]
 
 
-class RangeSource:
+class RangeSource(_Counted):
     """Bytes fetched by range from elsewhere (an SFTP file), through a small block cache.
 
     Reads are rounded out to ``block``-sized blocks; the blocks missing from a read are
@@ -158,31 +170,11 @@ class RangeSource:
         self._closed = False
 
     @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def bytes_read(self) -> int:
-        return self._read
-
-    @property
     def fetches(self) -> int:
         """How many fetch calls (round trips) were made."""
         return self._fetches
 
-    def read(self, offset: int, size: int, what: str = "data") -> bytes:
-        check_range(offset, size, self._size, what)
-        data = self._get(offset, size)
-        if len(data) != size:
-            raise TruncatedDump(f"{what}: short read at {offset:#x}", offset=offset)
-        return data
-
-    def read_upto(self, offset: int, size: int) -> bytes:
-        if offset < 0 or size <= 0 or offset >= self._size:
-            return b""
-        return self._get(offset, min(size, self._size - offset))
-
-    def _get(self, offset: int, size: int) -> bytes:
+    def _pread(self, offset: int, size: int) -> bytes:
         if self._closed:
             raise DumpFormatError("the dump is closed")
         if size == 0:
