@@ -100,6 +100,23 @@ def test_the_base_bounds_every_timeout_by_the_class_bound_after_the_backends_che
     assert _Example("bmc").port == 623
 
 
+def test_a_target_reads_its_credentials_at_delivery_and_names_itself(monkeypatch):
+    from kdiag.backends.credentials import CredentialsRef
+
+    target = Target("i-0123456789abcdef0")
+    ref = CredentialsRef.parse("env:KDIAG_TEST_CONTRACT")
+    with pytest.raises(BackendUnavailable, match=r"^instance i-0123456789abcdef0: ") as caught:
+        target.credentials(ref)
+    assert caught.value.target == "i-0123456789abcdef0"
+    monkeypatch.setenv("KDIAG_TEST_CONTRACT_ACCESS_TOKEN", "t0k3n")
+    assert target.credentials(ref).values["access_token"] == "t0k3n"
+    with pytest.raises(BackendUnavailable, match="hold no username and password"):
+        target.credentials(ref, login=True)
+    monkeypatch.setenv("KDIAG_TEST_CONTRACT_USERNAME", "admin")
+    monkeypatch.setenv("KDIAG_TEST_CONTRACT_PASSWORD", "pw")
+    assert target.credentials(ref, login=True).username == "admin"
+
+
 def test_fake_settings_keep_unknown_keys_but_check_their_own():
     assert FakeSettings.parse({"state": "paused", "rack": "x"}).state is InstanceState.PAUSED
     with pytest.raises(ConfigError, match='"fail": one of unavailable'):

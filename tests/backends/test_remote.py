@@ -79,6 +79,7 @@ def test_remote_text_is_one_line_masked_before_it_is_cut():
         ("wss://console.example/client", "wss", None),
         ("ws://console.example/client", "wss", "plain ws is allowed only to a loopback address"),
         ("https://console.example/client", "wss", "must be a wss:// URL"),
+        (None, "https", None),  # not set
     ],
 )
 def test_endpoint_urls_are_secure_or_plain_to_loopback_only(url, secure, problem):

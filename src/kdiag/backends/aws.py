@@ -136,8 +136,7 @@ class AWSSettings(TargetSettings):
             raise self.invalid(
                 "instance_id", f"not i- followed by 8 or 17 hex digits: {self.instance_id!r}"
             )
-        problem = None if self.endpoint_url is None else endpoint_problem(self.endpoint_url)
-        if problem is not None:
+        if problem := endpoint_problem(self.endpoint_url):
             raise self.invalid("endpoint_url", problem)
 
     @property
@@ -251,12 +250,7 @@ class AWSBackend:
     def _credentials(self, target: Target, settings: AWSSettings) -> dict[str, str]:
         if settings.credentials is None:
             return {}
-        try:
-            creds: Credentials = settings.credentials.resolve(target.vault)
-        except ConfigError as exc:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: {exc}", target=target.instance_id
-            ) from None
+        creds: Credentials = target.credentials(settings.credentials)
         values = creds.values
         key = values.get("access_key_id") or values.get("aws_access_key_id") or creds.username
         secret = (

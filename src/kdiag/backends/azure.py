@@ -47,7 +47,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     DeliveryUnconfirmed,
     IncorrectState,
     NMINotSupported,
@@ -116,8 +115,7 @@ class AzureSettings(TargetSettings):
             raise self.invalid("resource_group", f"not a group name: {self.resource_group!r}")
         if not _VM.fullmatch(self.vm):
             raise self.invalid("vm", f"not a VM name: {self.vm!r}")
-        problem = None if self.arm_endpoint is None else endpoint_problem(self.arm_endpoint)
-        if problem is not None:
+        if problem := endpoint_problem(self.arm_endpoint):
             raise self.invalid("arm_endpoint", problem)
 
     @property
@@ -252,12 +250,7 @@ class AzureBackend:
             from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - extra
 
             return None, DefaultAzureCredential()
-        try:
-            values = dict(settings.credentials.resolve(target.vault).values)
-        except ConfigError as exc:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: {exc}", target=target.instance_id
-            ) from None
+        values = dict(target.credentials(settings.credentials).values)
         key = tuple(sorted(values.items()))  # in memory only, as the credential holds them
         if "access_token" in values:
             return key, _StaticToken(values["access_token"])

@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from kdiag.backends.credentials import (
+    Credentials,
     CredentialsRef,
     CredentialsVault,
     masked_settings,
@@ -258,6 +259,27 @@ class Target:
     def address(self) -> str:
         """``settings["address"]``: the socket, host or URL; empty when not set."""
         return str(self.settings.get("address", ""))
+
+    def credentials(self, ref: CredentialsRef, *, login: bool = False) -> Credentials:
+        """``ref`` read now (at delivery time, so a rotated secret is seen), a stored name
+        from :attr:`vault`.
+
+        :param login: the credentials must hold a ``username`` and a ``password``.
+        :raises BackendUnavailable: naming the instance and why (unreadable, wrongly owned
+            or unknown; no login in it).
+        """
+        try:
+            creds = ref.resolve(self.vault)
+        except ConfigError as exc:
+            raise BackendUnavailable(
+                f"instance {self.instance_id}: {exc}", target=self.instance_id
+            ) from None
+        if login and (creds.username is None or creds.password is None):
+            raise BackendUnavailable(
+                f"instance {self.instance_id}: credentials {ref} hold no username and password",
+                target=self.instance_id,
+            )
+        return creds
 
 
 @dataclass(frozen=True, slots=True)

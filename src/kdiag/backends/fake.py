@@ -54,7 +54,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     IncorrectState,
     NMINotSupported,
     TargetNotFound,
@@ -186,12 +185,7 @@ class FakeBackend:
                     target=target.instance_id,
                 )
             return None
-        try:
-            return ref.resolve(target.vault)
-        except ConfigError as exc:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: {exc}", target=target.instance_id
-            ) from None
+        return target.credentials(ref)
 
     def close(self) -> None:
         self.closed = True

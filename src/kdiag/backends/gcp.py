@@ -33,7 +33,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     DeliveryUnconfirmed,
     IncorrectState,
     NMINotSupported,
@@ -101,8 +100,7 @@ class GCPSettings(TargetSettings):
             raise self.invalid("zone", f"not a zone (like europe-west1-b): {self.zone!r}")
         if not _NAME.fullmatch(self.instance):
             raise self.invalid("instance", f"not an instance name or id: {self.instance!r}")
-        problem = None if self.endpoint_url is None else endpoint_problem(self.endpoint_url)
-        if problem is not None:
+        if problem := endpoint_problem(self.endpoint_url):
             raise self.invalid("endpoint_url", problem)
 
     @property
@@ -235,12 +233,7 @@ class GCPBackend:
         """The target's credentials, read now (delivery time); None: the default chain."""
         if settings.credentials is None:
             return None
-        try:
-            values = dict(settings.credentials.resolve(target.vault).values)
-        except ConfigError as exc:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: {exc}", target=target.instance_id
-            ) from None
+        values = dict(target.credentials(settings.credentials).values)
         if "access_token" not in values and values.get("type") != "service_account":
             raise BackendUnavailable(
                 f"instance {target.instance_id}: credentials {settings.credentials} are neither "

@@ -62,7 +62,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     DeliveryUnconfirmed,
     IncorrectState,
     NMINotSupported,
@@ -278,16 +277,8 @@ class IPMIBackend:
             raise BackendUnavailable(
                 f'instance {iid}: an ipmi target needs "credentials" (a BMC login)', target=iid
             )
-        try:
-            creds = settings.credentials.resolve(target.vault)
-        except ConfigError as exc:
-            raise BackendUnavailable(f"instance {iid}: {exc}", target=iid) from None
-        if creds.username is None or creds.password is None:
-            raise BackendUnavailable(
-                f"instance {iid}: credentials {settings.credentials} hold no username and password",
-                target=iid,
-            )
-        if len(creds.password.encode()) > _MAX_IPMI_PASSWORD:
+        creds = target.credentials(settings.credentials, login=True)
+        if creds.password is not None and len(creds.password.encode()) > _MAX_IPMI_PASSWORD:
             raise BackendUnavailable(
                 f"instance {iid}: credentials {settings.credentials}: an IPMI password is at "
                 f"most {_MAX_IPMI_PASSWORD} bytes",

@@ -53,7 +53,6 @@ from kdiag.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    ConfigError,
     DeliveryUnconfirmed,
     IncorrectState,
     NMINotSupported,
@@ -297,19 +296,7 @@ class RedfishBackend:
     def _credentials(self, target: Target, settings: RedfishSettings) -> Credentials | None:
         if settings.credentials is None:
             return None
-        try:
-            creds = settings.credentials.resolve(target.vault)
-        except ConfigError as exc:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: {exc}", target=target.instance_id
-            ) from None
-        if creds.username is None or creds.password is None:
-            raise BackendUnavailable(
-                f"instance {target.instance_id}: credentials {settings.credentials} hold no "
-                "username and password",
-                target=target.instance_id,
-            )
-        return creds
+        return target.credentials(settings.credentials, login=True)
 
     def _call(self, target: Target, work: Callable[[Any, Any, BoundedCall], _T]) -> _T:
         """Run ``work(root, system, call)`` against the target's system within its timeout;

@@ -60,10 +60,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def endpoint_problem(url: str, secure: str = "https") -> str | None:
+def endpoint_problem(url: str | None, secure: str = "https") -> str | None:
     """What is wrong with ``url`` as an endpoint that will be sent a token or a signed
     request: it must use ``secure`` (``https``, ``wss``), or its plain form (``http``,
-    ``ws``) to a loopback address only.  ``None`` when it is fine."""
+    ``ws``) to a loopback address only.  ``None`` when it is fine (or not set)."""
+    if url is None:
+        return None
     parts = urllib.parse.urlsplit(url)
     plain = secure.removesuffix("s")
     if parts.scheme not in (secure, plain) or not parts.hostname:
