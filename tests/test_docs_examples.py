@@ -45,8 +45,8 @@ import typer
 from kdiag.cli import analyze as analyze_cli
 from kdiag.cli.main import build_app
 from kdiag.policy import validate
-from kdiag.service.server import bind_socket
 from tests.conftest import REPO, fixtures_root
+from tests.peers.ports import free_port
 from tests.readiness.test_windows import GOOD, reg_file
 from tests.vmcore import makedumpfile_sets
 
@@ -431,17 +431,9 @@ def sandbox(tmp_path: Path, facts_json: Path, split_set: list[Path]) -> tuple[Pa
     return cwd, env
 
 
-def _free_port() -> int:
-    sock = bind_socket("127.0.0.1", 0)
-    try:
-        return int(sock.getsockname()[1])
-    finally:
-        sock.close()
-
-
 def run_block(block: Block, cwd: Path, env: dict[str, str]) -> tuple[dict[int, Command], str]:
     """Run the block's cheap lines; fail on the first status that is not what the docs say."""
-    port = _free_port()
+    port = free_port()
     script, ran = _script(block, port)
     status_path = cwd.parent / "status"
     status_path.write_text("")

@@ -17,17 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from kdiag.service.server import bind_socket
 from kdiag.store.migrate import HEAD
+from tests.peers.ports import free_port
 
 KDIAG = str(Path(sys.executable).with_name("kdiag"))
-
-
-def _free_port() -> int:
-    sock = bind_socket("127.0.0.1", 0)
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 def _answers(url: str) -> bool:
@@ -41,7 +34,7 @@ def _answers(url: str) -> bool:
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KDIAG_STATE_DIR": str(tmp_path / "state")}
     env.pop("KDIAG_DB", None)
     proc = subprocess.Popen(
@@ -52,7 +45,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}/v1/openapi.json"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # start-up took ~50 s at load ~50 on 2 cores
     while not _answers(url):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()

@@ -35,6 +35,7 @@ from kdiag.lab.build import BuildInfo
 from kdiag.store import Store
 from tests.conftest import require_tool
 from tests.peers.libvirtd import LabDomain, Libvirtd, running_libvirtd
+from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -53,12 +54,6 @@ POLICY = json.dumps(
         ],
     }
 )
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -112,7 +107,7 @@ def _sushy(root: Path, uri: str) -> tuple[contextlib.AbstractContextManager[None
     htpasswd.write_text(f"{USER}:{digest}\n")
     config = root / "sushy.conf"
     config.write_text(f"SUSHY_EMULATOR_AUTH_FILE = {str(htpasswd)!r}\n")
-    port = _free_port(socket.SOCK_STREAM)
+    port = free_port(socket.SOCK_STREAM)
     log = root / "sushy.log"
     args = [
         require_tool(str(BIN / "sushy-emulator")),
@@ -123,7 +118,7 @@ def _sushy(root: Path, uri: str) -> tuple[contextlib.AbstractContextManager[None
 
 
 def _vbmc(root: Path, uri: str) -> tuple[contextlib.AbstractContextManager[None], int]:
-    port = _free_port(socket.SOCK_DGRAM)
+    port = free_port(socket.SOCK_DGRAM)
     code = (
         "import sys\n"
         "from virtualbmc.vbmc import VirtualBMC\n"

@@ -14,17 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from kdiag.service.server import bind_socket
 from kdiag.store import Store
+from tests.peers import ports
 
 KDIAG = str(Path(sys.executable).with_name("kdiag"))
 
 
 def free_port() -> int:
-    sock = bind_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
+    """A TCP port free on loopback, below the ephemeral range (see :mod:`tests.peers.ports`)."""
+    return ports.free_port()
 
 
 def isolated_env(state_dir: Path) -> dict[str, str]:
@@ -79,7 +77,7 @@ class KdiagServe:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # start-up took ~50 s at load ~50 on 2 cores
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"kdiag serve exited with {self.process.returncode}")
@@ -88,7 +86,7 @@ class KdiagServe:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
-        pytest.fail("kdiag serve did not come up in 60 s")
+        pytest.fail("kdiag serve did not come up in 120 s")
 
     def terminate(self) -> None:
         """Ask the server to stop (SIGTERM) without waiting; :meth:`stop` waits."""

@@ -28,21 +28,14 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from kdiag.service.server import bind_socket
 from kdiag.store import Store
 from tests.dbfixtures import db_url, pg_template, sqlite_template, state_dir  # noqa: F401
+from tests.peers.ports import free_port
 
 from .conftest import REGION, allow
 
 THREADS = 4
 KDIAG = str(Path(sys.executable).with_name("kdiag"))
-
-
-def _free_port():
-    sock = bind_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def _nonce(request, **_):
@@ -179,7 +172,7 @@ def _wait_for(condition, what, timeout=60.0):
 def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path, db_url):  # noqa: F811
     key_file, record = tmp_path / "kdiag.key", tmp_path / "nmi.log"
     instances, creds = _deploy(db_url, key_file, record)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = _serve(db_url, key_file, tmp_path / "state", port)
     answered = collections.Counter()

@@ -20,20 +20,13 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from kdiag.service.server import bind_socket
 from kdiag.store import Store
+from tests.peers.ports import free_port
 
 from .conftest import REGION, allow
 
 THREADS = 4
 DELIVERIES = 40  # NMIs the backend must have received before the server is killed
-
-
-def _free_port():
-    sock = bind_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def _nonce(request, **_):
@@ -183,7 +176,7 @@ def _audit_counts(deployment):
 
 def test_sigkill_mid_load_loses_no_audit_row(tmp_path):
     deployment = _deploy(tmp_path)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = _serve(deployment, port)
     try:

@@ -27,21 +27,15 @@ from kdiag.backends.base import BackendPool
 from kdiag.backends.fake import FakeBackend
 from kdiag.service import ServiceContext, create_app
 from kdiag.service.ratelimit import Throttle
-from kdiag.service.server import ServerThread, bind_socket
+from kdiag.service.server import ServerThread
 from kdiag.store import Store
 from tests.backends.qmp_peer import QMPPeer
+from tests.peers.ports import free_port
 
 from .conftest import REGION, allow
 
 KDIAG = str(Path(sys.executable).with_name("kdiag"))
 AWS = str(Path(sys.executable).with_name("aws"))
-
-
-def _free_port():
-    sock = bind_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class Deployment:
@@ -60,7 +54,7 @@ class Deployment:
             store.put_user_policy(user, "all", json.dumps(allow()))
             key, self.secret = store.create_access_key(user)
             self.key_id = key.id
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: subprocess.Popen[bytes] | None = None
 

@@ -29,9 +29,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from kdiag.service.server import bind_socket
 from kdiag.store import Store
 from tests.dbfixtures import db_url, pg_template, sqlite_template, state_dir  # noqa: F401
+from tests.peers.ports import free_port
 
 from .conftest import REGION, allow
 
@@ -55,9 +55,7 @@ class Replicas:
                 store.put_user_policy(user, "all", json.dumps(allow()))
                 key, secret = store.create_access_key(user)
                 self.creds[name] = Credentials(key.id, secret)
-        sock = bind_socket()
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()  # below the ephemeral range: see tests.peers.ports
         self.base = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
