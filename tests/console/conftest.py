@@ -100,7 +100,7 @@ def browser():
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=ChromeService(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(120)  # chromium on a loaded 2-core machine
     driver.set_script_timeout(60)
     return driver
 
@@ -241,7 +241,7 @@ def sign_in(driver, console, creds):
     driver.find_element(By.ID, "secret").send_keys(creds.secret)
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 20).until(staleness_of(old))
+    WebDriverWait(driver, 60).until(staleness_of(old))
 
 
 def axe_violations(driver):

@@ -257,7 +257,7 @@ def test_sign_out_ends_the_session(console, driver, admin):
     token = driver.get_cookie("kdiag_console")["value"]
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "header form button").click()
-    WebDriverWait(driver, 20).until(staleness_of(old))
+    WebDriverWait(driver, 60).until(staleness_of(old))
     assert driver.current_url.endswith("/console/signin")
     assert not _live(console, token)
     driver.add_cookie({"name": "kdiag_console", "value": token, "path": "/console"})

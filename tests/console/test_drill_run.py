@@ -190,12 +190,12 @@ def test_run_a_drill_from_the_page_and_watch_its_verdict(lab_console: Any) -> No
         sign_in(driver, console, oncall)
         driver.get(f"{console.url}/console/drills/{iid}")
         driver.find_element(By.ID, "run-drill").click()
-        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "confirm"))
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "confirm"))
         driver.find_element(By.ID, "confirm").click()
         old = driver.find_element(By.TAG_NAME, "html")
         t0 = time.monotonic()
         driver.find_element(By.ID, "confirm-run").click()
-        WebDriverWait(driver, 20).until(staleness_of(old))
+        WebDriverWait(driver, 60).until(staleness_of(old))
         assert "/runs/" in driver.current_url
         # live progress: the steps appear without a reload, then the verdict
         WebDriverWait(driver, 120, poll_frequency=1).until(
