@@ -313,7 +313,7 @@ except ValueError:
     print(dict(l.split("\t", 1) for l in text.splitlines())[sys.argv[1]])' "$1"
 }
 __wait_port() {
-    for _ in $(seq 600); do
+    for _ in $(seq 1200); do  # up to ~120 s: kdiag serve starts slowly on a loaded machine
         (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.1
     done

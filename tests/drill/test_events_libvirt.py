@@ -22,7 +22,7 @@ def _watch(target: dict[str, str] = TARGET) -> LibvirtEventWatch:
     return LibvirtEventWatch(settings, Target("i-0123456789abcdef0", dict(target)), None)
 
 
-def _until(watch: LibvirtEventWatch, done: Any, timeout: float = 10.0) -> None:
+def _until(watch: LibvirtEventWatch, done: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
         watch.poll()

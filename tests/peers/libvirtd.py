@@ -74,7 +74,7 @@ __all__ = (
 
 #: The user a root test run starts the session daemon as.
 SESSION_USER = "nobody"
-_START_SECONDS = 30.0
+_START_SECONDS = 60.0
 _STOP_SECONDS = 15.0
 _QEMU_CONF = 'stdio_handler = "file"\n'
 #: The daemon of each URI this process started (``define_lab_domain`` finds it by URI).
