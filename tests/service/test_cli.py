@@ -1,5 +1,6 @@
 """``kdiag send`` against the in-process service (credentials from the AWS env chain)."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,12 +86,13 @@ def test_no_credentials(service, world, monkeypatch, capsys):
 
 
 def test_unreachable_service(world, as_kim, capsys):
-    from kdiag.service.server import bind_socket
-
-    sock = bind_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    assert cli_main.run(["send", world["up"].id, "--endpoint", f"http://127.0.0.1:{port}"]) == 1
+    # a port held bound but not listening for the whole call: connecting is refused, and
+    # nothing else can take the port meanwhile (a released port could be handed out again)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        endpoint = f"http://127.0.0.1:{port}"
+        assert cli_main.run(["send", world["up"].id, "--endpoint", endpoint]) == 1
     assert "cannot reach" in capsys.readouterr().err
 
 
