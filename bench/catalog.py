@@ -26,7 +26,9 @@ Cold: ``sync; echo 3 > /proc/sys/vm/drop_caches`` before each timed run (needs r
 script says so and measures warm only when it cannot). Ratios are kdiag's rate over the
 peer's (above 1: kdiag indexes faster). Prints figures, asserts nothing.
 
-Run: ``.venv/bin/python bench/catalog.py [--runs 3] [--copies 300] [--distinct 40]``.
+Run: ``.venv/bin/python bench/catalog.py [--runs 3] [--copies 300] [--distinct 40]``;
+``--rows copies,kdump`` measures only the rows whose label holds one of those words and
+``--cache warm`` only one cache state (a loaded machine makes a whole run take long).
 """
 
 from __future__ import annotations
@@ -266,19 +268,30 @@ def build_sets(work: Path, opts: argparse.Namespace, makedumpfile: str | None) -
     return Sets(rows, elf, copies_root, len(copies))
 
 
+#: which rows to measure, from a row's label: ``--rows`` (all when not given)
+Pick = Callable[[str], bool]
+
+
 def against_peers(
-    cat: Catalog, sets: Sets, states: list[str], runs: int, work: Path, *, vmcore_dmesg: str | None
+    cat: Catalog,
+    sets: Sets,
+    states: list[str],
+    runs: int,
+    work: Path,
+    *,
+    vmcore_dmesg: str | None,
+    pick: Pick,
 ) -> None:
     out = work / "dmesg.out"
     for label, operands, files, peer_cmd, peer_name in sets.rows:
-        for cache in states:
+        for cache in states if pick(label) else []:
             cold = cache == "cold"
             kd = median_timing(runs, cold, cat.scan(operands), cat.fresh)
             peer = None
             if peer_cmd is not None:
                 peer = median_timing(runs, cold, peer_each(peer_cmd, files, out))
             print(row(label, cache, kd, peer, peer_name[:24]))
-    if vmcore_dmesg:
+    if vmcore_dmesg and pick("nmi-elf (ELF, 95 MiB)"):
         for cache in states:
             cold = cache == "cold"
             kd = median_timing(runs, cold, cat.scan([sets.elf]), cat.fresh)
@@ -286,15 +299,17 @@ def against_peers(
             print(row("nmi-elf (ELF, 95 MiB)", cache, kd, peer, "vmcore-dmesg"))
 
 
-def rescans_and_cli(cat: Catalog, sets: Sets, states: list[str], runs: int, work: Path) -> None:
+def rescans_and_cli(
+    cat: Catalog, sets: Sets, states: list[str], runs: int, work: Path, *, pick: Pick
+) -> None:
     """The rescan of an unchanged tree (nothing is read) and the whole CLI process."""
-    for cache in states:
+    for cache in states if pick(f"rescan, copies, {sets.copies}") else []:
         cold = cache == "cold"
         cat.fresh()
         cat.scan([sets.copies_root])()
         again = median_timing(runs, cold, cat.scan([sets.copies_root]))
         print(row(f"rescan, copies, {sets.copies}", cache, again, None, "-"))
-    for cache in states:
+    for cache in states if pick(f"kdiag dumps scan (CLI), {sets.copies}") else []:
         cold = cache == "cold"
         prepare, job = cli_scan(work, [sets.copies_root])
         proc = median_timing(runs, cold, job, prepare)
@@ -306,11 +321,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--copies", type=int, default=300)
     parser.add_argument("--distinct", type=int, default=40)
+    parser.add_argument(
+        "--rows",
+        default="",
+        help="measure only the rows whose label holds one of these comma-separated words"
+        " (e.g. 'copies,kdump'); default: every row",
+    )
+    parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both")
     opts = parser.parse_args(argv)
+    words = [w.strip().lower() for w in opts.rows.split(",") if w.strip()]
+
+    def pick(label: str) -> bool:
+        return not words or any(w in label.lower() for w in words)
+
     makedumpfile = _which("makedumpfile")
     vmcore_dmesg = _which("vmcore-dmesg")
     cold_ok = can_drop_caches()
     states = ["warm", "cold"] if cold_ok else ["warm"]
+    if opts.cache != "both":
+        states = [s for s in states if s == opts.cache]
     print(f"kdiag catalog bench: runs={opts.runs}, fixtures={FIXTURES}")
     if not cold_ok:
         print("cold cache: cannot write /proc/sys/vm/drop_caches (not root?): warm only")
@@ -329,9 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             print(header)
             print("-" * len(header))
-            against_peers(cat, sets, states, opts.runs, work, vmcore_dmesg=vmcore_dmesg)
+            against_peers(cat, sets, states, opts.runs, work, vmcore_dmesg=vmcore_dmesg, pick=pick)
             print()
-            rescans_and_cli(cat, sets, states, opts.runs, work)
+            rescans_and_cli(cat, sets, states, opts.runs, work, pick=pick)
         finally:
             cat.close()
     return 0

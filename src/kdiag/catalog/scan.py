@@ -9,6 +9,7 @@ a copy) is read, recognised by its identity and added to that dump's paths.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import stat
@@ -22,7 +23,9 @@ from kdiag import vmcore
 from kdiag.catalog.identity import content_identity
 from kdiag.catalog.names import folder_facts
 from kdiag.catalog.records import DumpEntry, Rejected, ScanOutcome, ScanReport
+from kdiag.catalog.writes import READER_BUGS, Pending, ScanWriter, outcome, rejects
 from kdiag.errors import ConfigError, KdiagError
+from kdiag.store import dump_batch
 from kdiag.store import dumps as dumpdb
 from kdiag.store._base import StoreBase
 from kdiag.vmcore.describe import summary_block
@@ -52,10 +55,10 @@ DumpOpener = Callable[[str], vmcore.Dump]
 
 
 @dataclass(frozen=True)
-class _Indexed:
+class _Done:
+    """A file whose outcome needs no write: unchanged, or rejected as it was before."""
+
     outcome: ScanOutcome
-    error: KdiagError | None
-    bytes_read: int
     unchanged_id: str | None = None
 
 
@@ -218,62 +221,30 @@ def _read(
     return facts, ordered, bytes_read
 
 
-def _index(
-    store: StoreBase,
+def _examine(
     paths: Sequence[str],
     *,
     host: str | None,
     source: str,
-    account: str,
     known: _Known | None,
     given: Sequence[dumpdb.FileFacts] | None = None,
     opener: DumpOpener | None = None,
-) -> _Indexed:
+) -> _Done | Pending:
+    """Look at and read one file or split set: what to record about it (nothing written)."""
     files: list[dumpdb.FileFacts] = []
     try:
         files = list(given) if given is not None else [_stat(p) for p in paths]
         if known is not None:
             dump_id = known.unchanged(files)
             if dump_id is not None:  # filled in by scan() for all such files at once
-                outcome = ScanOutcome(tuple(paths), "unchanged", None, None)
-                return _Indexed(outcome, None, 0, dump_id)
+                return _Done(ScanOutcome(tuple(paths), "unchanged", None, None), dump_id)
             before = known.still_rejected(files)
             if before is not None:  # the same bad file as last time: not read again
-                return _Indexed(ScanOutcome(tuple(paths), "rejected", None, before), None, 0)
+                return _Done(ScanOutcome(tuple(paths), "rejected", None, before))
         facts, ordered, bytes_read = _read(paths, files, host, source, opener)
     except KdiagError as exc:
-        rejected = _reject(store, paths, files, code=exc.code, message=str(exc), account=account)
-        return _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), exc, 0)
-    entry, created = dumpdb.record_dump(store, facts, ordered, account_id=account)
-    status = "new" if created else "matched"
-    return _Indexed(ScanOutcome(tuple(paths), status, entry, None), None, bytes_read)
-
-
-def _reject(
-    store: StoreBase,
-    paths: Sequence[str],
-    files: Sequence[dumpdb.FileFacts],
-    *,
-    code: str,
-    message: str,
-    account: str,
-) -> Rejected:
-    sizes = {f.path: f for f in files}
-    first: Rejected | None = None
-    for path in paths:
-        facts = sizes.get(path)
-        rejected = dumpdb.record_reject(
-            store,
-            path,
-            code,
-            message,
-            size=None if facts is None else facts.size,
-            mtime_ns=None if facts is None else facts.mtime_ns,
-            account_id=account,
-        )
-        first = first or rejected
-    assert first is not None
-    return first
+        return Pending(tuple(paths), rejects(paths, files, exc.code, str(exc)), exc, 0)
+    return Pending(tuple(paths), (dump_batch.NewFiles(facts, ordered),), None, bytes_read)
 
 
 def index_dump(
@@ -303,11 +274,13 @@ def index_dump(
     if not names:
         raise ConfigError("no dump file given")
     account = dumpdb.checked_account(store, account_id)
-    done = _index(store, names, host=host, source=source, account=account, known=None)
-    if done.error is not None:
-        raise done.error
-    assert done.outcome.entry is not None
-    return done.outcome.entry
+    pending = _examine(names, host=host, source=source, known=None)
+    assert isinstance(pending, Pending)  # nothing is known, so the file is read
+    found = outcome(pending, dump_batch.record_batch(store, pending.items, account_id=account))
+    if pending.error is not None:
+        raise pending.error
+    assert found.entry is not None
+    return found.entry
 
 
 # --- scans --------------------------------------------------------------------------------------
@@ -405,30 +378,72 @@ def scan(
     account = dumpdb.checked_account(store, account_id)
     started = time.monotonic()
     work = targets(names)
-    known = _Known.load(store, [p for paths in work for p in paths], account)
-    outcomes: list[ScanOutcome] = []
+    jobs = [_Job(paths, None) for paths in work]
+    return _scan(store, jobs, account, started, _How(host, source, None, progress))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One file or split set to index (``given``: its facts, when the caller has them)."""
+
+    paths: list[str]
+    given: list[dumpdb.FileFacts] | None
+
+
+@dataclass(frozen=True)
+class _How:
+    """A scan's options."""
+
+    host: str | None
+    source: str
+    opener: DumpOpener | None
+    progress: ScanProgress | None
+
+
+def _scan(
+    store: StoreBase, jobs: Sequence[_Job], account: str, started: float, how: _How
+) -> ScanReport:
+    known = _Known.load(store, [p for job in jobs for p in job.paths], account)
+    host, source, opener, progress = how.host, how.source, how.opener, how.progress
+    outcomes: list[ScanOutcome | None] = []
+    writer = ScanWriter(store, account, outcomes)
     unchanged: dict[int, str] = {}
     total = 0
-    for done, paths in enumerate(work, 1):
-        try:
-            result = _index(store, paths, host=host, source=source, account=account, known=known)
-        except (ValueError, LookupError, ArithmeticError, MemoryError, RecursionError) as exc:
-            # A reader bug must not end the scan of a whole tree: say which file, go on.
-            message = f"unexpected {type(exc).__name__}: {exc}"
-            rejected = _reject(
-                store, paths, [], code="InternalError", message=message, account=account
-            )
-            result = _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), None, 0)
-        if result.unchanged_id is not None:
-            unchanged[len(outcomes)] = result.unchanged_id
-        outcomes.append(result.outcome)
-        total += result.bytes_read
-        if progress is not None:
-            progress(done, len(work), paths[0])
+    try:
+        for done, job in enumerate(jobs, 1):
+            paths = job.paths
+            try:
+                step = _examine(
+                    paths, host=host, source=source, known=known, given=job.given, opener=opener
+                )
+            except READER_BUGS as exc:
+                # A reader bug must not end the scan of a whole tree: say which file, go on.
+                message = f"unexpected {type(exc).__name__}: {exc}"
+                step = Pending(tuple(paths), rejects(paths, [], "InternalError", message), None, 0)
+            if isinstance(step, Pending):
+                writer.add(step)
+                total += step.bytes_read
+            else:
+                if step.unchanged_id is not None:
+                    unchanged[len(outcomes)] = step.unchanged_id
+                outcomes.append(step.outcome)
+            if progress is not None:
+                progress(done, len(jobs), paths[0])
+            writer.flush_if_due()
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep what was read before the interruption
+            writer.flush()
+        raise
+    writer.flush()
     entries = dumpdb.entries_by_id(store, unchanged.values(), account_id=account)
-    for at, dump_id in unchanged.items():
-        outcomes[at] = dataclasses.replace(outcomes[at], entry=entries.get(dump_id))
-    return ScanReport(tuple(outcomes), time.monotonic() - started, total)
+    final: list[ScanOutcome] = []
+    for at, found in enumerate(outcomes):
+        assert found is not None
+        dump_id = unchanged.get(at)
+        final.append(
+            found if dump_id is None else dataclasses.replace(found, entry=entries.get(dump_id))
+        )
+    return ScanReport(tuple(final), time.monotonic() - started, total)
 
 
 def scan_files(
@@ -452,36 +467,5 @@ def scan_files(
     _check_source(source)
     account = dumpdb.checked_account(store, account_id)
     started = time.monotonic()
-    known = _Known.load(store, [f.path for f in files], account)
-    outcomes: list[ScanOutcome] = []
-    unchanged: dict[int, str] = {}
-    total = 0
-    for done, file in enumerate(files, 1):
-        paths = [file.path]
-        try:
-            result = _index(
-                store,
-                paths,
-                host=host,
-                source=source,
-                account=account,
-                known=known,
-                given=[file],
-                opener=opener,
-            )
-        except (ValueError, LookupError, ArithmeticError, MemoryError, RecursionError) as exc:
-            message = f"unexpected {type(exc).__name__}: {exc}"
-            rejected = _reject(
-                store, paths, [], code="InternalError", message=message, account=account
-            )
-            result = _Indexed(ScanOutcome(tuple(paths), "rejected", None, rejected), None, 0)
-        if result.unchanged_id is not None:
-            unchanged[len(outcomes)] = result.unchanged_id
-        outcomes.append(result.outcome)
-        total += result.bytes_read
-        if progress is not None:
-            progress(done, len(files), file.path)
-    entries = dumpdb.entries_by_id(store, unchanged.values(), account_id=account)
-    for at, dump_id in unchanged.items():
-        outcomes[at] = dataclasses.replace(outcomes[at], entry=entries.get(dump_id))
-    return ScanReport(tuple(outcomes), time.monotonic() - started, total)
+    jobs = [_Job([file.path], [file]) for file in files]
+    return _scan(store, jobs, account, started, _How(host, source, opener, progress))

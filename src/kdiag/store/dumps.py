@@ -29,6 +29,7 @@ __all__ = (
     "CheckedAccount",
     "FileFacts",
     "NewDump",
+    "NewReject",
     "checked_account",
     "entries_by_id",
     "get_dump",
@@ -273,6 +274,30 @@ def _row(account: str, facts: NewDump, when: dt.datetime) -> DumpRow:
     )
 
 
+def _hold(row: DumpPathRow, dump_id: str, file: FileFacts, when: dt.datetime) -> None:
+    """``row`` (the path of ``file``) now holds the dump ``dump_id``."""
+    row.dump_id = dump_id
+    row.part = file.part
+    row.size = file.size
+    row.compression = file.compression
+    row.device = file.device
+    row.inode = file.inode
+    row.mtime_ns = file.mtime_ns
+    row.seen_at = when
+
+
+def _refuse(
+    row: DumpRejectRow, reject: NewReject, text: str, when: dt.datetime
+) -> records.Rejected:
+    """``row`` now says why ``reject.path`` was rejected (``text``: the message, cut)."""
+    row.code = reject.code[:64]
+    row.message = text
+    row.size = reject.size
+    row.mtime_ns = reject.mtime_ns
+    row.seen_at = when
+    return records.Rejected(_clean(reject.path), reject.code[:64], text, reject.size, when)
+
+
 def record_dump(
     store: StoreBase,
     facts: NewDump,
@@ -290,57 +315,54 @@ def record_dump(
     account = _resolve(store, account_id)
     for attempt in (1, 2):
         try:
-            return _record(store, account, facts, files)
+            with store._write() as session:
+                return _record_in(session, account, facts, files)
         except IntegrityError:  # another writer recorded the same dump or path first
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _record(
-    store: StoreBase, account: str, facts: NewDump, files: Sequence[FileFacts]
+def _record_in(
+    session: Session, account: str, facts: NewDump, files: Sequence[FileFacts]
 ) -> tuple[records.DumpEntry, bool]:
     when = _now()
-    with store._write() as session:
-        row = session.scalars(
-            select(DumpRow).where(DumpRow.account_id == account, DumpRow.identity == facts.identity)
-        ).first()
-        created = row is None
-        if row is None:
-            row = _row(account, facts, when)
-            session.add(row)
-            session.flush()
-        elif row.host is None and facts.host is not None:
-            row.host = _str_cut(facts.host, 255)
-        keys = [path_key(f.path) for f in files]
-        existing = {
-            p.path_key: p
-            for p in session.scalars(
-                select(DumpPathRow).where(
-                    DumpPathRow.account_id == account, DumpPathRow.path_key.in_(keys)
-                )
-            )
-        }
-        for key, file in zip(keys, files, strict=True):
-            path_row = existing.get(key)
-            if path_row is None:
-                path_row = DumpPathRow(account_id=account, path_key=key, path=_clean(file.path))
-                session.add(path_row)
-            path_row.dump_id = row.id
-            path_row.part = file.part
-            path_row.size = file.size
-            path_row.compression = file.compression
-            path_row.device = file.device
-            path_row.inode = file.inode
-            path_row.mtime_ns = file.mtime_ns
-            path_row.seen_at = when
-        session.execute(
-            delete(DumpRejectRow).where(
-                DumpRejectRow.account_id == account, DumpRejectRow.path_key.in_(keys)
+    row = session.scalars(
+        select(DumpRow).where(DumpRow.account_id == account, DumpRow.identity == facts.identity)
+    ).first()
+    created = row is None
+    if row is None:
+        row = _row(account, facts, when)
+        session.add(row)
+        session.flush()
+    elif row.host is None and facts.host is not None:
+        row.host = _str_cut(facts.host, 255)
+    keys = [path_key(f.path) for f in files]
+    existing = {
+        p.path_key: p
+        for p in session.scalars(
+            select(DumpPathRow).where(
+                DumpPathRow.account_id == account, DumpPathRow.path_key.in_(keys)
             )
         )
-        session.flush()
-        return _entry(row, _paths(session, [row.id])[row.id]), created
+    }
+    added: list[DumpPathRow] = []
+    for key, file in zip(keys, files, strict=True):
+        path_row = existing.get(key)
+        if path_row is None:
+            path_row = DumpPathRow(account_id=account, path_key=key, path=_clean(file.path))
+            session.add(path_row)
+        added.append(path_row)
+        _hold(path_row, row.id, file, when)
+    session.execute(
+        delete(DumpRejectRow).where(
+            DumpRejectRow.account_id == account, DumpRejectRow.path_key.in_(keys)
+        )
+    )
+    session.flush()
+    if created:  # its paths are the ones just added, in _paths' order
+        return _entry(row, sorted(added, key=lambda p: (p.part, p.id))), created
+    return _entry(row, _paths(session, [row.id])[row.id]), created
 
 
 def record_reject(
@@ -355,35 +377,44 @@ def record_reject(
 ) -> records.Rejected:
     """Record that ``path`` could not be indexed, and why; it no longer holds a dump."""
     account = _resolve(store, account_id)
-    key = path_key(path)
-    when = _now()
-    text = _cut(message) or ""
+    reject = NewReject(path, code, message, size, mtime_ns)
     for attempt in (1, 2):
         try:
             with store._write() as session:
-                session.execute(
-                    delete(DumpPathRow).where(
-                        DumpPathRow.account_id == account, DumpPathRow.path_key == key
-                    )
-                )
-                row = session.scalars(
-                    select(DumpRejectRow).where(
-                        DumpRejectRow.account_id == account, DumpRejectRow.path_key == key
-                    )
-                ).first()
-                if row is None:
-                    row = DumpRejectRow(account_id=account, path_key=key, path=_clean(path))
-                    session.add(row)
-                row.code = code[:64]
-                row.message = text
-                row.size = size
-                row.mtime_ns = mtime_ns
-                row.seen_at = when
-            break
+                return _reject_in(session, account, reject)
         except IntegrityError:
             if attempt == 2:
                 raise
-    return records.Rejected(_clean(path), code[:64], text, size, when)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class NewReject:
+    """``path`` could not be indexed, and why (what :func:`record_reject` records)."""
+
+    path: str
+    code: str
+    message: str
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+def _reject_in(session: Session, account: str, reject: NewReject) -> records.Rejected:
+    key = path_key(reject.path)
+    when = _now()
+    text = _cut(reject.message) or ""
+    session.execute(
+        delete(DumpPathRow).where(DumpPathRow.account_id == account, DumpPathRow.path_key == key)
+    )
+    row = session.scalars(
+        select(DumpRejectRow).where(
+            DumpRejectRow.account_id == account, DumpRejectRow.path_key == key
+        )
+    ).first()
+    if row is None:
+        row = DumpRejectRow(account_id=account, path_key=key, path=_clean(reject.path))
+        session.add(row)
+    return _refuse(row, reject, text, when)
 
 
 def list_dumps(
