@@ -59,7 +59,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
 def test_graceful_stop_exits_zero(tmp_path: Path, sig: signal.Signals) -> None:
     proc, url = _start(tmp_path)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert err.rstrip().splitlines()[-1] == f"kdiag serve: stopped ({sig.name})"
     assert "Traceback" not in err
@@ -70,7 +70,7 @@ def test_graceful_stop_exits_zero(tmp_path: Path, sig: signal.Signals) -> None:
 def test_start_up_is_one_banner_line_without_alembic_logging(tmp_path: Path) -> None:
     proc, _ = _start(tmp_path)  # a fresh state dir: the schema is created at this start
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert "INFO  [alembic" not in err
     assert "alembic" not in err
@@ -85,6 +85,6 @@ def test_second_start_has_no_migration_line(tmp_path: Path) -> None:
     for _ in range(2):
         proc, _ = _start(tmp_path)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert len(err.splitlines()) == 2, err

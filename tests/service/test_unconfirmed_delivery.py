@@ -92,7 +92,7 @@ class Deployment:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.server is not None and self.server.poll() is None:
             self.server.send_signal(sig)
-            self.server.wait(30)
+            self.server.wait(120)  # a graceful stop on a loaded machine
         if self.server is not None and self.server.stderr is not None:
             self.server.stderr.close()
         self.server = None
