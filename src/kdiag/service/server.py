@@ -10,7 +10,6 @@ daemon thread; ``with ServerThread(app) as server: server.url``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ from typing import Any, Self
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kdiag.backends.remote import is_loopback
 from kdiag.service.audit import WireEvent
 from kdiag.service.wire import BODY_TIMED_OUT, peer_address
 
@@ -42,16 +42,6 @@ __all__ = (
 )
 
 log = logging.getLogger("kdiag.service")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
