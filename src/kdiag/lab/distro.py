@@ -547,6 +547,7 @@ def _copy_stamp(guest: Guest, stamp: str) -> Path:
                 raise BackendError(f"no /var/crash/{stamp} on the disk of {guest.name}")
             for path in got.iterdir():
                 path.chmod(0o600)
+            got.chmod(0o700)
             got.rename(final)
     finally:
         os.umask(old)
