@@ -193,7 +193,8 @@ def _signed(url, creds, body):
 def _send(url, request):
     """``request`` sent to ``url`` byte for byte, with the Host it was signed for."""
     headers = {"Host": httpx.URL(request.url).netloc.decode(), **dict(request.headers.items())}
-    return httpx.post(url + "/", content=request.body, headers=headers)
+    # not httpx's default 5 s: a repeat waits for the first request's answer, under load
+    return httpx.post(url + "/", content=request.body, headers=headers, timeout=60)
 
 
 def _second_replica(store):
