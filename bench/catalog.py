@@ -28,13 +28,17 @@ peer's (above 1: kdiag indexes faster). Prints figures, asserts nothing.
 
 Run: ``.venv/bin/python bench/catalog.py [--runs 3] [--copies 300] [--distinct 40]``;
 ``--rows copies,kdump`` measures only the rows whose label holds one of those words and
-``--cache warm`` only one cache state (a loaded machine makes a whole run take long).
+``--cache warm`` only one cache state (a loaded machine makes a whole run take long);
+``--profile`` also profiles one first scan of the copies and prints the share of its time
+spent recording rows in the store and reading dumps (with ``--rows none``: that alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -316,6 +320,29 @@ def rescans_and_cli(
         print(row(f"kdiag dumps scan (CLI), {sets.copies}", cache, proc, None, "-"))
 
 
+#: what records a scan's rows, whatever the version of the catalog (per file, or batched)
+_WRITES = frozenset({"record_dump", "record_reject", "record_batch"})
+
+
+def write_share(cat: Catalog, operands: Sequence[Path]) -> str:
+    """One first scan under cProfile: how much of it records rows, how much reads dumps."""
+    cat.fresh()
+    profile = cProfile.Profile()
+    files = profile.runcall(cat.scan(operands))
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+
+    def cumulative(names: frozenset[str], where: str) -> float:
+        return float(sum(v[3] for k, v in stats.items() if k[2] in names and where in k[0]))
+
+    total = cumulative(frozenset({"scan"}), "kdiag/catalog/scan.py")
+    writes = cumulative(_WRITES, "kdiag/store/")
+    reads = cumulative(frozenset({"_read"}), "kdiag/catalog/scan.py")
+    return (
+        f"profile of a first scan of {files} files: {total:.2f} s, recording rows "
+        f"{writes:.2f} s ({writes / total:.0%}), reading dumps {reads:.2f} s ({reads / total:.0%})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -328,6 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         " (e.g. 'copies,kdump'); default: every row",
     )
     parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one first scan of the copies: the share of recording rows",
+    )
     opts = parser.parse_args(argv)
     words = [w.strip().lower() for w in opts.rows.split(",") if w.strip()]
 
@@ -361,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             against_peers(cat, sets, states, opts.runs, work, vmcore_dmesg=vmcore_dmesg, pick=pick)
             print()
             rescans_and_cli(cat, sets, states, opts.runs, work, pick=pick)
+            if opts.profile:
+                print()
+                print(write_share(cat, [sets.copies_root]))
         finally:
             cat.close()
     return 0
