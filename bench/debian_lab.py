@@ -137,7 +137,7 @@ def nmi_cycle(guest: Guest, memory: int, options: str, run: int) -> Cycle:
         save_s=save_seconds(segment),
         nmi_to_saved_s=round(saved, 1),
         nmi_to_ready_s=round(ready, 1),
-        stamp=Path(m.group(2)).name,
+        stamp=Path(m.group(2).rstrip(".")).name,
         error="makedumpfile failed, kdump-tools fell back to cp" if fallback else None,
     )
 
