@@ -294,7 +294,8 @@ def test_a_daemon_that_never_answers_times_out(tmp_path: Path):
             started = time.monotonic()
             with pytest.raises(BackendTimeout, match=r"no answer in 0\.5 s"):
                 backend.send_nmi(target)
-            assert time.monotonic() - started < 3.0
+            # Its own 0.5 s, not the default 10 s: generous for a loaded machine.
+            assert time.monotonic() - started < 8.0
     finally:
         stop.set()
         thread.join(5)

