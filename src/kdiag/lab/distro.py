@@ -436,7 +436,10 @@ def debian_up(
         accel, reason = choice.accel, choice.reason
     else:
         reason = "requested"
-    append = f"root=/dev/vda rw console=ttyS0 {info.cmdlines[image]}".strip()
+    # no_timer_check: under TCG on a loaded host the IO-APIC timer check can panic a boot
+    # ("IO-APIC + timer doesn't work", seen on a reboot after a capture); kdump-tools
+    # passes it on to the capture kernel with the rest of /proc/cmdline.
+    append = f"root=/dev/vda rw console=ttyS0 no_timer_check {info.cmdlines[image]}".strip()
     args = command_line(
         files, accel=accel, memory_mib=spec.memory_mib, cpus=spec.cpus, append=append
     )
