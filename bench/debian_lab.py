@@ -40,7 +40,14 @@ from typing import Any
 
 from kdiag.lab import Lab
 from kdiag.lab.build import lab_cache
-from kdiag.lab.distro import DebianBuild, build_debian, debian_up, extract_crash, vmcore_of
+from kdiag.lab.distro import (
+    DebianBuild,
+    build_debian,
+    debian_up,
+    extract_crash,
+    from_record,
+    vmcore_of,
+)
 from kdiag.lab.guest import Guest
 from kdiag.vmcore import dump as vmcore
 from kdiag.vmcore.triage import triage
@@ -322,19 +329,8 @@ def cached_build() -> DebianBuild:
     records = sorted((lab_cache() / "debian").glob("*/build.json"), key=lambda p: p.stat().st_mtime)
     if not records:
         raise SystemExit("no cached Debian build (run without --cached first)")
-    directory = records[-1].parent
     data = json.loads(records[-1].read_text())
-    return DebianBuild(
-        directory=directory,
-        kernel_release=str(data["kernel_release"]),
-        vmlinuz=directory / "vmlinuz",
-        initrd=directory / "initrd.img",
-        images=dict(data["images"]),
-        cmdlines=dict(data["cmdlines"]),
-        inputs_hash=str(data["inputs_hash"]),
-        cached=True,
-        seconds=0.0,
-    )
+    return from_record(records[-1].parent, data, cached=True, seconds=0.0)
 
 
 def run_all(args: argparse.Namespace, build: DebianBuild, options: Sequence[str]) -> list[Cycle]:

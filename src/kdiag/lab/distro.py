@@ -67,6 +67,7 @@ __all__ = (
     "debian_mirror",
     "debian_up",
     "extract_crash",
+    "from_record",
     "grub_cmdline",
     "vmcore_of",
 )
@@ -327,7 +328,7 @@ def build_debian(
         record = directory / "build.json"
         if record.exists() and not force:
             data = json.loads(record.read_text())
-            return _from_record(directory, data, cached=True, seconds=time.monotonic() - start)
+            return from_record(directory, data, cached=True, seconds=time.monotonic() - start)
         shutil.rmtree(directory, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix="tree-", dir=cache))
         try:
@@ -361,12 +362,13 @@ def build_debian(
         for old in cache.iterdir():
             if old.is_dir() and old.name not in (key, "debs") and (old / "build.json").exists():
                 shutil.rmtree(old, ignore_errors=True)
-        return _from_record(directory, data, cached=False, seconds=time.monotonic() - start)
+        return from_record(directory, data, cached=False, seconds=time.monotonic() - start)
 
 
-def _from_record(
+def from_record(
     directory: Path, data: dict[str, Any], *, cached: bool, seconds: float
 ) -> DebianBuild:
+    """The build recorded in ``directory``'s ``build.json`` (``data``, already read)."""
     return DebianBuild(
         directory=directory,
         kernel_release=str(data["kernel_release"]),
